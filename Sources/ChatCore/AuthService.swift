@@ -1,0 +1,159 @@
+import Synchronization
+
+/// Hashes and checks passwords (bcrypt in the server; a cheap one may be injected in tests).
+public protocol PasswordHasher: Sendable {
+    func hash(_ password: String) async throws -> String
+    func verify(_ password: String, hash: String) async throws -> Bool
+    /// A valid hash of a password nobody knows, checked when an account does not exist so that timing does not
+    /// tell an unknown account from a wrong password.
+    var placeholderHash: String { get }
+}
+
+/// Counts failed logins per key (an account, a client address) in a sliding window.
+public final class LoginRateLimiter: Sendable {
+    /// How many failures a key may have within the window before it is refused.
+    public struct Rule: Sendable {
+        public var maxFailures: Int
+        public var windowSeconds: Int64
+        public init(maxFailures: Int, windowSeconds: Int64) {
+            self.maxFailures = maxFailures
+            self.windowSeconds = windowSeconds
+        }
+    }
+
+    private let perAccount: Rule
+    private let perAddress: Rule
+    private let failures = Mutex([String: [Int64]]())
+    private let maxKeys = 100_000
+
+    public init(perAccount: Rule = Rule(maxFailures: 10, windowSeconds: 900), perAddress: Rule = Rule(maxFailures: 100, windowSeconds: 900)) {
+        self.perAccount = perAccount
+        self.perAddress = perAddress
+    }
+
+    /// Throws 429 `rate_limited` when either key has too many recent failures.
+    public func check(account: String, address: String?, now: Timestamp) throws {
+        let keys = [("a:" + account, perAccount)] + (address.map { [("i:" + $0, perAddress)] } ?? [])
+        let wait = failures.withLock { map -> Int64? in
+            var longest: Int64? = nil
+            for (key, rule) in keys {
+                let cutoff = now.milliseconds - rule.windowSeconds * 1000
+                let recent = (map[key] ?? []).filter { $0 > cutoff }
+                map[key] = recent.isEmpty ? nil : recent
+                if recent.count >= rule.maxFailures, let oldest = recent.first {
+                    let seconds = (oldest + rule.windowSeconds * 1000 - now.milliseconds) / 1000 + 1
+                    longest = max(longest ?? 0, seconds)
+                }
+            }
+            return longest
+        }
+        if let wait {
+            throw ChatError(.rateLimited, "rate_limited", "Too many failed sign-in attempts. Try again later.", retryAfter: Int(wait))
+        }
+    }
+
+    public func recordFailure(account: String, address: String?, now: Timestamp) {
+        failures.withLock { map in
+            if map.count > maxKeys { map.removeAll(keepingCapacity: true) }
+            map["a:" + account, default: []].append(now.milliseconds)
+            if let address { map["i:" + address, default: []].append(now.milliseconds) }
+        }
+    }
+
+    public func recordSuccess(account: String) {
+        _ = failures.withLock { $0.removeValue(forKey: "a:" + account) }
+    }
+}
+
+/// Sign-in, sessions and API tokens. Secrets are handed to the client once and stored only as SHA-256 hashes.
+public struct AuthService: Sendable {
+    public let store: any ChatStore
+    public let hasher: any PasswordHasher
+    public let limiter: LoginRateLimiter
+    public var sessionLifetimeSeconds: Int64 = 30 * 86_400
+    public var tokenLifetimeSeconds: Int64 = 30 * 86_400
+    /// Told when a credential is revoked, so realtime connections opened with it can close.
+    public let revocations: RevocationCenter
+
+    public init(store: any ChatStore, hasher: any PasswordHasher, limiter: LoginRateLimiter = LoginRateLimiter(), revocations: RevocationCenter = RevocationCenter()) {
+        self.store = store
+        self.hasher = hasher
+        self.limiter = limiter
+        self.revocations = revocations
+    }
+
+    /// A successful sign-in: the secret to give the client (cookie value or bearer token) and its record.
+    public struct SignIn: Sendable {
+        public var secret: String
+        public var credential: Credential
+        public var user: User
+    }
+
+    public func signIn(tenant: String, username: String, password: String, address: String?, method: Principal.Method) async throws -> SignIn {
+        let now = Timestamp.now()
+        let account = tenant.lowercased() + "/" + username.lowercased()
+        try limiter.check(account: account, address: address, now: now)
+        let record = try await store.loginRecord(tenantSlug: tenant, username: username)
+        // Verify against a fixed hash when the account is unknown, so timing does not tell which part was wrong.
+        let ok = try await hasher.verify(password, hash: record?.passwordHash ?? hasher.placeholderHash)
+        guard ok, let user = record?.user else {
+            limiter.recordFailure(account: account, address: address, now: now)
+            throw ChatError.invalidCredentials
+        }
+        limiter.recordSuccess(account: account)
+        let secret = Secret.make()
+        let lifetime = method == .session ? sessionLifetimeSeconds : tokenLifetimeSeconds
+        let credential = Credential(
+            hash: SHA256.hex(secret), tenantId: user.tenantId, userId: user.id, method: method,
+            csrfToken: method == .session ? Secret.make() : nil, createdAt: now, expiresAt: now.adding(seconds: lifetime))
+        try await store.insertCredential(credential)
+        return SignIn(secret: secret, credential: credential, user: user)
+    }
+
+    /// The principal for a secret presented as a cookie (`.session`) or bearer token (`.token`), or nil.
+    public func authenticate(secret: String, method: Principal.Method) async throws -> Principal? {
+        guard !secret.isEmpty, secret.utf8.count <= 256 else { return nil }
+        guard let credential = try await store.credential(hash: SHA256.hex(secret), now: .now()),
+              credential.method == method
+        else { return nil }
+        return credential.principal
+    }
+
+    /// Kills the caller's session or token on the server and closes its realtime connections.
+    public func signOut(_ principal: Principal) async throws {
+        try await store.deleteCredential(hash: principal.credentialHash)
+        revocations.revoke(credentialHash: principal.credentialHash)
+    }
+}
+
+/// Tells live connections that the credential they were opened with is gone (logout, expiry).
+public final class RevocationCenter: Sendable {
+    private struct State {
+        var nextId = 0
+        var watchers: [String: [Int: @Sendable () -> Void]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Calls `action` once when `credentialHash` is revoked. Cancel the returned subscription when the connection ends.
+    public func watch(credentialHash: String, action: @escaping @Sendable () -> Void) -> Subscription {
+        let id = state.withLock { s -> Int in
+            s.nextId += 1
+            s.watchers[credentialHash, default: [:]][s.nextId] = action
+            return s.nextId
+        }
+        return Subscription { [weak self] in
+            self?.state.withLock { s in
+                s.watchers[credentialHash]?[id] = nil
+                if s.watchers[credentialHash]?.isEmpty == true { s.watchers[credentialHash] = nil }
+            }
+        }
+    }
+
+    public func revoke(credentialHash: String) {
+        let actions = state.withLock { $0.watchers.removeValue(forKey: credentialHash) } ?? [:]
+        for action in actions.values { action() }
+    }
+}

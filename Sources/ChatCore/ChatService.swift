@@ -1,0 +1,166 @@
+/// Limits on what clients may send; shared by every way in (JSON, forms, WebSocket frames).
+public struct ChatLimits: Sendable {
+    /// Characters (grapheme clusters) in one message.
+    public var maxContentLength = 10_000
+    public var maxTitleLength = 200
+    public var maxParticipants = 500
+    public var maxClientMessageIdLength = 128
+    public var defaultPageSize = 50
+    public var maxPageSize = 200
+
+    public init() {}
+}
+
+/// The chat domain's one way in: validates input, checks the caller's tenant and participation through the
+/// store, and routes every durable change through the commit queue so that events follow commits in order.
+public struct ChatService: Sendable {
+    public let store: any ChatStore
+    public let broker: any EventBroker
+    public let commits: CommitQueue
+    public let limits: ChatLimits
+
+    public init(store: any ChatStore, broker: any EventBroker, limits: ChatLimits = ChatLimits()) {
+        self.store = store
+        self.broker = broker
+        self.commits = CommitQueue(store: store, broker: broker)
+        self.limits = limits
+    }
+
+    // MARK: Reads
+
+    public func users(_ caller: Principal) async throws -> [User] {
+        try await store.users(tenantId: caller.tenantId)
+    }
+
+    public func me(_ caller: Principal) async throws -> (User, Tenant) {
+        guard let user = try await store.user(tenantId: caller.tenantId, id: caller.userId),
+              let tenant = try await store.tenant(id: caller.tenantId)
+        else { throw ChatError.unauthenticated }
+        return (user, tenant)
+    }
+
+    public func conversations(_ caller: Principal) async throws -> [Conversation] {
+        try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId)
+    }
+
+    public func conversation(_ caller: Principal, id: String) async throws -> Conversation {
+        guard Identifier.isPlausible(id),
+              let conversation = try await store.conversation(tenantId: caller.tenantId, id: id, viewerId: caller.userId)
+        else { throw ChatError.notFound("conversation") }
+        return conversation
+    }
+
+    /// A page of top-level messages. `before` is a cursor from an earlier page's `nextCursor`.
+    public func messages(_ caller: Principal, conversationId: String, before: String?, limit: Int?) async throws -> MessagePage {
+        let pageSize = try pageSize(limit)
+        var beforeSeq: Int64? = nil
+        if let before {
+            guard let seq = Int64(before), seq > 0, before.utf8.count <= 19 else {
+                throw ChatError.badRequest("`before` is not a cursor this server issued.", code: "invalid_cursor")
+            }
+            beforeSeq = seq
+        }
+        guard Identifier.isPlausible(conversationId),
+              let page = try await store.messages(
+                tenantId: caller.tenantId, conversationId: conversationId, viewerId: caller.userId, beforeSeq: beforeSeq, limit: pageSize)
+        else { throw ChatError.notFound("conversation") }
+        return page
+    }
+
+    public func thread(_ caller: Principal, messageId: String) async throws -> Thread {
+        guard Identifier.isPlausible(messageId),
+              let thread = try await store.thread(tenantId: caller.tenantId, messageId: messageId, viewerId: caller.userId)
+        else { throw ChatError.notFound("message") }
+        return thread
+    }
+
+    /// Durable events after `cursor` that the caller may see, oldest first.
+    public func events(_ caller: Principal, after cursor: Int64, conversationId: String?, limit: Int) async throws -> [ChatEvent] {
+        try await store.events(tenantId: caller.tenantId, viewerId: caller.userId, after: cursor, conversationId: conversationId, limit: limit)
+    }
+
+    // MARK: Writes
+
+    public func startConversation(_ caller: Principal, title: String?, participantIds: [String]) async throws -> Conversation {
+        let title = (title ?? "").trimmingWhitespace()
+        guard title.count <= limits.maxTitleLength else {
+            throw ChatError(.badRequest, "title_too_long", "A title is limited to \(limits.maxTitleLength) characters.")
+        }
+        guard participantIds.count <= limits.maxParticipants else {
+            throw ChatError(.badRequest, "too_many_participants", "At most \(limits.maxParticipants) participants.")
+        }
+        var ids = [caller.userId]
+        for id in participantIds where !ids.contains(id) {
+            guard Identifier.isPlausible(id) else { throw ChatError.notFound("participant") }
+            ids.append(id)
+        }
+        let applied = try await commits.submit(
+            .startConversation(tenantId: caller.tenantId, creatorId: caller.userId, title: title, participantIds: ids))
+        guard case .conversation(let conversation) = applied.outcome else { throw ChatError.notFound() }
+        return conversation
+    }
+
+    /// Sends a message (or, with `threadParentId`, a thread reply). Returns the message and whether it is new.
+    public func send(
+        _ caller: Principal, conversationId: String?, content: String, threadParentId: String?, clientMessageId: String?
+    ) async throws -> (Message, created: Bool) {
+        try validate(content: content)
+        if let clientMessageId {
+            guard !clientMessageId.isEmpty, clientMessageId.count <= limits.maxClientMessageIdLength,
+                  !clientMessageId.unicodeScalars.contains(where: { $0.value < 0x20 })
+            else {
+                throw ChatError.badRequest(
+                    "clientMessageId must be 1 to \(limits.maxClientMessageIdLength) printable characters.", code: "invalid_client_message_id")
+            }
+        }
+        if let conversationId, !Identifier.isPlausible(conversationId) { throw ChatError.notFound("conversation") }
+        if let threadParentId, !Identifier.isPlausible(threadParentId) { throw ChatError.notFound("message") }
+        let applied = try await commits.submit(.sendMessage(NewMessage(
+            tenantId: caller.tenantId, senderId: caller.userId, conversationId: conversationId,
+            threadParentId: threadParentId, content: content, clientMessageId: clientMessageId)))
+        guard case .message(let message, let created) = applied.outcome else { throw ChatError.notFound() }
+        return (message, created)
+    }
+
+    public func setClosed(_ caller: Principal, conversationId: String, closed: Bool) async throws -> Conversation {
+        guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
+        let applied = try await commits.submit(
+            .setClosed(tenantId: caller.tenantId, userId: caller.userId, conversationId: conversationId, closed: closed))
+        guard case .conversation(let conversation) = applied.outcome else { throw ChatError.notFound() }
+        return conversation
+    }
+
+    public func markRead(_ caller: Principal, conversationId: String, messageId: String) async throws {
+        guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
+        guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }
+        _ = try await commits.submit(
+            .markRead(tenantId: caller.tenantId, userId: caller.userId, conversationId: conversationId, messageId: messageId))
+    }
+
+    // MARK: Checks
+
+    public func validate(content: String) throws {
+        if content.unicodeScalars.allSatisfy({ $0.properties.isWhitespace || $0.value == 0 }) { throw ChatError.emptyContent }
+        // Cheap bound first: a string with fewer UTF-8 bytes than the limit cannot exceed it.
+        if content.utf8.count > limits.maxContentLength, content.count > limits.maxContentLength {
+            throw ChatError.contentTooLong(limit: limits.maxContentLength)
+        }
+    }
+
+    func pageSize(_ limit: Int?) throws -> Int {
+        guard let limit else { return limits.defaultPageSize }
+        guard limit >= 1 else { throw ChatError.badRequest("`limit` must be at least 1.", code: "invalid_limit") }
+        return min(limit, limits.maxPageSize)
+    }
+}
+
+extension String {
+    /// The string without leading and trailing white space (Unicode-aware, no Foundation needed).
+    public func trimmingWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let end = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
+        return String(scalars[start...end])
+    }
+}

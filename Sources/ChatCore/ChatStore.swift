@@ -1,0 +1,91 @@
+/// A durable change, applied by the store inside a batch transaction (group commit).
+public enum WriteCommand: Sendable {
+    /// Create a conversation; `participantIds` already includes the creator.
+    case startConversation(tenantId: String, creatorId: String, title: String, participantIds: [String])
+    /// Append a message. `conversationId` is nil for a thread reply addressed only by its parent.
+    case sendMessage(NewMessage)
+    /// Close (`closed: true`) or reopen a conversation.
+    case setClosed(tenantId: String, userId: String, conversationId: String, closed: Bool)
+    /// Record a read receipt up to `messageId`.
+    case markRead(tenantId: String, userId: String, conversationId: String, messageId: String)
+}
+
+/// A validated message to append.
+public struct NewMessage: Sendable {
+    public var tenantId: String
+    public var senderId: String
+    public var conversationId: String?
+    public var threadParentId: String?
+    public var content: String
+    public var clientMessageId: String?
+
+    public init(tenantId: String, senderId: String, conversationId: String?, threadParentId: String?, content: String, clientMessageId: String?) {
+        self.tenantId = tenantId
+        self.senderId = senderId
+        self.conversationId = conversationId
+        self.threadParentId = threadParentId
+        self.content = content
+        self.clientMessageId = clientMessageId
+    }
+}
+
+/// What a command produced.
+public enum WriteOutcome: Sendable {
+    case conversation(Conversation)
+    /// `created` is false when a `clientMessageId` matched an earlier message (an idempotent resend).
+    case message(Message, created: Bool)
+    case markedRead
+}
+
+/// A command's outcome together with the durable events it appended to the log.
+public struct AppliedWrite: Sendable {
+    public var outcome: WriteOutcome
+    public var events: [ChatEvent]
+
+    public init(outcome: WriteOutcome, events: [ChatEvent]) {
+        self.outcome = outcome
+        self.events = events
+    }
+}
+
+/// Everything the chat needs from a database. Every method is scoped to one tenant; implementations must
+/// never return or touch a row of another tenant, and treat a non-participant like a missing conversation.
+public protocol ChatStore: Sendable {
+    // MARK: Tenants and users
+    func createTenant(slug: String, name: String) async throws -> Tenant
+    func tenant(id: String) async throws -> Tenant?
+    func tenant(slug: String) async throws -> Tenant?
+    func createUser(tenantId: String, username: String, displayName: String, passwordHash: String) async throws -> User
+    func user(tenantId: String, id: String) async throws -> User?
+    func users(tenantId: String) async throws -> [User]
+    /// The user and stored password hash for a login attempt, or nil.
+    func loginRecord(tenantSlug: String, username: String) async throws -> (user: User, passwordHash: String)?
+    /// True when the database has no tenant at all (used to seed demo data only once).
+    func isEmpty() async throws -> Bool
+
+    // MARK: Credentials
+    func insertCredential(_ credential: Credential) async throws
+    /// The live credential with this hash, or nil when unknown or expired at `now`.
+    func credential(hash: String, now: Timestamp) async throws -> Credential?
+    func deleteCredential(hash: String) async throws
+    func deleteExpiredCredentials(now: Timestamp) async throws -> Int
+
+    // MARK: Reads (the viewer must participate)
+    func conversations(tenantId: String, viewerId: String) async throws -> [Conversation]
+    func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation?
+    func messages(tenantId: String, conversationId: String, viewerId: String, beforeSeq: Int64?, limit: Int) async throws -> MessagePage?
+    func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread?
+
+    // MARK: Writes
+    /// Applies the commands in one transaction, in order. A command that fails a check yields its error and
+    /// changes nothing; the others still apply. Throws only when the transaction itself fails (nothing committed).
+    func apply(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>]
+
+    // MARK: Event log
+    /// Durable events after `after` in the conversations the viewer participates in (optionally one), oldest first.
+    func events(tenantId: String, viewerId: String, after: Int64, conversationId: String?, limit: Int) async throws -> [ChatEvent]
+    /// The id of the newest event (0 when the log is empty) and the highest id ever pruned (0 when none).
+    func eventLogBounds() async throws -> (latest: Int64, pruned: Int64)
+    /// Deletes events created before `cutoff`; returns how many.
+    func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int
+}

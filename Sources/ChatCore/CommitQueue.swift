@@ -1,0 +1,97 @@
+import Synchronization
+
+/// Group commit: writes that arrive while a transaction is committing wait and are then committed together in
+/// the next transaction. Each caller resumes only after the transaction holding its write has committed, and
+/// the events of every batch are published in commit order before the next batch starts.
+///
+/// There is no background task: the first caller to find the queue idle becomes the leader and commits; when its
+/// batch is done it hands leadership to the oldest waiting caller, which commits everything queued by then.
+public final class CommitQueue: Sendable {
+    private enum Signal: Sendable {
+        case done(Result<AppliedWrite, any Error>)
+        case lead
+    }
+
+    private struct Waiter {
+        let command: WriteCommand
+        let continuation: CheckedContinuation<Signal, Never>
+    }
+
+    private struct State {
+        var waiting: [Waiter] = []
+        var leaderActive = false
+        var batches = 0
+        var commands = 0
+    }
+
+    private let store: any ChatStore
+    private let broker: any EventBroker
+    private let maxBatch: Int
+    private let state = Mutex(State())
+
+    public init(store: any ChatStore, broker: any EventBroker, maxBatch: Int = 1024) {
+        self.store = store
+        self.broker = broker
+        self.maxBatch = maxBatch
+    }
+
+    /// Commits `command` (with whatever else is queued) and returns its outcome once it is durable.
+    public func submit(_ command: WriteCommand) async throws -> AppliedWrite {
+        let signal = await withCheckedContinuation { (continuation: CheckedContinuation<Signal, Never>) in
+            let leadNow = state.withLock { s -> Bool in
+                if s.leaderActive {
+                    s.waiting.append(Waiter(command: command, continuation: continuation))
+                    return false
+                }
+                s.leaderActive = true
+                return true
+            }
+            if leadNow { continuation.resume(returning: .lead) }
+        }
+        switch signal {
+        case .done(let result):
+            return try result.get()
+        case .lead:
+            return try await lead(with: command).get()
+        }
+    }
+
+    /// Batches committed so far and the commands in them, for the bench's rows-per-commit figure.
+    public var statistics: (batches: Int, commands: Int) { state.withLock { ($0.batches, $0.commands) } }
+
+    private func lead(with own: WriteCommand) async -> Result<AppliedWrite, any Error> {
+        let others = state.withLock { s -> [Waiter] in
+            let count = min(s.waiting.count, maxBatch - 1)
+            let taken = Array(s.waiting.prefix(count))
+            s.waiting.removeFirst(count)
+            s.batches += 1
+            s.commands += count + 1
+            return taken
+        }
+        var results: [Result<AppliedWrite, any Error>]
+        do {
+            let applied = try await store.apply([own] + others.map(\.command))
+            results = applied.map { $0.mapError { $0 as any Error } }
+            var events: [ChatEvent] = []
+            for case .success(let write) in applied { events += write.events }
+            broker.publish(events)
+        } catch {
+            results = Array(repeating: .failure(error), count: others.count + 1)
+        }
+        for (index, waiter) in others.enumerated() {
+            waiter.continuation.resume(returning: .done(results[index + 1]))
+        }
+        let next = state.withLock { s -> Waiter? in
+            if s.waiting.isEmpty {
+                s.leaderActive = false
+                return nil
+            }
+            return s.waiting.removeFirst()
+        }
+        if let next {
+            // The next leader commits its own command and everything queued behind it.
+            next.continuation.resume(returning: .lead)
+        }
+        return results[0]
+    }
+}

@@ -1,0 +1,115 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The kinds of realtime event of API.md.
+public enum EventType: String, Sendable, CaseIterable {
+    case newMessage = "new_message"
+    case readReceipt = "read_receipt"
+    case conversationCreated = "conversation_created"
+    case conversationUpdated = "conversation_updated"
+    case typing
+
+    /// Durable events are in the event log and carry an `eventId`; typing is ephemeral.
+    public var isDurable: Bool { self != .typing }
+}
+
+/// One realtime event, its envelope already encoded so every transport sends the same bytes.
+public struct ChatEvent: Sendable {
+    public let type: EventType
+    /// Position in the event log; nil for ephemeral events.
+    public let eventId: Int64?
+    public let tenantId: String
+    public let conversationId: String
+    /// `{"type","eventId","room","conversationId","data"}` as UTF-8 JSON.
+    public let envelope: [UInt8]
+
+    public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8]) {
+        self.type = type
+        self.eventId = eventId
+        self.tenantId = tenantId
+        self.conversationId = conversationId
+        self.envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
+    }
+
+    /// `tenantId:conversationId`, the room every transport and the hub key on.
+    public var room: String { RoomKey.make(tenantId: tenantId, conversationId: conversationId) }
+}
+
+/// The name of a room.
+public enum RoomKey {
+    public static func make(tenantId: String, conversationId: String) -> String { tenantId + ":" + conversationId }
+}
+
+/// The one envelope encoder that serves every transport.
+public enum EventEnvelope {
+    public static func encode(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8]) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(data.count + 160)
+        out += Array(#"{"type":""#.utf8)
+        out += Array(type.rawValue.utf8)
+        out += Array(#"","eventId":"#.utf8)
+        if let eventId {
+            out.append(UInt8(ascii: "\""))
+            out += Array(String(eventId).utf8)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            out += Array("null".utf8)
+        }
+        out += Array(#","room":"#.utf8)
+        JSONText.appendString(tenantId + ":" + conversationId, to: &out)
+        out += Array(#","conversationId":"#.utf8)
+        JSONText.appendString(conversationId, to: &out)
+        out += Array(#","data":"#.utf8)
+        out += data
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}
+
+/// JSON helpers shared by the envelope and the store.
+public enum JSONText {
+    /// The encoder for every JSON body and event payload: stable key order helps caching and tests.
+    public static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// Encodes a value with the shared settings.
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        Array(try makeEncoder().encode(value))
+    }
+
+    /// Appends `text` as a quoted JSON string.
+    public static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out += [92, 34]
+            case UInt8(ascii: "\\"): out += [92, 92]
+            case 0x0A: out += [92, UInt8(ascii: "n")]
+            case 0x0D: out += [92, UInt8(ascii: "r")]
+            case 0x09: out += [92, UInt8(ascii: "t")]
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]]
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// The opaque cursor of API.md: the decimal id of an event-log row.
+public enum EventCursor {
+    /// Parses a cursor a client sent; nil when it is not one we could have issued.
+    public static func parse(_ text: String) -> Int64? {
+        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Int64(text)
+    }
+
+    public static func format(_ id: Int64) -> String { String(id) }
+}

@@ -1,0 +1,34 @@
+/// Makes the opaque, time-sortable string identifiers used for every row (`msg_01JD…`).
+public enum Identifier {
+    private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+
+    /// A new identifier: a prefix, 10 characters of millisecond time, 16 random characters (80 bits).
+    public static func make(_ prefix: String, at time: Timestamp = .now()) -> String {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(prefix.utf8.count + 27)
+        bytes.append(contentsOf: prefix.utf8)
+        bytes.append(UInt8(ascii: "_"))
+        var t = UInt64(max(0, time.milliseconds))
+        var timeChars = [UInt8](repeating: 0, count: 10)
+        for i in stride(from: 9, through: 0, by: -1) {
+            timeChars[i] = alphabet[Int(t & 31)]
+            t >>= 5
+        }
+        bytes.append(contentsOf: timeChars)
+        var rng = SystemRandomNumberGenerator()
+        var r = rng.next()
+        for i in 0..<16 {
+            if i == 12 { r = rng.next() }
+            bytes.append(alphabet[Int(r & 31)])
+            r >>= 5
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// True when `text` could be an identifier we issued: short, ASCII letters, digits and `_` only.
+    /// Anything else is answered as not found without touching the database.
+    public static func isPlausible(_ text: String) -> Bool {
+        guard !text.isEmpty, text.utf8.count <= 64 else { return false }
+        return text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || $0 == 95 }
+    }
+}

@@ -1,0 +1,204 @@
+/// A workspace: every other row belongs to exactly one.
+public struct Tenant: Sendable, Equatable, Codable {
+    public var id: String
+    public var slug: String
+    public var name: String
+
+    public init(id: String, slug: String, name: String) {
+        self.id = id
+        self.slug = slug
+        self.name = name
+    }
+}
+
+/// A person within one tenant, as every client sees them.
+public struct User: Sendable, Equatable, Codable {
+    public var id: String
+    public var username: String
+    public var displayName: String
+    public var tenantId: String
+
+    public init(id: String, username: String, displayName: String, tenantId: String) {
+        self.id = id
+        self.username = username
+        self.displayName = displayName
+        self.tenantId = tenantId
+    }
+}
+
+/// A conversation as seen by one viewer (`unreadCount` is the viewer's; 0 inside realtime events).
+public struct Conversation: Sendable, Equatable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var title: String
+    public var participants: [User]
+    public var createdBy: String
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    public var lastMessageAt: Timestamp?
+    public var closedAt: Timestamp?
+    public var unreadCount: Int
+    /// The highest `seq` assigned in this conversation (not part of API.md's object; useful for clients).
+    public var lastSeq: Int64
+
+    public init(
+        id: String, tenantId: String, title: String, participants: [User], createdBy: String, createdAt: Timestamp,
+        updatedAt: Timestamp, lastMessageAt: Timestamp?, closedAt: Timestamp?, unreadCount: Int, lastSeq: Int64
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.title = title
+        self.participants = participants
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.lastMessageAt = lastMessageAt
+        self.closedAt = closedAt
+        self.unreadCount = unreadCount
+        self.lastSeq = lastSeq
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, tenantId, title, participants, createdBy, createdAt, updatedAt, lastMessageAt, closedAt, unreadCount, lastSeq
+    }
+
+    // Explicit so that empty optionals are written as null, as API.md requires.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(tenantId, forKey: .tenantId)
+        try c.encode(title, forKey: .title)
+        try c.encode(participants, forKey: .participants)
+        try c.encode(createdBy, forKey: .createdBy)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(lastMessageAt, forKey: .lastMessageAt)
+        try c.encode(closedAt, forKey: .closedAt)
+        try c.encode(unreadCount, forKey: .unreadCount)
+        try c.encode(lastSeq, forKey: .lastSeq)
+    }
+
+    public var isClosed: Bool { closedAt != nil }
+}
+
+/// One chat message; thread replies are messages whose `threadParentId` names the thread's root.
+public struct Message: Sendable, Equatable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var conversationId: String
+    public var senderId: String
+    public var sender: User
+    public var threadParentId: String?
+    public var content: String
+    public var createdAt: Timestamp
+    public var seq: Int64
+    public var replyCount: Int
+    public var clientMessageId: String?
+
+    public init(
+        id: String, tenantId: String, conversationId: String, senderId: String, sender: User, threadParentId: String?,
+        content: String, createdAt: Timestamp, seq: Int64, replyCount: Int, clientMessageId: String?
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.conversationId = conversationId
+        self.senderId = senderId
+        self.sender = sender
+        self.threadParentId = threadParentId
+        self.content = content
+        self.createdAt = createdAt
+        self.seq = seq
+        self.replyCount = replyCount
+        self.clientMessageId = clientMessageId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, tenantId, conversationId, senderId, sender, threadParentId, content, createdAt, seq, replyCount, clientMessageId
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(tenantId, forKey: .tenantId)
+        try c.encode(conversationId, forKey: .conversationId)
+        try c.encode(senderId, forKey: .senderId)
+        try c.encode(sender, forKey: .sender)
+        try c.encode(threadParentId, forKey: .threadParentId)
+        try c.encode(content, forKey: .content)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(replyCount, forKey: .replyCount)
+        try c.encode(clientMessageId, forKey: .clientMessageId)
+    }
+}
+
+/// Who is making a request: resolved once by authentication, then passed to every core call.
+public struct Principal: Sendable, Equatable {
+    /// How the caller proved who they are.
+    public enum Method: String, Sendable { case session, token }
+
+    public var tenantId: String
+    public var userId: String
+    public var method: Method
+    /// SHA-256 of the session or token secret: the key of the credential row.
+    public var credentialHash: String
+    /// The CSRF token of a cookie session (nil for bearer tokens).
+    public var csrfToken: String?
+    public var expiresAt: Timestamp
+
+    public init(tenantId: String, userId: String, method: Method, credentialHash: String, csrfToken: String?, expiresAt: Timestamp) {
+        self.tenantId = tenantId
+        self.userId = userId
+        self.method = method
+        self.credentialHash = credentialHash
+        self.csrfToken = csrfToken
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A stored credential: a browser session or an API token, kept only as the hash of its secret.
+public struct Credential: Sendable, Equatable {
+    public var hash: String
+    public var tenantId: String
+    public var userId: String
+    public var method: Principal.Method
+    public var csrfToken: String?
+    public var createdAt: Timestamp
+    public var expiresAt: Timestamp
+
+    public init(hash: String, tenantId: String, userId: String, method: Principal.Method, csrfToken: String?, createdAt: Timestamp, expiresAt: Timestamp) {
+        self.hash = hash
+        self.tenantId = tenantId
+        self.userId = userId
+        self.method = method
+        self.csrfToken = csrfToken
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+
+    public var principal: Principal {
+        Principal(tenantId: tenantId, userId: userId, method: method, credentialHash: hash, csrfToken: csrfToken, expiresAt: expiresAt)
+    }
+}
+
+/// A page of top-level messages, oldest first, and the cursor of the page before it.
+public struct MessagePage: Sendable, Equatable {
+    public var messages: [Message]
+    public var nextCursor: String?
+
+    public init(messages: [Message], nextCursor: String?) {
+        self.messages = messages
+        self.nextCursor = nextCursor
+    }
+}
+
+/// A thread: its root and every reply, oldest first.
+public struct Thread: Sendable, Equatable {
+    public var parent: Message
+    public var replies: [Message]
+
+    public init(parent: Message, replies: [Message]) {
+        self.parent = parent
+        self.replies = replies
+    }
+}

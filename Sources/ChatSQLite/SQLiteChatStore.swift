@@ -1,0 +1,542 @@
+import ChatCore
+import GRDB
+
+/// The embedded store: one SQLite file in WAL mode, written with `synchronous=FULL` so that a commit survives
+/// power loss, read through a pool of reader connections.
+public final class SQLiteChatStore: ChatStore {
+    /// The underlying pool (exposed for tests and maintenance commands).
+    public let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.maximumReaderCount = 8
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        // The pool sets synchronous=NORMAL on its connections; durability of every acknowledged write needs FULL
+        // on the one writer connection.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        try Schema.migrator.migrate(pool)
+    }
+
+    /// The writer connection's `synchronous` setting (2 = FULL), read back for tests.
+    public func writerSynchronousMode() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// The journal mode (`wal`).
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// Closes every connection; later calls fail.
+    public func close() throws {
+        try pool.close()
+    }
+
+    // MARK: Tenants and users
+
+    public func createTenant(slug: String, name: String) async throws -> Tenant {
+        let tenant = Tenant(id: Identifier.make("tnt"), slug: slug, name: name)
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO tenants (id, slug, name, created_at) VALUES (?, ?, ?, ?)",
+                    arguments: [tenant.id, tenant.slug, tenant.name, Timestamp.now().milliseconds])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw ChatError(.conflict, "tenant_exists", "A tenant with slug \(slug) exists.")
+        }
+        return tenant
+    }
+
+    public func tenant(id: String) async throws -> Tenant? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, slug, name FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant)
+        }
+    }
+
+    public func tenant(slug: String) async throws -> Tenant? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, slug, name FROM tenants WHERE slug = ?", arguments: [slug]).map(Self.tenant)
+        }
+    }
+
+    public func createUser(tenantId: String, username: String, displayName: String, passwordHash: String) async throws -> User {
+        let user = User(id: Identifier.make("usr"), username: username, displayName: displayName, tenantId: tenantId)
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [user.id, tenantId, username, displayName, passwordHash, Timestamp.now().milliseconds])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw ChatError(.conflict, "user_exists", "A user named \(username) exists in this tenant.")
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+            throw ChatError.notFound("tenant")
+        }
+        return user
+    }
+
+    public func user(tenantId: String, id: String) async throws -> User? {
+        try await pool.read { db in try Self.fetchUser(db, tenantId: tenantId, id: id) }
+    }
+
+    public func users(tenantId: String) async throws -> [User] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? ORDER BY username",
+                arguments: [tenantId]
+            ).map { Self.user($0) }
+        }
+    }
+
+    public func loginRecord(tenantSlug: String, username: String) async throws -> (user: User, passwordHash: String)? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT u.id, u.username, u.display_name, u.tenant_id, u.password_hash
+                    FROM users u JOIN tenants t ON t.id = u.tenant_id
+                    WHERE t.slug = ? AND u.username = ?
+                    """,
+                arguments: [tenantSlug, username])
+            else { return nil }
+            return (Self.user(row), row["password_hash"])
+        }
+    }
+
+    public func isEmpty() async throws -> Bool {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tenants") == 0 }
+    }
+
+    // MARK: Credentials
+
+    public func insertCredential(_ c: Credential) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO credentials (hash, tenant_id, user_id, method, csrf_token, created_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [c.hash, c.tenantId, c.userId, c.method.rawValue, c.csrfToken, c.createdAt.milliseconds, c.expiresAt.milliseconds])
+        }
+    }
+
+    public func credential(hash: String, now: Timestamp) async throws -> Credential? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT hash, tenant_id, user_id, method, csrf_token, created_at, expires_at
+                    FROM credentials WHERE hash = ? AND expires_at > ?
+                    """,
+                arguments: [hash, now.milliseconds])
+            else { return nil }
+            return Credential(
+                hash: row["hash"], tenantId: row["tenant_id"], userId: row["user_id"],
+                method: Principal.Method(rawValue: row["method"]) ?? .token, csrfToken: row["csrf_token"],
+                createdAt: Timestamp(milliseconds: row["created_at"]), expiresAt: Timestamp(milliseconds: row["expires_at"]))
+        }
+    }
+
+    public func deleteCredential(hash: String) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM credentials WHERE hash = ?", arguments: [hash]) }
+    }
+
+    public func deleteExpiredCredentials(now: Timestamp) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM credentials WHERE expires_at <= ?", arguments: [now.milliseconds])
+            return db.changesCount
+        }
+    }
+
+    // MARK: Reads
+
+    public func conversations(tenantId: String, viewerId: String) async throws -> [Conversation] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: Self.conversationSelect + """
+                     WHERE p.tenant_id = ? AND p.user_id = ?
+                     ORDER BY c.updated_at DESC, c.id DESC
+                    """,
+                arguments: [tenantId, viewerId])
+            let participants = try Self.participantsOfViewer(db, tenantId: tenantId, viewerId: viewerId)
+            return rows.map { Self.conversation($0, participants: participants[$0["id"]] ?? []) }
+        }
+    }
+
+    public func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation? {
+        try await pool.read { db in try Self.fetchConversation(db, tenantId: tenantId, id: id, viewerId: viewerId) }
+    }
+
+    public func messages(tenantId: String, conversationId: String, viewerId: String, beforeSeq: Int64?, limit: Int) async throws -> MessagePage? {
+        try await pool.read { db in
+            guard try Self.isParticipant(db, tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
+            let rows = try Row.fetchAll(
+                db,
+                sql: Self.messageSelect + """
+                     WHERE m.tenant_id = ? AND m.conversation_id = ? AND m.thread_parent_id IS NULL AND m.seq < ?
+                     ORDER BY m.seq DESC LIMIT ?
+                    """,
+                arguments: [tenantId, conversationId, beforeSeq ?? Int64.max, limit + 1])
+            let hasMore = rows.count > limit
+            let page = rows.prefix(limit).reversed().map(Self.message)
+            return MessagePage(messages: page, nextCursor: hasMore ? page.first.map { String($0.seq) } : nil)
+        }
+    }
+
+    public func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread? {
+        try await pool.read { db in
+            guard let anchor = try Self.fetchMessage(db, tenantId: tenantId, id: messageId),
+                  try Self.isParticipant(db, tenantId: tenantId, conversationId: anchor.conversationId, userId: viewerId)
+            else { return nil }
+            // A reply's thread is its root's thread.
+            let root: Message
+            if let parentId = anchor.threadParentId {
+                guard let parent = try Self.fetchMessage(db, tenantId: tenantId, id: parentId) else { return nil }
+                root = parent
+            } else {
+                root = anchor
+            }
+            let replies = try Row.fetchAll(
+                db,
+                sql: Self.messageSelect + " WHERE m.tenant_id = ? AND m.thread_parent_id = ? ORDER BY m.seq",
+                arguments: [tenantId, root.id]
+            ).map(Self.message)
+            return Thread(parent: root, replies: replies)
+        }
+    }
+
+    // MARK: Writes
+
+    public func apply(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>] {
+        try await pool.write { db in
+            let now = Timestamp.now()
+            var results: [Result<AppliedWrite, ChatError>] = []
+            results.reserveCapacity(commands.count)
+            var senders: [String: User] = [:]
+            for command in commands {
+                var result: Result<AppliedWrite, ChatError> = .failure(.notFound())
+                try db.inSavepoint {
+                    do {
+                        result = .success(try Self.apply(command, db: db, now: now, senders: &senders))
+                        return .commit
+                    } catch let error as ChatError {
+                        result = .failure(error)
+                        return .rollback
+                    }
+                }
+                results.append(result)
+            }
+            return results
+        }
+    }
+
+    private static func apply(_ command: WriteCommand, db: Database, now: Timestamp, senders: inout [String: User]) throws -> AppliedWrite {
+        switch command {
+        case .startConversation(let tenantId, let creatorId, let title, let participantIds):
+            return try startConversation(db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds, now: now)
+        case .sendMessage(let new):
+            return try send(db, new, now: now, senders: &senders)
+        case .setClosed(let tenantId, let userId, let conversationId, let closed):
+            return try setClosed(db, tenantId: tenantId, userId: userId, conversationId: conversationId, closed: closed, now: now)
+        case .markRead(let tenantId, let userId, let conversationId, let messageId):
+            return try markRead(db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId, now: now)
+        }
+    }
+
+    private static func startConversation(
+        _ db: Database, tenantId: String, creatorId: String, title: String, participantIds: [String], now: Timestamp
+    ) throws -> AppliedWrite {
+        var users: [User] = []
+        for id in participantIds {
+            guard let user = try fetchUser(db, tenantId: tenantId, id: id) else { throw ChatError.notFound("participant") }
+            users.append(user)
+        }
+        let id = Identifier.make("cnv", at: now)
+        try db.execute(
+            sql: """
+                INSERT INTO conversations (id, tenant_id, title, created_by, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, tenantId, title, creatorId, now.milliseconds, now.milliseconds])
+        for user in users {
+            try db.execute(
+                sql: "INSERT INTO participants (tenant_id, conversation_id, user_id, joined_at) VALUES (?, ?, ?, ?)",
+                arguments: [tenantId, id, user.id, now.milliseconds])
+        }
+        let conversation = Conversation(
+            id: id, tenantId: tenantId, title: title, participants: users, createdBy: creatorId, createdAt: now,
+            updatedAt: now, lastMessageAt: nil, closedAt: nil, unreadCount: 0, lastSeq: 0)
+        let event = try appendEvent(db, type: .conversationCreated, tenantId: tenantId, conversationId: id, data: JSONText.encode(conversation), now: now)
+        return AppliedWrite(outcome: .conversation(conversation), events: [event])
+    }
+
+    private static func send(_ db: Database, _ new: NewMessage, now: Timestamp, senders: inout [String: User]) throws -> AppliedWrite {
+        let tenantId = new.tenantId
+        var conversationId = new.conversationId
+        var parent: Row? = nil
+        if let parentId = new.threadParentId {
+            parent = try Row.fetchOne(
+                db, sql: "SELECT id, conversation_id, thread_parent_id FROM messages WHERE tenant_id = ? AND id = ?",
+                arguments: [tenantId, parentId])
+            guard let parent, conversationId == nil || conversationId == parent["conversation_id"] else {
+                throw ChatError.notFound("message")
+            }
+            conversationId = parent["conversation_id"]
+        }
+        guard let conversationId,
+              let state = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT c.closed_at, c.last_seq FROM conversations c
+                    JOIN participants p ON p.conversation_id = c.id AND p.tenant_id = c.tenant_id
+                    WHERE c.tenant_id = ? AND c.id = ? AND p.user_id = ?
+                    """,
+                arguments: [tenantId, conversationId, new.senderId])
+        else { throw ChatError.notFound(new.threadParentId == nil ? "conversation" : "message") }
+
+        if let clientMessageId = new.clientMessageId,
+           let existing = try Row.fetchOne(
+            db, sql: messageSelect + " WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_message_id = ?",
+            arguments: [conversationId, new.senderId, clientMessageId])
+        {
+            return AppliedWrite(outcome: .message(message(existing), created: false), events: [])
+        }
+        if (state["closed_at"] as Int64?) != nil { throw ChatError.conversationClosed }
+
+        let rootId: String? = parent.map { ($0["thread_parent_id"] as String?) ?? $0["id"] }
+        let seq = (state["last_seq"] as Int64) + 1
+        let id = Identifier.make("msg", at: now)
+        try db.execute(
+            sql: "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE id = ?",
+            arguments: [seq, now.milliseconds, now.milliseconds, conversationId])
+        try db.execute(
+            sql: """
+                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId])
+        if let rootId {
+            try db.execute(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?", arguments: [rootId])
+        }
+        let senderKey = tenantId + "/" + new.senderId
+        let sender: User
+        if let cached = senders[senderKey] {
+            sender = cached
+        } else {
+            guard let fetched = try fetchUser(db, tenantId: tenantId, id: new.senderId) else { throw ChatError.notFound("user") }
+            senders[senderKey] = fetched
+            sender = fetched
+        }
+        let message = Message(
+            id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
+            threadParentId: rootId, content: new.content, createdAt: now, seq: seq, replyCount: 0, clientMessageId: new.clientMessageId)
+        let event = try appendEvent(db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(message), now: now)
+        return AppliedWrite(outcome: .message(message, created: true), events: [event])
+    }
+
+    private static func setClosed(
+        _ db: Database, tenantId: String, userId: String, conversationId: String, closed: Bool, now: Timestamp
+    ) throws -> AppliedWrite {
+        guard var conversation = try fetchConversation(db, tenantId: tenantId, id: conversationId, viewerId: userId) else {
+            throw ChatError.notFound("conversation")
+        }
+        guard conversation.isClosed != closed else { return AppliedWrite(outcome: .conversation(conversation), events: []) }
+        try db.execute(
+            sql: "UPDATE conversations SET closed_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
+            arguments: [closed ? now.milliseconds : nil, now.milliseconds, tenantId, conversationId])
+        conversation.closedAt = closed ? now : nil
+        conversation.updatedAt = now
+        var shared = conversation
+        shared.unreadCount = 0
+        let event = try appendEvent(db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared), now: now)
+        return AppliedWrite(outcome: .conversation(conversation), events: [event])
+    }
+
+    private static func markRead(
+        _ db: Database, tenantId: String, userId: String, conversationId: String, messageId: String, now: Timestamp
+    ) throws -> AppliedWrite {
+        guard let readSeq = try Int64.fetchOne(
+            db, sql: "SELECT last_read_seq FROM participants WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?",
+            arguments: [tenantId, conversationId, userId])
+        else { throw ChatError.notFound("conversation") }
+        guard let seq = try Int64.fetchOne(
+            db, sql: "SELECT seq FROM messages WHERE tenant_id = ? AND conversation_id = ? AND id = ?",
+            arguments: [tenantId, conversationId, messageId])
+        else { throw ChatError.notFound("message") }
+        // Receipts only move forward; re-reading an older message changes nothing.
+        guard seq > readSeq else { return AppliedWrite(outcome: .markedRead, events: []) }
+        try db.execute(
+            sql: "UPDATE participants SET last_read_seq = ?, last_read_message_id = ? WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?",
+            arguments: [seq, messageId, tenantId, conversationId, userId])
+        var data: [UInt8] = Array(#"{"userId":"#.utf8)
+        JSONText.appendString(userId, to: &data)
+        data += Array(#","messageId":"#.utf8)
+        JSONText.appendString(messageId, to: &data)
+        data += Array(#","seq":\#(seq)}"#.utf8)
+        let event = try appendEvent(db, type: .readReceipt, tenantId: tenantId, conversationId: conversationId, data: data, now: now)
+        return AppliedWrite(outcome: .markedRead, events: [event])
+    }
+
+    private static func appendEvent(
+        _ db: Database, type: EventType, tenantId: String, conversationId: String, data: [UInt8], now: Timestamp
+    ) throws -> ChatEvent {
+        try db.execute(
+            sql: "INSERT INTO events (tenant_id, conversation_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
+            arguments: [tenantId, conversationId, type.rawValue, String(decoding: data, as: UTF8.self), now.milliseconds])
+        return ChatEvent(type: type, eventId: db.lastInsertedRowID, tenantId: tenantId, conversationId: conversationId, data: data)
+    }
+
+    // MARK: Event log
+
+    public func events(tenantId: String, viewerId: String, after: Int64, conversationId: String?, limit: Int) async throws -> [ChatEvent] {
+        try await pool.read { db in
+            var sql = """
+                SELECT e.id, e.conversation_id, e.type, e.data FROM events e
+                WHERE e.tenant_id = ? AND e.id > ?
+                  AND e.conversation_id IN (SELECT conversation_id FROM participants WHERE tenant_id = ? AND user_id = ?)
+                """
+            var arguments: StatementArguments = [tenantId, after, tenantId, viewerId]
+            if let conversationId {
+                sql += " AND e.conversation_id = ?"
+                _ = arguments.append(contentsOf: [conversationId])
+            }
+            sql += " ORDER BY e.id LIMIT ?"
+            _ = arguments.append(contentsOf: [limit])
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row -> ChatEvent? in
+                guard let type = EventType(rawValue: row["type"]) else { return nil }
+                let data: String = row["data"]
+                return ChatEvent(type: type, eventId: row["id"], tenantId: tenantId, conversationId: row["conversation_id"], data: Array(data.utf8))
+            }
+        }
+    }
+
+    public func eventLogBounds() async throws -> (latest: Int64, pruned: Int64) {
+        try await pool.read { db in
+            // sqlite_sequence keeps the highest id ever issued, even when the newest rows were pruned.
+            let latest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
+            let pruned = try Int64.fetchOne(db, sql: "SELECT pruned_through FROM event_log_state WHERE singleton = 1") ?? 0
+            return (latest, pruned)
+        }
+    }
+
+    public func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int {
+        try await pool.write { db in
+            guard let highest = try Int64.fetchOne(
+                db, sql: "SELECT MAX(id) FROM events WHERE created_at < ?", arguments: [cutoff.milliseconds])
+            else { return 0 }
+            try db.execute(sql: "DELETE FROM events WHERE id <= ?", arguments: [highest])
+            let count = db.changesCount
+            try db.execute(
+                sql: "UPDATE event_log_state SET pruned_through = MAX(pruned_through, ?) WHERE singleton = 1", arguments: [highest])
+            return count
+        }
+    }
+
+    // MARK: Row mapping
+
+    static let messageSelect = """
+        SELECT m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
+               m.reply_count, m.client_message_id, u.username, u.display_name
+        FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id
+        """
+
+    static let conversationSelect = """
+        SELECT c.id, c.tenant_id, c.title, c.created_by, c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.last_seq,
+               (SELECT COUNT(*) FROM messages m
+                 WHERE m.conversation_id = c.id AND m.thread_parent_id IS NULL AND m.seq > p.last_read_seq
+                   AND m.sender_id <> p.user_id) AS unread
+        FROM participants p JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id
+        """
+
+    static func tenant(_ row: Row) -> Tenant {
+        Tenant(id: row["id"], slug: row["slug"], name: row["name"])
+    }
+
+    static func user(_ row: Row) -> User {
+        User(id: row["id"], username: row["username"], displayName: row["display_name"], tenantId: row["tenant_id"])
+    }
+
+    static func message(_ row: Row) -> Message {
+        let tenantId: String = row["tenant_id"]
+        let senderId: String = row["sender_id"]
+        return Message(
+            id: row["id"], tenantId: tenantId, conversationId: row["conversation_id"], senderId: senderId,
+            sender: User(id: senderId, username: row["username"], displayName: row["display_name"], tenantId: tenantId),
+            threadParentId: row["thread_parent_id"], content: row["content"], createdAt: Timestamp(milliseconds: row["created_at"]),
+            seq: row["seq"], replyCount: row["reply_count"], clientMessageId: row["client_message_id"])
+    }
+
+    static func conversation(_ row: Row, participants: [User]) -> Conversation {
+        Conversation(
+            id: row["id"], tenantId: row["tenant_id"], title: row["title"], participants: participants,
+            createdBy: row["created_by"], createdAt: Timestamp(milliseconds: row["created_at"]),
+            updatedAt: Timestamp(milliseconds: row["updated_at"]),
+            lastMessageAt: (row["last_message_at"] as Int64?).map(Timestamp.init(milliseconds:)),
+            closedAt: (row["closed_at"] as Int64?).map(Timestamp.init(milliseconds:)),
+            unreadCount: row["unread"], lastSeq: row["last_seq"])
+    }
+
+    static func fetchUser(_ db: Database, tenantId: String, id: String) throws -> User? {
+        try Row.fetchOne(
+            db, sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? AND id = ?",
+            arguments: [tenantId, id]
+        ).map { user($0) }
+    }
+
+    static func fetchMessage(_ db: Database, tenantId: String, id: String) throws -> Message? {
+        try Row.fetchOne(db, sql: messageSelect + " WHERE m.tenant_id = ? AND m.id = ?", arguments: [tenantId, id]).map(message)
+    }
+
+    static func isParticipant(_ db: Database, tenantId: String, conversationId: String, userId: String) throws -> Bool {
+        try Bool.fetchOne(
+            db, sql: "SELECT 1 FROM participants WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?",
+            arguments: [tenantId, conversationId, userId]) ?? false
+    }
+
+    static func fetchConversation(_ db: Database, tenantId: String, id: String, viewerId: String) throws -> Conversation? {
+        guard let row = try Row.fetchOne(
+            db, sql: conversationSelect + " WHERE p.tenant_id = ? AND p.user_id = ? AND c.id = ?",
+            arguments: [tenantId, viewerId, id])
+        else { return nil }
+        let participants = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
+                JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                WHERE p.tenant_id = ? AND p.conversation_id = ? ORDER BY p.joined_at, u.username
+                """,
+            arguments: [tenantId, id]
+        ).map { user($0) }
+        return conversation(row, participants: participants)
+    }
+
+    /// The participants of every conversation the viewer is in, keyed by conversation id.
+    static func participantsOfViewer(_ db: Database, tenantId: String, viewerId: String) throws -> [String: [User]] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT p2.conversation_id, u.id, u.username, u.display_name, u.tenant_id
+                FROM participants p1
+                JOIN participants p2 ON p2.conversation_id = p1.conversation_id AND p2.tenant_id = p1.tenant_id
+                JOIN users u ON u.tenant_id = p2.tenant_id AND u.id = p2.user_id
+                WHERE p1.tenant_id = ? AND p1.user_id = ?
+                ORDER BY p2.joined_at, u.username
+                """,
+            arguments: [tenantId, viewerId])
+        var result: [String: [User]] = [:]
+        for row in rows { result[row["conversation_id"], default: []].append(user(row)) }
+        return result
+    }
+}

@@ -1,0 +1,104 @@
+import GRDB
+
+/// The schema, as GRDB migrations. Every table carries `tenant_id`, and composite foreign keys on
+/// `(tenant_id, …)` make it impossible, even for a buggy query, to link rows of two tenants.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE tenants (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    slug TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                    name TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    username TEXT NOT NULL COLLATE NOCASE,
+                    display_name TEXT NOT NULL,
+                    password_hash TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (tenant_id, username),
+                    UNIQUE (tenant_id, id)
+                );
+                CREATE TABLE credentials (
+                    hash TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    method TEXT NOT NULL CHECK (method IN ('session', 'token')),
+                    csrf_token TEXT,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
+                );
+                CREATE INDEX credentials_expiry ON credentials(expires_at);
+                CREATE TABLE conversations (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    title TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    last_message_at INTEGER,
+                    closed_at INTEGER,
+                    last_seq INTEGER NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
+                    UNIQUE (tenant_id, id),
+                    FOREIGN KEY (tenant_id, created_by) REFERENCES users(tenant_id, id)
+                );
+                CREATE TABLE participants (
+                    tenant_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    joined_at INTEGER NOT NULL,
+                    last_read_seq INTEGER NOT NULL DEFAULT 0,
+                    last_read_message_id TEXT,
+                    PRIMARY KEY (conversation_id, user_id),
+                    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations(tenant_id, id),
+                    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id)
+                ) WITHOUT ROWID;
+                CREATE INDEX participants_by_user ON participants(tenant_id, user_id);
+                CREATE TABLE messages (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    sender_id TEXT NOT NULL,
+                    thread_parent_id TEXT,
+                    content TEXT NOT NULL CHECK (length(content) > 0),
+                    created_at INTEGER NOT NULL,
+                    seq INTEGER NOT NULL CHECK (seq > 0),
+                    reply_count INTEGER NOT NULL DEFAULT 0,
+                    client_message_id TEXT,
+                    UNIQUE (tenant_id, id),
+                    UNIQUE (tenant_id, conversation_id, id),
+                    UNIQUE (conversation_id, seq),
+                    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations(tenant_id, id),
+                    FOREIGN KEY (tenant_id, sender_id) REFERENCES users(tenant_id, id),
+                    FOREIGN KEY (tenant_id, conversation_id, thread_parent_id) REFERENCES messages(tenant_id, conversation_id, id)
+                );
+                CREATE UNIQUE INDEX messages_client_id ON messages(conversation_id, sender_id, client_message_id)
+                    WHERE client_message_id IS NOT NULL;
+                CREATE INDEX messages_thread ON messages(thread_parent_id, seq) WHERE thread_parent_id IS NOT NULL;
+                CREATE INDEX messages_top_level ON messages(conversation_id, seq) WHERE thread_parent_id IS NULL;
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    tenant_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    data TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations(tenant_id, id)
+                );
+                CREATE INDEX events_by_room ON events(tenant_id, conversation_id, id);
+                CREATE INDEX events_by_time ON events(created_at);
+                CREATE TABLE event_log_state (
+                    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    pruned_through INTEGER NOT NULL
+                );
+                INSERT INTO event_log_state (singleton, pruned_through) VALUES (1, 0);
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,6 @@
+import Hummingbird
+import HummingbirdWebSocket
+import HummingbirdBcrypt
+import Mustache
+import CompressNIO
+import ServiceLifecycle

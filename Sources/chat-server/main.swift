@@ -1,0 +1,3 @@
+import ArgumentParser
+import ChatServer
+print("x")
