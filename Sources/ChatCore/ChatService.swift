@@ -164,3 +164,17 @@ extension String {
         return String(scalars[start...end])
     }
 }
+
+extension ChatService {
+    /// Publishes an ephemeral typing event to the conversation's room (never stored, never replayed).
+    public func typing(_ caller: Principal, conversationId: String) async throws {
+        let conversation = try await conversation(caller, id: conversationId)
+        guard let me = conversation.participants.first(where: { $0.id == caller.userId }) else { throw ChatError.notFound("conversation") }
+        var data: [UInt8] = Array(#"{"userId":"#.utf8)
+        JSONText.appendString(me.id, to: &data)
+        data += Array(#","displayName":"#.utf8)
+        JSONText.appendString(me.displayName, to: &data)
+        data.append(UInt8(ascii: "}"))
+        broker.publish([ChatEvent(type: .typing, eventId: nil, tenantId: caller.tenantId, conversationId: conversationId, data: data)])
+    }
+}

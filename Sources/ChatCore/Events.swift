@@ -74,7 +74,7 @@ public enum JSONText {
     /// The encoder for every JSON body and event payload: stable key order helps caching and tests.
     public static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 

@@ -1,0 +1,119 @@
+import ChatCore
+import ChatSQLite
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import ServiceLifecycle
+
+/// The long-lived parts of a running server, made once and shared by routes, transports and tests.
+public struct ChatDependencies: Sendable {
+    public let store: SQLiteChatStore
+    public let hub: RoomHub
+    public let chat: ChatService
+    public let auth: AuthService
+
+    /// Opens the database (creating its folder) and wires the core together.
+    public static func make(_ config: AppConfiguration) throws -> ChatDependencies {
+        let folder = URL(fileURLWithPath: config.databasePath).deletingLastPathComponent().path
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        let store = try SQLiteChatStore(path: config.databasePath)
+        let hub = RoomHub()
+        let chat = ChatService(store: store, broker: hub, limits: config.limits)
+        var auth = AuthService(
+            store: store, hasher: BcryptHasher(cost: config.bcryptCost),
+            limiter: LoginRateLimiter(perAccount: config.loginPerAccount, perAddress: config.loginPerAddress))
+        auth.sessionLifetimeSeconds = 30 * 86_400
+        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth)
+    }
+}
+
+/// Builds the application: opens the store, seeds demo data if asked, and wires routes and services.
+public func buildApplication(_ config: AppConfiguration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
+    let dependencies = try ChatDependencies.make(config)
+    return try await buildApplication(config, dependencies: dependencies, logger: logger)
+}
+
+/// Builds the application around existing dependencies (tests keep a handle on the store and hub).
+public func buildApplication(_ config: AppConfiguration, dependencies: ChatDependencies, logger: Logger? = nil) async throws -> some ApplicationProtocol {
+    let logger = logger ?? {
+        var logger = Logger(label: "chat-server")
+        logger.logLevel = .info
+        return logger
+    }()
+    if config.seedDemoData, try await DemoData.seedIfEmpty(chat: dependencies.chat, hasher: dependencies.auth.hasher) {
+        logger.info("seeded demo data: tenants acme (alice, bob, carol) and globex (dave, erin), password \(DemoData.password)")
+    }
+    let router = buildRouter(config, dependencies: dependencies)
+    var app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
+            ws: WebSocketServerConfiguration(maxFrameSize: 64 * 1024, autoPing: .enabled(timePeriod: .seconds(30)), validateUTF8: true))),
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-server"),
+        logger: logger)
+    app.addServices(MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger))
+    return app
+}
+
+/// The router with every middleware and route; shared by HTTP and the WebSocket upgrade.
+func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) -> Router<ChatRequestContext> {
+    let router = Router(context: ChatRequestContext.self)
+    router.add(middleware: SecurityHeadersMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
+    router.add(middleware: CSRFMiddleware(origins: OriginPolicy(allowedOrigins: config.allowedOrigins)))
+
+    let cookies = SessionCookies(
+        name: config.sessionCookieName, security: config.secureCookies, maxAgeSeconds: Int(dependencies.auth.sessionLifetimeSeconds))
+    AuthController(auth: dependencies.auth, chat: dependencies.chat, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
+        .addRoutes(to: router.group("api/auth"), users: router.group("api/users"))
+    ChatController(chat: dependencies.chat, maxBodyBytes: config.maxBodyBytes).addRoutes(to: router.group("api/chat"))
+    router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: OpenAPIDocument.bytes) }
+    router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }
+    return router
+}
+
+/// Headers every response carries.
+struct SecurityHeadersMiddleware: RouterMiddleware {
+    typealias Context = ChatRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.referrerPolicy] = "same-origin"
+        if response.headers[.contentSecurityPolicy] == nil {
+            response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        }
+        return response
+    }
+}
+
+/// Hourly housekeeping: prunes the event log past its retention and deletes expired credentials; closes the
+/// database when the server shuts down.
+struct MaintenanceService: Service {
+    let dependencies: ChatDependencies
+    let retentionDays: Int
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                let cutoff = Timestamp.now().adding(seconds: -Int64(retentionDays) * 86_400)
+                let pruned = try await dependencies.store.pruneEvents(createdBefore: cutoff)
+                let expired = try await dependencies.store.deleteExpiredCredentials(now: .now())
+                if pruned + expired > 0 { logger.info("maintenance", metadata: ["prunedEvents": "\(pruned)", "expiredCredentials": "\(expired)"]) }
+            } catch {
+                logger.error("maintenance failed", metadata: ["error": "\(error)"])
+            }
+            try? await gracefulShutdownSleep(seconds: 3600)
+        }
+        try dependencies.store.close()
+    }
+
+    private func gracefulShutdownSleep(seconds: Int) async throws {
+        try await cancelWhenGracefulShutdown {
+            try await Task.sleep(for: .seconds(seconds))
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import ChatCore
+import HTTPTypes
+import Hummingbird
+
+/// `/api/auth/*` and `/api/users`: sign-in with a cookie session or for an API token, sign-out, who am I.
+struct AuthController {
+    let auth: AuthService
+    let chat: ChatService
+    let cookies: SessionCookies
+    let maxBodyBytes: Int
+
+    struct Credentials: Decodable {
+        let tenant: String
+        let username: String
+        let password: String
+
+        func validated() throws -> Credentials {
+            guard !tenant.isEmpty, !username.isEmpty, !password.isEmpty,
+                  tenant.utf8.count <= 128, username.utf8.count <= 128, password.utf8.count <= 1024
+            else { throw ChatError.badRequest("tenant, username and password must be non-empty and not overly long.") }
+            return self
+        }
+    }
+
+    struct LoginResponse: Encodable {
+        let user: User
+        let csrfToken: String
+    }
+
+    struct TokenResponse: Encodable {
+        let token: String
+        let expiresAt: Timestamp
+        let user: User
+    }
+
+    struct MeResponse: Encodable {
+        struct TenantInfo: Encodable {
+            let id: String
+            let slug: String
+            let name: String
+        }
+        let user: User
+        let tenant: TenantInfo
+    }
+
+    struct UsersResponse: Encodable {
+        let users: [User]
+    }
+
+    func addRoutes(to auth: RouterGroup<ChatRequestContext>, users: RouterGroup<ChatRequestContext>) {
+        auth.post("login", use: login)
+        auth.post("token", use: token)
+        auth.post("logout", use: logout)
+        auth.get("me", use: me)
+        users.get(use: listUsers)
+    }
+
+    @Sendable func login(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(Credentials.self, limit: maxBodyBytes).validated()
+        let signIn = try await auth.signIn(
+            tenant: body.tenant, username: body.username, password: body.password, address: context.remoteAddress, method: .session)
+        var response = try JSONResponse.make(LoginResponse(user: signIn.user, csrfToken: signIn.credential.csrfToken ?? ""))
+        response.setCookie(cookies.session(signIn.secret, request: request))
+        return response
+    }
+
+    @Sendable func token(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(Credentials.self, limit: maxBodyBytes).validated()
+        let signIn = try await auth.signIn(
+            tenant: body.tenant, username: body.username, password: body.password, address: context.remoteAddress, method: .token)
+        return try JSONResponse.make(TokenResponse(token: signIn.secret, expiresAt: signIn.credential.expiresAt, user: signIn.user))
+    }
+
+    @Sendable func logout(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        try await auth.signOut(principal)
+        var response = Response(status: .noContent)
+        if principal.method == .session { response.setCookie(cookies.expired(request: request)) }
+        return response
+    }
+
+    @Sendable func me(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let (user, tenant) = try await chat.me(try context.requirePrincipal())
+        return try JSONResponse.make(MeResponse(user: user, tenant: .init(id: tenant.id, slug: tenant.slug, name: tenant.name)))
+    }
+
+    @Sendable func listUsers(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        try JSONResponse.make(UsersResponse(users: try await chat.users(try context.requirePrincipal())))
+    }
+}
+
+/// Builds the session cookie with the flags API.md asks for.
+struct SessionCookies: Sendable {
+    let name: String
+    let security: AppConfiguration.CookieSecurity
+    let maxAgeSeconds: Int
+
+    func isSecure(_ request: Request) -> Bool {
+        switch security {
+        case .always: true
+        case .never: false
+        case .auto: request.headers[.xForwardedProto]?.lowercased() == "https" || request.uri.scheme == .https
+        }
+    }
+
+    func session(_ secret: String, request: Request) -> Cookie {
+        Cookie(name: name, value: secret, maxAge: maxAgeSeconds, path: "/", secure: isSecure(request), httpOnly: true, sameSite: .lax)
+    }
+
+    func expired(request: Request) -> Cookie {
+        Cookie(name: name, value: "", maxAge: 0, path: "/", secure: isSecure(request), httpOnly: true, sameSite: .lax)
+    }
+}

@@ -1,0 +1,124 @@
+import ChatCore
+import Hummingbird
+
+/// The JSON endpoints under `/api/chat` for conversations, messages, threads and receipts.
+struct ChatController {
+    let chat: ChatService
+    let maxBodyBytes: Int
+
+    struct StartBody: Decodable {
+        let title: String?
+        let participantIds: [String]
+    }
+
+    struct SendBody: Decodable {
+        let conversationId: String
+        let content: String
+        let threadParentId: String?
+        let clientMessageId: String?
+    }
+
+    struct ReplyBody: Decodable {
+        let content: String
+        let clientMessageId: String?
+    }
+
+    struct ReadBody: Decodable {
+        let messageId: String
+    }
+
+    struct ConversationBody: Encodable { let conversation: Conversation }
+    struct ConversationsBody: Encodable { let conversations: [Conversation] }
+    struct MessageBody: Encodable { let message: Message }
+    struct PageBody: Encodable {
+        let messages: [Message]
+        let nextCursor: String?
+
+        enum CodingKeys: String, CodingKey { case messages, nextCursor }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(messages, forKey: .messages)
+            try c.encode(nextCursor, forKey: .nextCursor)
+        }
+    }
+    struct ThreadBody: Encodable {
+        let parent: Message
+        let replies: [Message]
+    }
+
+    func addRoutes(to group: RouterGroup<ChatRequestContext>) {
+        group.post("start", use: start)
+        group.get("conversations", use: conversations)
+        group.post("send", use: send)
+        group.get(":conversationId/messages", use: messages)
+        group.post("thread/:messageId/reply", use: reply)
+        group.get("thread/:messageId", use: thread)
+        group.post(":conversationId/close") { try await setClosed($0, $1, closed: true) }
+        group.post(":conversationId/reopen") { try await setClosed($0, $1, closed: false) }
+        group.post(":conversationId/read", use: read)
+        group.post(":conversationId/typing", use: typing)
+    }
+
+    @Sendable func start(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(StartBody.self, limit: maxBodyBytes)
+        let conversation = try await chat.startConversation(caller, title: body.title, participantIds: body.participantIds)
+        return try JSONResponse.make(ConversationBody(conversation: conversation), status: .created)
+    }
+
+    @Sendable func conversations(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        return try JSONResponse.make(ConversationsBody(conversations: try await chat.conversations(caller)))
+    }
+
+    @Sendable func send(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(SendBody.self, limit: maxBodyBytes)
+        let (message, created) = try await chat.send(
+            caller, conversationId: body.conversationId, content: body.content, threadParentId: body.threadParentId,
+            clientMessageId: body.clientMessageId)
+        return try JSONResponse.make(MessageBody(message: message), status: created ? .created : .ok)
+    }
+
+    @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let page = try await chat.messages(
+            caller, conversationId: try context.parameters.require("conversationId"),
+            before: request.uri.queryParameters.get("before"), limit: try request.integerQuery("limit"))
+        return try JSONResponse.make(PageBody(messages: page.messages, nextCursor: page.nextCursor))
+    }
+
+    @Sendable func reply(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(ReplyBody.self, limit: maxBodyBytes)
+        let (message, created) = try await chat.send(
+            caller, conversationId: nil, content: body.content, threadParentId: try context.parameters.require("messageId"),
+            clientMessageId: body.clientMessageId)
+        return try JSONResponse.make(MessageBody(message: message), status: created ? .created : .ok)
+    }
+
+    @Sendable func thread(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let thread = try await chat.thread(caller, messageId: try context.parameters.require("messageId"))
+        return try JSONResponse.make(ThreadBody(parent: thread.parent, replies: thread.replies))
+    }
+
+    @Sendable func setClosed(_ request: Request, _ context: ChatRequestContext, closed: Bool) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let conversation = try await chat.setClosed(caller, conversationId: try context.parameters.require("conversationId"), closed: closed)
+        return try JSONResponse.make(ConversationBody(conversation: conversation))
+    }
+
+    @Sendable func read(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(ReadBody.self, limit: maxBodyBytes)
+        try await chat.markRead(caller, conversationId: try context.parameters.require("conversationId"), messageId: body.messageId)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func typing(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        try await chat.typing(caller, conversationId: try context.parameters.require("conversationId"))
+        return Response(status: .noContent)
+    }
+}

@@ -1,0 +1,60 @@
+import ChatCore
+import Foundation
+import Hummingbird
+import NIOCore
+
+extension Request {
+    /// Decodes a JSON body of at most `limit` bytes, answering every kind of bad input with a 4xx `ChatError`.
+    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int) async throws -> T {
+        if let contentType = headers[.contentType], !contentType.lowercased().contains("json") {
+            throw ChatError(.unsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
+        }
+        var request = self
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw ChatError(.tooLarge, "body_too_large", "The request body is limited to \(limit) bytes.")
+        }
+        guard buffer.readableBytes > 0 else { throw ChatError.badRequest("The request body is empty.", code: "invalid_json") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch DecodingError.keyNotFound(let key, let context) {
+            throw ChatError.badRequest("Missing field `\(Self.path(context.codingPath + [key]))`.", code: "missing_field")
+        } catch DecodingError.typeMismatch(_, let context) {
+            throw ChatError.badRequest("Field `\(Self.path(context.codingPath))` has the wrong type.", code: "invalid_field")
+        } catch DecodingError.valueNotFound(_, let context) {
+            throw ChatError.badRequest("Field `\(Self.path(context.codingPath))` must not be null.", code: "invalid_field")
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            throw ChatError.badRequest("Field `\(Self.path(context.codingPath))` is not valid.", code: "invalid_field")
+        } catch {
+            throw ChatError.badRequest("The body is not valid JSON.", code: "invalid_json")
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    /// An optional integer query parameter; present but not an integer is a 400.
+    func integerQuery(_ name: String) throws -> Int? {
+        guard let text = uri.queryParameters.get(name) else { return nil }
+        guard let value = Int(text) else { throw ChatError.badRequest("`\(name)` must be an integer.", code: "invalid_\(name)") }
+        return value
+    }
+}
+
+/// Builds JSON responses with the shared encoder, so REST bodies and event payloads look alike.
+enum JSONResponse {
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        let bytes = try JSONText.encode(value)
+        return make(bytes: bytes, status: status, headers: headers)
+    }
+
+    static func make(bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}

@@ -1,0 +1,71 @@
+import ChatCore
+import Hummingbird
+import Logging
+
+/// Turns every error into API.md's shape `{"error": {"code", "message"}}` with a fitting status.
+/// Malformed input of any kind must end as a 4xx; anything unexpected is logged and answered 500.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = ChatRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as ChatError {
+            return Self.response(for: error)
+        } catch let error as any HTTPResponseError {
+            let status = error.status
+            let (code, message) = Self.describe(status)
+            if status.code >= 500 {
+                context.logger.error("request failed", metadata: ["error": "\(error)"])
+            }
+            return Self.response(status: status, code: code, message: message)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)"])
+            return Self.response(status: .internalServerError, code: "internal_error", message: "Something went wrong on the server.")
+        }
+    }
+
+    static func status(for kind: ChatError.Kind) -> HTTPResponse.Status {
+        switch kind {
+        case .badRequest: .badRequest
+        case .unauthenticated: .unauthorized
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .tooLarge: .contentTooLarge
+        case .rateLimited: .tooManyRequests
+        case .unsupportedMediaType: .unsupportedMediaType
+        }
+    }
+
+    static func response(for error: ChatError) -> Response {
+        var headers = HTTPFields()
+        if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if error.kind == .unauthenticated { headers[.wwwAuthenticate] = "Bearer" }
+        return response(status: status(for: error.kind), code: error.code, message: error.message, headers: headers)
+    }
+
+    static func response(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) -> Response {
+        var body: [UInt8] = Array(#"{"error":{"code":"#.utf8)
+        JSONText.appendString(code, to: &body)
+        body += Array(#","message":"#.utf8)
+        JSONText.appendString(message, to: &body)
+        body += Array("}}".utf8)
+        return JSONResponse.make(bytes: body, status: status, headers: headers)
+    }
+
+    static func describe(_ status: HTTPResponse.Status) -> (String, String) {
+        switch status.code {
+        case 400: ("bad_request", "The request is malformed.")
+        case 404: ("not_found", "No such resource.")
+        case 405: ("method_not_allowed", "This method is not allowed here.")
+        case 408: ("request_timeout", "The request took too long.")
+        case 413: ("body_too_large", "The request body is too large.")
+        case 414: ("uri_too_long", "The request URI is too long.")
+        case 415: ("unsupported_media_type", "Unsupported content type.")
+        case 431: ("headers_too_large", "The request headers are too large.")
+        case 400..<500: ("bad_request", status.reasonPhrase)
+        default: ("internal_error", "Something went wrong on the server.")
+        }
+    }
+}

@@ -1,6 +1,0 @@
-import Hummingbird
-import HummingbirdWebSocket
-import HummingbirdBcrypt
-import Mustache
-import CompressNIO
-import ServiceLifecycle
