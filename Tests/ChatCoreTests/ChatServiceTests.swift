@@ -1,0 +1,194 @@
+import ChatCore
+import ChatSQLite
+import GRDB
+import Testing
+
+@Suite struct ChatServiceTests {
+    @Test func writerIsDurableWAL() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        #expect(try f.store.writerSynchronousMode() == 2)  // FULL
+        #expect(try f.store.journalMode() == "wal")
+    }
+
+    @Test func seqIsGaplessUnderConcurrentSendersAndCommitsAreGrouped() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let others = [try await f.userId("acme", "bob"), try await f.userId("acme", "carol")]
+        let room = try await f.chat.startConversation(alice, title: "load", participantIds: others)
+        let before = f.chat.commits.statistics
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for i in 0..<200 {
+                        _ = try await f.chat.send(alice, conversationId: room.id, content: "t\(task) m\(i)", threadParentId: nil, clientMessageId: "t\(task)-\(i)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        let seqs = try await f.store.pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq", arguments: [room.id])
+        }
+        #expect(seqs == Array(1...1600))
+        let after = f.chat.commits.statistics
+        #expect(after.commands - before.commands == 1600)
+        // With 8 concurrent senders some sends must have shared a transaction.
+        #expect(after.batches - before.batches < 1600)
+    }
+
+    @Test func resendWithSameClientMessageIdReturnsTheFirstMessage() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let (first, created) = try await f.chat.send(alice, conversationId: room.id, content: "once", threadParentId: nil, clientMessageId: "c-1")
+        let (again, createdAgain) = try await f.chat.send(alice, conversationId: room.id, content: "once, edited", threadParentId: nil, clientMessageId: "c-1")
+        #expect(created && !createdAgain)
+        #expect(again == first)
+        let count = try await f.store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE client_message_id = 'c-1'")
+        }
+        #expect(count == 1)
+        // Another sender may use the same client id: it is scoped per sender.
+        let bob = try await f.principal("acme", "bob")
+        let (bobs, bobCreated) = try await f.chat.send(bob, conversationId: room.id, content: "mine", threadParentId: nil, clientMessageId: "c-1")
+        #expect(bobCreated && bobs.id != first.id)
+    }
+
+    @Test func replyToAReplyLandsOnTheRootAndCountsReplies() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.conversations(alice).first { $0.title == "Launch plan" }!
+        let (root, _) = try await f.chat.send(alice, conversationId: room.id, content: "root", threadParentId: nil, clientMessageId: nil)
+        let (reply, _) = try await f.chat.send(alice, conversationId: nil, content: "r1", threadParentId: root.id, clientMessageId: nil)
+        let (nested, _) = try await f.chat.send(alice, conversationId: nil, content: "r2", threadParentId: reply.id, clientMessageId: nil)
+        #expect(reply.threadParentId == root.id)
+        #expect(nested.threadParentId == root.id)
+        let thread = try await f.chat.thread(alice, messageId: nested.id)
+        #expect(thread.parent.id == root.id)
+        #expect(thread.parent.replyCount == 2)
+        #expect(thread.replies.map(\.content) == ["r1", "r2"])
+        // Replies are not top-level messages.
+        let page = try await f.chat.messages(alice, conversationId: room.id, before: nil, limit: 50)
+        #expect(!page.messages.contains { $0.threadParentId != nil })
+    }
+
+    @Test func closedConversationRefusesMessagesUntilReopened() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let closed = try await f.chat.setClosed(alice, conversationId: room.id, closed: true)
+        #expect(closed.closedAt != nil)
+        await #expect(throws: ChatError.conversationClosed) {
+            _ = try await f.chat.send(alice, conversationId: room.id, content: "x", threadParentId: nil, clientMessageId: nil)
+        }
+        let reopened = try await f.chat.setClosed(alice, conversationId: room.id, closed: false)
+        #expect(reopened.closedAt == nil)
+        _ = try await f.chat.send(alice, conversationId: room.id, content: "back", threadParentId: nil, clientMessageId: nil)
+    }
+
+    @Test func readReceiptsClearUnreadAndOnlyMoveForward() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice"), bob = try await f.principal("acme", "bob")
+        let room = try await f.chat.conversations(alice).first { $0.title == "Launch plan" }!
+        let (m1, _) = try await f.chat.send(alice, conversationId: room.id, content: "one", threadParentId: nil, clientMessageId: nil)
+        let (m2, _) = try await f.chat.send(alice, conversationId: room.id, content: "two", threadParentId: nil, clientMessageId: nil)
+        var view = try await f.chat.conversation(bob, id: room.id)
+        #expect(view.unreadCount == 2)  // bob wrote the seeded message himself
+        try await f.chat.markRead(bob, conversationId: room.id, messageId: m2.id)
+        view = try await f.chat.conversation(bob, id: room.id)
+        #expect(view.unreadCount == 0)
+        let latestBefore = try await f.store.eventLogBounds().latest
+        try await f.chat.markRead(bob, conversationId: room.id, messageId: m1.id)
+        #expect(try await f.store.eventLogBounds().latest == latestBefore)  // nothing new logged
+    }
+
+    @Test func pagesGoBackwardsOldestFirstWithinAPage() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.startConversation(alice, title: "paging", participantIds: [])
+        for i in 1...7 { _ = try await f.chat.send(alice, conversationId: room.id, content: "m\(i)", threadParentId: nil, clientMessageId: nil) }
+        let first = try await f.chat.messages(alice, conversationId: room.id, before: nil, limit: 3)
+        #expect(first.messages.map(\.content) == ["m5", "m6", "m7"])
+        let second = try await f.chat.messages(alice, conversationId: room.id, before: first.nextCursor, limit: 3)
+        #expect(second.messages.map(\.content) == ["m2", "m3", "m4"])
+        let third = try await f.chat.messages(alice, conversationId: room.id, before: second.nextCursor, limit: 3)
+        #expect(third.messages.map(\.content) == ["m1"])
+        #expect(third.nextCursor == nil)
+    }
+
+    @Test func everyDurableChangeIsLoggedAndPublishedInOrder() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let recorder = Recorder(tenantId: alice.tenantId)
+        let subscription = f.hub.subscribe(recorder)
+        defer { subscription.cancel() }
+        let start = try await f.store.eventLogBounds().latest
+        let room = try await f.chat.startConversation(alice, title: "log", participantIds: [])
+        let (m, _) = try await f.chat.send(alice, conversationId: room.id, content: "hello", threadParentId: nil, clientMessageId: nil)
+        _ = try await f.chat.setClosed(alice, conversationId: room.id, closed: true)
+        let logged = try await f.chat.events(alice, after: start, conversationId: nil, limit: 100)
+        #expect(logged.map(\.type) == [.conversationCreated, .newMessage, .conversationUpdated])
+        #expect(recorder.received.map(\.eventId) == logged.map(\.eventId))
+        #expect(String(decoding: logged[1].envelope, as: UTF8.self).contains(m.id))
+        // Another tenant's user sees none of it.
+        let dave = try await f.principal("globex", "dave")
+        #expect(try await f.chat.events(dave, after: start, conversationId: nil, limit: 100).isEmpty)
+    }
+
+    @Test func databaseRefusesRowsThatMixTenants() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let dave = try await f.principal("globex", "dave")
+        let room = try await f.chat.conversations(alice).first!
+        await #expect(throws: DatabaseError.self) {
+            try await f.store.pool.write { db in
+                // A globex user as sender of a message in an acme conversation, even claiming acme's tenant.
+                try db.execute(
+                    sql: "INSERT INTO messages (id, tenant_id, conversation_id, sender_id, content, created_at, seq) VALUES ('m_x', ?, ?, ?, 'x', 0, 999)",
+                    arguments: [alice.tenantId, room.id, dave.userId])
+            }
+        }
+        await #expect(throws: DatabaseError.self) {
+            try await f.store.pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO participants (tenant_id, conversation_id, user_id, joined_at) VALUES (?, ?, ?, 0)",
+                    arguments: [dave.tenantId, room.id, dave.userId])
+            }
+        }
+    }
+
+    @Test func coreRefusesOtherTenantsIdsAsNotFound() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let dave = try await f.principal("globex", "dave")
+        let room = try await f.chat.conversations(alice).first!
+        await #expect(throws: ChatError.notFound("conversation")) { _ = try await f.chat.conversation(dave, id: room.id) }
+        await #expect(throws: ChatError.notFound("conversation")) {
+            _ = try await f.chat.send(dave, conversationId: room.id, content: "x", threadParentId: nil, clientMessageId: nil)
+        }
+        await #expect(throws: ChatError.notFound("participant")) {
+            _ = try await f.chat.startConversation(dave, title: "steal", participantIds: [alice.userId])
+        }
+    }
+
+    @Test func prunedCursorsAreReported() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let pruned = try await f.store.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
+        #expect(pruned > 0)
+        let bounds = try await f.store.eventLogBounds()
+        #expect(bounds.pruned == bounds.latest)
+    }
+}

@@ -1,0 +1,68 @@
+import ChatCore
+import Testing
+
+@Suite struct PrimitivesTests {
+    @Test func timestampsAreRFC3339WithMilliseconds() {
+        #expect(Timestamp(milliseconds: 0).description == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp(milliseconds: 1_795_608_000_123).description == "2026-11-25T12:00:00.123Z")
+        #expect(Timestamp(milliseconds: 951_782_400_000).description == "2000-02-29T00:00:00.000Z")
+    }
+
+    @Test func timestampsParseBackIncludingOffsets() {
+        #expect(Timestamp(rfc3339: "2026-11-25T12:00:00.123Z")?.milliseconds == 1_795_608_000_123)
+        #expect(Timestamp(rfc3339: "2026-11-25T13:00:00.123+01:00")?.milliseconds == 1_795_608_000_123)
+        #expect(Timestamp(rfc3339: "2026-11-25T12:00:00Z")?.milliseconds == 1_795_608_000_000)
+        #expect(Timestamp(rfc3339: "2026-11-25 12:00") == nil)
+        #expect(Timestamp(rfc3339: "2026-13-25T12:00:00Z") == nil)
+    }
+
+    @Test func sha256MatchesKnownVectors() {
+        #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    @Test func secretsAreUniqueAndCookieSafe() {
+        let a = Secret.make(), b = Secret.make()
+        #expect(a != b)
+        #expect(a.count == 43)
+        #expect(a.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 })
+    }
+
+    @Test func identifiersSortByTimeAndRejectJunk() {
+        let early = Identifier.make("msg", at: Timestamp(milliseconds: 1000))
+        let late = Identifier.make("msg", at: Timestamp(milliseconds: 2000))
+        #expect(early < late)
+        #expect(early.hasPrefix("msg_"))
+        #expect(Identifier.isPlausible(early))
+        #expect(!Identifier.isPlausible("../etc/passwd"))
+        #expect(!Identifier.isPlausible(""))
+        #expect(!Identifier.isPlausible(String(repeating: "a", count: 65)))
+    }
+
+    @Test func envelopeEscapesAndCarriesCursor() throws {
+        let event = ChatEvent(type: .newMessage, eventId: 42, tenantId: "t", conversationId: "c\"x", data: Array(#"{"a":1}"#.utf8))
+        #expect(String(decoding: event.envelope, as: UTF8.self)
+            == #"{"type":"new_message","eventId":"42","room":"t:c\"x","conversationId":"c\"x","data":{"a":1}}"#)
+        let typing = ChatEvent(type: .typing, eventId: nil, tenantId: "t", conversationId: "c", data: Array("{}".utf8))
+        #expect(String(decoding: typing.envelope, as: UTF8.self).contains(#""eventId":null"#))
+    }
+
+    @Test func cursorsOnlyParseDigits() {
+        #expect(EventCursor.parse("17") == 17)
+        #expect(EventCursor.parse("-1") == nil)
+        #expect(EventCursor.parse("1e3") == nil)
+        #expect(EventCursor.parse("99999999999999999999") == nil)
+    }
+
+    @Test func rateLimiterRefusesAfterTooManyFailures() {
+        let limiter = LoginRateLimiter(perAccount: .init(maxFailures: 3, windowSeconds: 60), perAddress: .init(maxFailures: 100, windowSeconds: 60))
+        let now = Timestamp.now()
+        for _ in 0..<3 { limiter.recordFailure(account: "acme/alice", address: "1.2.3.4", now: now) }
+        #expect(throws: ChatError.self) { try limiter.check(account: "acme/alice", address: "1.2.3.4", now: now) }
+        // Another account from the same address is still allowed, and the window passes.
+        #expect(throws: Never.self) { try limiter.check(account: "acme/bob", address: "1.2.3.4", now: now) }
+        #expect(throws: Never.self) { try limiter.check(account: "acme/alice", address: nil, now: now.adding(seconds: 61)) }
+    }
+}
