@@ -1,0 +1,238 @@
+@testable import ChatServer
+import ChatCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite struct ChatAPITests {
+    @Test func conversationLifecycleThroughTheAPI() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let bobId = try await client.userId("bob", as: alice)
+
+            let started = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "  Release  ", "participantIds": [bobId]])
+            #expect(started.status == .created)
+            let conversation = started.json["conversation"]
+            #expect(conversation["title"].string == "Release")
+            #expect(conversation["participants"].array.count == 2)
+            #expect(conversation["lastMessageAt"].isNull && conversation["closedAt"].isNull)
+            #expect(conversation.keys.isSuperset(of: ["id", "tenantId", "title", "participants", "createdBy", "createdAt", "updatedAt", "lastMessageAt", "closedAt", "unreadCount"]))
+            let room = try #require(conversation["id"].string)
+
+            let sent = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "hello <b>bob</b>", "clientMessageId": "a-1"])
+            #expect(sent.status == .created)
+            let message = sent.json["message"]
+            #expect(message["seq"].int == 1)
+            #expect(message["threadParentId"].isNull)
+            #expect(message["sender"]["username"].string == "alice")
+            #expect(message["content"].string == "hello <b>bob</b>")
+            #expect(Timestamp(rfc3339: message["createdAt"].string ?? "")?.description == message["createdAt"].string)
+            let messageId = try #require(message["id"].string)
+
+            let resent = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "hello <b>bob</b>", "clientMessageId": "a-1"])
+            #expect(resent.status == .ok)
+            #expect(resent.json["message"]["id"].string == messageId)
+
+            // Bob sees it unread, most recent conversation first.
+            let list = try await client.call(.get, "/api/chat/conversations", as: bob)
+            #expect(list.json["conversations"][0]["id"].string == room)
+            #expect(list.json["conversations"][0]["unreadCount"].int == 1)
+            #expect(try await client.call(.post, "/api/chat/\(room)/read", as: bob, json: ["messageId": messageId]).status == .noContent)
+            #expect(try await client.call(.get, "/api/chat/conversations", as: bob).json["conversations"][0]["unreadCount"].int == 0)
+
+            // Threads.
+            let reply = try await client.call(.post, "/api/chat/thread/\(messageId)/reply", as: bob, json: ["content": "hi!"])
+            #expect(reply.status == .created)
+            #expect(reply.json["message"]["threadParentId"].string == messageId)
+            let replyId = try #require(reply.json["message"]["id"].string)
+            let nested = try await client.call(.post, "/api/chat/thread/\(replyId)/reply", as: alice, json: ["content": "nested"])
+            #expect(nested.json["message"]["threadParentId"].string == messageId)
+            let viaSend = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "via send", "threadParentId": messageId])
+            #expect(viaSend.json["message"]["threadParentId"].string == messageId)
+            let thread = try await client.call(.get, "/api/chat/thread/\(messageId)", as: bob)
+            #expect(thread.json["parent"]["replyCount"].int == 3)
+            #expect(thread.json["replies"].array.map { $0["content"].string ?? "" } == ["hi!", "nested", "via send"])
+            let top = try await client.call(.get, "/api/chat/\(room)/messages", as: bob)
+            #expect(top.json["messages"].array.count == 1)
+            #expect(top.json["nextCursor"].isNull)
+
+            // Close and reopen.
+            let closed = try await client.call(.post, "/api/chat/\(room)/close", as: bob)
+            #expect(closed.status == .ok)
+            #expect(closed.json["conversation"]["closedAt"].string != nil)
+            let refused = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "too late"])
+            #expect(refused.status == .conflict)
+            #expect(refused.json["error"]["code"].string == "conversation_closed")
+            #expect(try await client.call(.post, "/api/chat/thread/\(messageId)/reply", as: alice, json: ["content": "late"]).status == .conflict)
+            let reopened = try await client.call(.post, "/api/chat/\(room)/reopen", as: alice)
+            #expect(reopened.json["conversation"]["closedAt"].isNull)
+            #expect(try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "again"]).status == .created)
+            #expect(try await client.call(.post, "/api/chat/\(room)/typing", as: alice).status == .noContent)
+        }
+    }
+
+    @Test func usersAndMeStayInTheCallersTenant() async throws {
+        try await withApp { client, _ in
+            let dave = try await client.tokenSignIn("globex", "dave")
+            let users = try await client.call(.get, "/api/users", as: dave)
+            #expect(Set(users.json["users"].array.compactMap { $0["username"].string }) == ["dave", "erin"])
+            let conversations = try await client.call(.get, "/api/chat/conversations", as: dave)
+            #expect(conversations.json["conversations"].array.map { $0["title"].string } == ["Ops"])
+        }
+    }
+
+    @Test func pagingAndLimits() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let room = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "pages", "participantIds": [] as [String]]).json["conversation"]["id"].string!
+            for i in 1...5 { _ = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "m\(i)"]) }
+            let first = try await client.call(.get, "/api/chat/\(room)/messages?limit=2", as: alice)
+            #expect(first.json["messages"].array.map { $0["content"].string } == ["m4", "m5"])
+            let cursor = try #require(first.json["nextCursor"].string)
+            let second = try await client.call(.get, "/api/chat/\(room)/messages?limit=2&before=\(cursor)", as: alice)
+            #expect(second.json["messages"].array.map { $0["content"].string } == ["m2", "m3"])
+            let big = try await client.call(.get, "/api/chat/\(room)/messages?limit=100000", as: alice)
+            #expect(big.status == .ok)
+            #expect(big.json["messages"].array.count == 5)
+            for bad in ["limit=0", "limit=-3", "limit=abc", "before=xyz", "before=-1"] {
+                let response = try await client.call(.get, "/api/chat/\(room)/messages?\(bad)", as: alice)
+                #expect(response.status == .badRequest, "\(bad)")
+            }
+        }
+    }
+
+    @Test func contentLimits() async throws {
+        try await withApp { client, deps in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let room = try await client.conversationId("General", as: alice)
+            let long = String(repeating: "é", count: 8000)
+            #expect(try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": long]).status == .created)
+            let before = try await snapshot(deps.store)
+            let tooLong = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": String(repeating: "x", count: 10_001)])
+            #expect(tooLong.status == .contentTooLarge)
+            #expect(tooLong.json["error"]["code"].string == "content_too_long")
+            for blank in ["", "   ", "\n\t ", "\u{3000}"] {
+                let response = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": blank])
+                #expect(response.status == .badRequest)
+                #expect(response.json["error"]["code"].string == "empty_content")
+            }
+            #expect(try await snapshot(deps.store) == before)
+        }
+    }
+
+    @Test func malformedInputIsA4xxAndStoresNothing() async throws {
+        try await withApp { client, deps in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let room = try await client.conversationId("General", as: alice)
+            let message = try await client.call(.get, "/api/chat/\(room)/messages", as: alice).json["messages"][0]["id"].string!
+            let before = try await snapshot(deps.store)
+            let raw: [(String, String)] = [
+                ("/api/chat/send", "{not json"), ("/api/chat/send", "[]"), ("/api/chat/send", "\"text\""), ("/api/chat/send", "null"),
+                ("/api/chat/send", "{\"conversationId\": 5, \"content\": \"x\"}"),
+                ("/api/chat/send", "{\"conversationId\": \"\(room)\", \"content\": 7}"),
+                ("/api/chat/send", "{\"conversationId\": \"\(room)\", \"content\": null}"),
+                ("/api/chat/send", "{\"conversationId\": \"\(room)\", \"content\": \"x\", \"clientMessageId\": 3}"),
+                ("/api/chat/send", "{\"conversationId\": \"\(room)\", \"content\": \"x\", \"clientMessageId\": \"\"}"),
+                ("/api/chat/send", "{\"content\": \"x\"}"), ("/api/chat/send", "{\"conversationId\": \"\(room)\"}"),
+                ("/api/chat/send", "{\"conversationId\": \"../../etc\", \"content\": \"x\"}"),
+                ("/api/chat/send", "{\"conversationId\": \"\(room)\", \"content\": \"x\", \"threadParentId\": \"msg_nope\"}"),
+                ("/api/chat/start", "{\"participantIds\": \"bob\"}"), ("/api/chat/start", "{\"title\": \"x\"}"),
+                ("/api/chat/start", "{\"title\": [], \"participantIds\": []}"),
+                ("/api/chat/start", "{\"title\": \"\(String(repeating: "t", count: 300))\", \"participantIds\": []}"),
+                ("/api/chat/start", "{\"title\": \"x\", \"participantIds\": [\"usr_unknown\"]}"),
+                ("/api/chat/\(room)/read", "{}"), ("/api/chat/\(room)/read", "{\"messageId\": \"msg_nope\"}"),
+                ("/api/chat/thread/\(message)/reply", "{\"content\": {}}"),
+                ("/api/auth/login", "{\"tenant\": \"acme\"}"), ("/api/auth/login", "{\"tenant\": 1, \"username\": 2, \"password\": 3}"),
+                ("/api/chat/send", "\u{FEFF}\u{0}"),
+            ]
+            for (path, body) in raw {
+                let response = try await client.call(.post, path, as: alice, rawBody: body)
+                #expect((400..<500).contains(response.status.code), "\(path) \(body): \(response.status)")
+                #expect(response.json["error"]["code"].string != nil, "\(path) \(body)")
+            }
+            let huge = String(repeating: "a", count: 300_000)
+            let tooBig = try await client.call(.post, "/api/chat/send", as: alice, rawBody: "{\"conversationId\": \"\(room)\", \"content\": \"\(huge)\"}")
+            #expect(tooBig.status == .contentTooLarge)
+            let wrongType = try await client.call(
+                .post, "/api/chat/send", as: alice, rawBody: "conversationId=\(room)&content=x", headers: [.contentType: "application/x-www-form-urlencoded"])
+            #expect(wrongType.status == .unsupportedMediaType)
+            #expect(try await snapshot(deps.store) == before)
+        }
+    }
+
+    @Test func anotherTenantGetsNotFoundEverywhereAndChangesNothing() async throws {
+        try await withApp { client, deps in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let room = try await client.conversationId("General", as: alice)
+            let bobId = try await client.userId("bob", as: alice)
+            let message = try await client.call(.get, "/api/chat/\(room)/messages", as: alice).json["messages"][0]["id"].string!
+            let before = try await snapshot(deps.store)
+
+            // Dave (globex) replays acme's ids against every endpoint, as an API client and as a browser.
+            for dave in [try await client.tokenSignIn("globex", "dave"), try await client.browserSignIn("globex", "dave")] {
+                let attempts: [(HTTPRequest.Method, String, [String: Any]?)] = [
+                    (.get, "/api/chat/\(room)/messages", nil),
+                    (.get, "/api/chat/thread/\(message)", nil),
+                    (.post, "/api/chat/send", ["conversationId": room, "content": "leak?"]),
+                    (.post, "/api/chat/send", ["conversationId": room, "content": "leak?", "threadParentId": message]),
+                    (.post, "/api/chat/thread/\(message)/reply", ["content": "leak?"]),
+                    (.post, "/api/chat/\(room)/close", nil),
+                    (.post, "/api/chat/\(room)/reopen", nil),
+                    (.post, "/api/chat/\(room)/read", ["messageId": message]),
+                    (.post, "/api/chat/\(room)/typing", nil),
+                    (.post, "/api/chat/start", ["title": "steal", "participantIds": [bobId]]),
+                ]
+                for (method, path, body) in attempts {
+                    let response = try await client.call(method, path, as: dave, json: body)
+                    #expect(response.status == .notFound, "\(method) \(path)")
+                    #expect(response.json["error"]["code"].string == "not_found", "\(method) \(path)")
+                }
+                let list = try await client.call(.get, "/api/chat/conversations", as: dave)
+                #expect(!list.json["conversations"].array.contains { $0["id"].string == room })
+                let users = try await client.call(.get, "/api/users", as: dave)
+                #expect(!users.json["users"].array.contains { $0["id"].string == bobId })
+            }
+            #expect(try await snapshot(deps.store) == before)
+
+            // A non-participant of the same tenant is also told "not found".
+            let carol = try await client.tokenSignIn("acme", "carol")
+            let plan = try await client.conversationId("Launch plan", as: alice)
+            #expect(try await client.call(.get, "/api/chat/\(plan)/messages", as: carol).status == .notFound)
+            #expect(try await client.call(.post, "/api/chat/send", as: carol, json: ["conversationId": plan, "content": "hi"]).status == .notFound)
+        }
+    }
+
+    @Test func errorsHaveTheContractShape() async throws {
+        try await withApp { client, _ in
+            let response = try await client.call(.get, "/api/does-not-exist")
+            #expect(response.status == .notFound)
+            #expect(response.json["error"]["code"].string == "not_found")
+            #expect(response.json["error"]["message"].string?.isEmpty == false)
+            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+        }
+    }
+
+    @Test func openAPIDocumentListsEveryRoute() async throws {
+        try await withApp { client, _ in
+            let response = try await client.call(.get, "/api/openapi.json")
+            #expect(response.status == .ok)
+            #expect(response.json["openapi"].string == "3.1.0")
+            let paths = response.json["paths"]
+            let router = buildRouter(testConfiguration(), dependencies: try ChatDependencies.make(testConfiguration()))
+            var checked = 0
+            for route in router.routes where route.path.description.hasPrefix("/api/") {
+                let path = route.path.components.map { component -> String in
+                    let text = "\(component)"
+                    return text.hasPrefix(":") ? "{\(text.dropFirst())}" : text
+                }.joined(separator: "/")
+                let method = route.method.rawValue.lowercased()
+                #expect(paths["/" + path][method].exists, "\(route.method) /\(path) is not in openapi.json")
+                checked += 1
+            }
+            #expect(checked >= 15)
+        }
+    }
+}

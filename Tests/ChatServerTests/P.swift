@@ -1,4 +1,0 @@
-import Testing
-import HummingbirdTesting
-import HummingbirdWSTesting
-@Test func t2() {}
