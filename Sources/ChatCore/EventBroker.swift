@@ -1,24 +1,29 @@
 import Synchronization
 
+/// What a subscriber listens to.
+public enum SubscriptionScope: Sendable, Hashable {
+    /// Every event of one conversation (`tenantId:conversationId`).
+    case room(tenantId: String, conversationId: String)
+    /// Every event of a tenant; the subscriber filters to the conversations its user is in.
+    case tenant(String)
+}
+
 /// Fans events out to subscribers. The in-process `RoomHub` serves one node; a cross-node broker (e.g. on
-/// PostgreSQL LISTEN/NOTIFY) implements the same protocol later.
+/// PostgreSQL LISTEN/NOTIFY) implements the same protocol later, so nothing may assume a single process.
 public protocol EventBroker: Sendable {
     /// Delivers events, already committed and in log order, to every subscriber of their rooms. Must not block.
     func publish(_ events: [ChatEvent])
-    /// Registers a subscriber. Returns a handle whose `cancel()` ends the subscription.
-    func subscribe(_ subscriber: any EventSubscriber) -> Subscription
+    /// Registers a subscriber. The returned handle's `cancel()` ends the subscription.
+    func subscribe(_ subscriber: any EventSubscriber, to scope: SubscriptionScope) -> Subscription
 }
 
-/// A receiver of live events, such as one WebSocket connection or one SSE stream.
+/// A receiver of live events, such as one joined room of a WebSocket or one SSE stream.
 public protocol EventSubscriber: AnyObject, Sendable {
-    var tenantId: String { get }
-    /// Whether this subscriber wants events of this room. Called for every event of the tenant.
-    func wants(conversationId: String) -> Bool
-    /// Hands over an event. Must not block: enqueue and return.
+    /// Hands over an event. Called on the publisher's task, in log order: must not block, only enqueue.
     func deliver(_ event: ChatEvent)
 }
 
-/// Ends a subscription when cancelled.
+/// Ends a subscription when cancelled (or when released).
 public final class Subscription: Sendable {
     private let onCancel: Mutex<(@Sendable () -> Void)?>
 
@@ -28,9 +33,8 @@ public final class Subscription: Sendable {
 
     public func cancel() {
         let action = onCancel.withLock { value -> (@Sendable () -> Void)? in
-            let action = value
-            value = nil
-            return action
+            defer { value = nil }
+            return value
         }
         action?()
     }
@@ -38,7 +42,8 @@ public final class Subscription: Sendable {
     deinit { cancel() }
 }
 
-/// The in-process broker: subscribers grouped by tenant; each event is offered to its tenant's subscribers.
+/// The in-process broker: subscribers indexed by room and by tenant. Each event is delivered to its room's
+/// subscribers and its tenant's, synchronously and in publish order.
 public final class RoomHub: EventBroker {
     private struct Entry {
         let id: Int
@@ -47,7 +52,8 @@ public final class RoomHub: EventBroker {
 
     private struct State {
         var nextId = 0
-        var byTenant: [String: [Entry]] = [:]
+        var byScope: [SubscriptionScope: [Entry]] = [:]
+        var count = 0
     }
 
     private let state = Mutex(State())
@@ -55,30 +61,33 @@ public final class RoomHub: EventBroker {
     public init() {}
 
     public func publish(_ events: [ChatEvent]) {
-        guard !events.isEmpty else { return }
         for event in events {
-            let subscribers = state.withLock { $0.byTenant[event.tenantId] ?? [] }
-            for entry in subscribers where entry.subscriber.wants(conversationId: event.conversationId) {
-                entry.subscriber.deliver(event)
+            let (room, tenant) = state.withLock { s in
+                (s.byScope[.room(tenantId: event.tenantId, conversationId: event.conversationId)] ?? [],
+                 s.byScope[.tenant(event.tenantId)] ?? [])
             }
+            for entry in room { entry.subscriber.deliver(event) }
+            for entry in tenant { entry.subscriber.deliver(event) }
         }
     }
 
-    public func subscribe(_ subscriber: any EventSubscriber) -> Subscription {
-        let tenantId = subscriber.tenantId
+    public func subscribe(_ subscriber: any EventSubscriber, to scope: SubscriptionScope) -> Subscription {
         let id = state.withLock { s -> Int in
             s.nextId += 1
-            s.byTenant[tenantId, default: []].append(Entry(id: s.nextId, subscriber: subscriber))
+            s.count += 1
+            s.byScope[scope, default: []].append(Entry(id: s.nextId, subscriber: subscriber))
             return s.nextId
         }
         return Subscription { [weak self] in
             self?.state.withLock { s in
-                s.byTenant[tenantId]?.removeAll { $0.id == id }
-                if s.byTenant[tenantId]?.isEmpty == true { s.byTenant[tenantId] = nil }
+                guard var entries = s.byScope[scope], let index = entries.firstIndex(where: { $0.id == id }) else { return }
+                entries.remove(at: index)
+                s.count -= 1
+                s.byScope[scope] = entries.isEmpty ? nil : entries
             }
         }
     }
 
-    /// How many subscribers are registered (for tests and metrics).
-    public var subscriberCount: Int { state.withLock { $0.byTenant.values.reduce(0) { $0 + $1.count } } }
+    /// How many subscriptions are registered (for tests and metrics).
+    public var subscriberCount: Int { state.withLock { $0.count } }
 }

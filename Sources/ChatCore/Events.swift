@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import NIOCore
 
 /// The kinds of realtime event of API.md.
 public enum EventType: String, Sendable, CaseIterable {
@@ -16,22 +17,35 @@ public enum EventType: String, Sendable, CaseIterable {
     public var isDurable: Bool { self != .typing }
 }
 
-/// One realtime event, its envelope already encoded so every transport sends the same bytes.
+/// One realtime event, encoded once: every transport and every subscriber sends these same buffers.
 public struct ChatEvent: Sendable {
     public let type: EventType
     /// Position in the event log; nil for ephemeral events.
     public let eventId: Int64?
     public let tenantId: String
     public let conversationId: String
-    /// `{"type","eventId","room","conversationId","data"}` as UTF-8 JSON.
-    public let envelope: [UInt8]
+    /// For conversation events: who participates, so that "all my conversations" streams learn of new ones.
+    public let participantIds: [String]?
+    /// `{"type","eventId","room","conversationId","data"}` as UTF-8 JSON (a WebSocket text frame's payload).
+    public let envelope: ByteBuffer
+    /// The same envelope as one Server-Sent Events message (`id:`, `event:`, `data:` lines and a blank line).
+    public let sseMessage: ByteBuffer
 
-    public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8]) {
+    public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8], participantIds: [String]? = nil) {
         self.type = type
         self.eventId = eventId
         self.tenantId = tenantId
         self.conversationId = conversationId
-        self.envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
+        self.participantIds = participantIds
+        let envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
+        self.envelope = ByteBuffer(bytes: envelope)
+        var sse = ByteBuffer()
+        sse.reserveCapacity(envelope.count + 48)
+        if let eventId { sse.writeString("id: \(eventId)\n") }
+        sse.writeString("event: \(type.rawValue)\ndata: ")
+        sse.writeBytes(envelope)
+        sse.writeString("\n\n")
+        self.sseMessage = sse
     }
 
     /// `tenantId:conversationId`, the room every transport and the hub key on.

@@ -217,6 +217,13 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
+    public func conversationIds(tenantId: String, userId: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT conversation_id FROM participants WHERE tenant_id = ? AND user_id = ?", arguments: [tenantId, userId])
+        }
+    }
+
     // MARK: Writes
 
     public func apply(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>] {
@@ -278,7 +285,9 @@ public final class SQLiteChatStore: ChatStore {
         let conversation = Conversation(
             id: id, tenantId: tenantId, title: title, participants: users, createdBy: creatorId, createdAt: now,
             updatedAt: now, lastMessageAt: nil, closedAt: nil, unreadCount: 0, lastSeq: 0)
-        let event = try appendEvent(db, type: .conversationCreated, tenantId: tenantId, conversationId: id, data: JSONText.encode(conversation), now: now)
+        let event = try appendEvent(
+            db, type: .conversationCreated, tenantId: tenantId, conversationId: id, data: JSONText.encode(conversation), now: now,
+            participantIds: users.map(\.id))
         return AppliedWrite(outcome: .conversation(conversation), events: [event])
     }
 
@@ -360,7 +369,9 @@ public final class SQLiteChatStore: ChatStore {
         conversation.updatedAt = now
         var shared = conversation
         shared.unreadCount = 0
-        let event = try appendEvent(db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared), now: now)
+        let event = try appendEvent(
+            db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared), now: now,
+            participantIds: conversation.participants.map(\.id))
         return AppliedWrite(outcome: .conversation(conversation), events: [event])
     }
 
@@ -390,12 +401,15 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     private static func appendEvent(
-        _ db: Database, type: EventType, tenantId: String, conversationId: String, data: [UInt8], now: Timestamp
+        _ db: Database, type: EventType, tenantId: String, conversationId: String, data: [UInt8], now: Timestamp,
+        participantIds: [String]? = nil
     ) throws -> ChatEvent {
         try db.execute(
             sql: "INSERT INTO events (tenant_id, conversation_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
             arguments: [tenantId, conversationId, type.rawValue, String(decoding: data, as: UTF8.self), now.milliseconds])
-        return ChatEvent(type: type, eventId: db.lastInsertedRowID, tenantId: tenantId, conversationId: conversationId, data: data)
+        return ChatEvent(
+            type: type, eventId: db.lastInsertedRowID, tenantId: tenantId, conversationId: conversationId, data: data,
+            participantIds: participantIds)
     }
 
     // MARK: Event log

@@ -49,7 +49,9 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
-            ws: WebSocketServerConfiguration(maxFrameSize: 64 * 1024, autoPing: .enabled(timePeriod: .seconds(30)), validateUTF8: true))),
+            ws: WebSocketServerConfiguration(
+                maxFrameSize: config.realtime.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(Int64(config.realtime.pingSeconds))),
+                validateUTF8: true))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-server"),
         logger: logger)
     app.addServices(MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger))
@@ -69,6 +71,10 @@ func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) -> 
     AuthController(auth: dependencies.auth, chat: dependencies.chat, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
         .addRoutes(to: router.group("api/auth"), users: router.group("api/users"))
     ChatController(chat: dependencies.chat, maxBodyBytes: config.maxBodyBytes).addRoutes(to: router.group("api/chat"))
+    RealtimeController(
+        chat: dependencies.chat, auth: dependencies.auth, origins: OriginPolicy(allowedOrigins: config.allowedOrigins),
+        settings: config.realtime
+    ).addRoutes(to: router)
     router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: OpenAPIDocument.bytes) }
     router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }
     return router

@@ -26,6 +26,8 @@ public struct AppConfiguration: Sendable {
     public var templatesDirectory = "templates"
     public var publicDirectory = "Public"
 
+    public var realtime = RealtimeSettings()
+
     public init() {}
 
     /// `Secure` cookie attribute policy.
@@ -35,4 +37,30 @@ public struct AppConfiguration: Sendable {
         case always
         case never
     }
+}
+
+/// Bounds and timings of the realtime transports (see the README for why these values).
+public struct RealtimeSettings: Sendable {
+    /// Events queued for one WebSocket or SSE client before it is disconnected as a slow consumer.
+    public var queueCapacity = 1024
+    /// Largest WebSocket message accepted from a client.
+    public var maxFrameBytes = 64 * 1024
+    /// Seconds between WebSocket pings; a peer that misses one is closed.
+    public var pingSeconds = 30
+    /// Seconds between SSE comment lines (API.md: at most 15).
+    public var sseHeartbeatSeconds = 15
+    /// SSE `retry:` hint to browsers, in milliseconds.
+    public var sseRetryMilliseconds = 2000
+    public var pollDefaultTimeoutSeconds = 25
+    public var pollMaxTimeoutSeconds = 60
+    /// At most this many events in one long-poll answer; the client polls again from the returned cursor.
+    public var pollMaxEvents = 500
+    /// Client frames per second a WebSocket may send on average, and the burst it may save up.
+    public var framesPerSecond = 20.0
+    public var frameBurst = 60.0
+    /// Frames over the rate a client may send (each answered with `rate_limited`) before it is disconnected.
+    public var floodTolerance = 100
+    public var maxRoomsPerSocket = 1000
+
+    public init() {}
 }

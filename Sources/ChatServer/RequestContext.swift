@@ -11,11 +11,14 @@ public struct ChatRequestContext: RequestContext, WebSocketRequestContext {
     public var principal: Principal?
     /// The peer's IP address, for login rate limiting.
     public let remoteAddress: String?
+    /// The connection, so that a stuck realtime stream can be closed from outside its writer.
+    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.webSocket = .init()
         self.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.channel = source.channel
     }
 
     /// The caller, or 401 `unauthenticated`.

@@ -1,0 +1,165 @@
+import Synchronization
+
+/// What a feed hands to its transport.
+public enum FeedItem: Sendable {
+    case event(ChatEvent)
+    /// The cursor is older than the log keeps (or unknown): the client must reload and resume from now.
+    case resyncRequired(conversationId: String?)
+    /// Live events piled up faster than the transport took them; the feed has stopped.
+    case overflow
+}
+
+/// One user's durable events from a cursor, then live events: exactly once, in log order, no gap between the
+/// replay and the live part. Every transport (WebSocket room, SSE stream, long-poll) reads through one of these.
+///
+/// It subscribes to the hub *before* reading the log; live events that arrive during the replay wait in a
+/// buffer and are released after it, minus those the replay already covered (event ids only grow).
+public final class EventFeed: EventSubscriber {
+    /// Which conversations the feed follows.
+    public enum Scope: Sendable, Equatable {
+        /// Every conversation the user participates in, including ones created later.
+        case allConversations
+        case conversation(String)
+
+        var conversationId: String? {
+            if case .conversation(let id) = self { return id }
+            return nil
+        }
+    }
+
+    private struct State {
+        var replaying = true
+        var buffer: [ChatEvent] = []
+        var lastId: Int64 = 0
+        var members: Set<String> = []
+        var stopped = false
+        var subscription: Subscription?
+    }
+
+    public let principal: Principal
+    public let scope: Scope
+    private let chat: ChatService
+    private let sink: @Sendable (FeedItem) -> Bool
+    private let pace: (@Sendable () async -> Void)?
+    private let maxBuffer: Int
+    private let pageSize = 500
+    private let state = Mutex(State())
+
+    /// `sink` receives items in order, under the feed's lock: it must only enqueue. Returning false stops the feed.
+    /// `pace`, awaited before each replayed page, lets the transport's writer catch up.
+    public init(
+        chat: ChatService, principal: Principal, scope: Scope, maxBuffer: Int = 10_000,
+        pace: (@Sendable () async -> Void)? = nil, sink: @escaping @Sendable (FeedItem) -> Bool
+    ) {
+        self.chat = chat
+        self.principal = principal
+        self.scope = scope
+        self.maxBuffer = maxBuffer
+        self.pace = pace
+        self.sink = sink
+    }
+
+    /// Subscribes, replays everything after `cursor` (nothing when nil), then goes live.
+    /// Throws `not_found` when the user does not participate in the scope's conversation.
+    public func start(after cursor: Int64?) async throws {
+        let hubScope: SubscriptionScope
+        switch scope {
+        case .allConversations:
+            hubScope = .tenant(principal.tenantId)
+        case .conversation(let id):
+            _ = try await chat.conversation(principal, id: id)
+            hubScope = .room(tenantId: principal.tenantId, conversationId: id)
+        }
+        let subscription = chat.broker.subscribe(self, to: hubScope)
+        state.withLock { $0.subscription = subscription }
+        if scope == .allConversations {
+            let ids = try await chat.store.conversationIds(tenantId: principal.tenantId, userId: principal.userId)
+            state.withLock { $0.members.formUnion(ids) }
+        }
+        if let cursor {
+            let bounds = try await chat.store.eventLogBounds()
+            if cursor < bounds.pruned || cursor > bounds.latest {
+                let keepGoing = state.withLock { s -> Bool in
+                    s.lastId = max(s.lastId, bounds.latest)
+                    return emit(.resyncRequired(conversationId: scope.conversationId), &s)
+                }
+                guard keepGoing else { return }
+            } else {
+                var after = cursor
+                while true {
+                    await pace?()
+                    if state.withLock({ $0.stopped }) { return }
+                    let page = try await chat.events(principal, after: after, conversationId: scope.conversationId, limit: pageSize)
+                    let keepGoing = state.withLock { s -> Bool in
+                        for event in page {
+                            s.members.insert(event.conversationId)
+                            if let id = event.eventId { s.lastId = max(s.lastId, id) }
+                            guard emit(.event(event), &s) else { return false }
+                        }
+                        return true
+                    }
+                    guard keepGoing else { return }
+                    guard page.count == pageSize, let last = page.last?.eventId else { break }
+                    after = last
+                }
+            }
+        }
+        state.withLock { s in
+            s.replaying = false
+            let buffered = s.buffer
+            s.buffer = []
+            for event in buffered { admit(event, &s) }
+        }
+    }
+
+    /// Unsubscribes; nothing more reaches the sink.
+    public func stop() {
+        let subscription = state.withLock { s -> Subscription? in
+            s.stopped = true
+            defer { s.subscription = nil }
+            return s.subscription
+        }
+        subscription?.cancel()
+    }
+
+    /// The id of the newest durable event handed to the sink (or covered by a resync).
+    public var cursor: Int64 { state.withLock { $0.lastId } }
+
+    public func deliver(_ event: ChatEvent) {
+        state.withLock { s in
+            guard !s.stopped else { return }
+            if scope == .allConversations {
+                if event.type == .conversationCreated, event.participantIds?.contains(principal.userId) == true {
+                    s.members.insert(event.conversationId)
+                }
+                guard s.members.contains(event.conversationId) else { return }
+            }
+            if s.replaying {
+                if s.buffer.count >= maxBuffer {
+                    s.buffer = []
+                    _ = emit(.overflow, &s)
+                    s.stopped = true
+                } else {
+                    s.buffer.append(event)
+                }
+                return
+            }
+            admit(event, &s)
+        }
+    }
+
+    private func admit(_ event: ChatEvent, _ s: inout State) {
+        guard !s.stopped else { return }
+        if let id = event.eventId {
+            guard id > s.lastId else { return }  // already replayed
+            s.lastId = id
+        }
+        _ = emit(.event(event), &s)
+    }
+
+    private func emit(_ item: FeedItem, _ s: inout State) -> Bool {
+        guard !s.stopped else { return false }
+        if !sink(item) { s.stopped = true }
+        return !s.stopped
+    }
+}

@@ -1,0 +1,235 @@
+import ChatCore
+import CompressNIO
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The three realtime transports, all reading the same event log through `EventFeed`:
+/// WebSocket `/api/chat/ws`, Server-Sent Events `/api/chat/events`, long-poll `/api/chat/poll`.
+struct RealtimeController {
+    let chat: ChatService
+    let auth: AuthService
+    let origins: OriginPolicy
+    let settings: RealtimeSettings
+
+    func addRoutes(to router: Router<ChatRequestContext>) {
+        router.ws("api/chat/ws", shouldUpgrade: { request, context in
+            let principal = try context.requirePrincipal()
+            // A browser sends its cookie with any cross-site WebSocket: refuse foreign origins (CSWSH).
+            if principal.method == .session, !origins.isSameSiteOrAllowed(request) {
+                throw ChatError(.forbidden, "origin_rejected", "Cross-site WebSocket upgrades are not allowed.")
+            }
+            return .upgrade([:])
+        }, onUpgrade: { inbound, outbound, context in
+            guard let principal = context.requestContext.principal else { return }
+            await WebSocketSession(
+                chat: chat, auth: auth, principal: principal, settings: settings, channel: context.requestContext.channel,
+                logger: context.logger
+            ).run(inbound: inbound, outbound: outbound)
+        })
+        router.get("api/chat/events", use: events)
+        router.get("api/chat/poll", use: poll)
+    }
+
+    // MARK: Server-Sent Events
+
+    @Sendable func events(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let conversationId = request.uri.queryParameters.get("conversationId")
+        let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
+        if let conversationId { _ = try await chat.conversation(principal, id: conversationId) }
+        let cursorText = request.headers[.lastEventID] ?? request.uri.queryParameters.get("lastEventId")
+        let cursor = try cursorText.map(Self.parseCursor)
+
+        let settings = self.settings
+        let auth = self.auth
+        let chat = self.chat
+        let channel = context.channel
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        headers[.cacheControl] = "no-cache"
+        headers[.xAccelBuffering] = "no"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let queue = OutboundQueue<ByteBuffer>(capacity: settings.queueCapacity) { reason in
+                if reason == .overflow || reason == .revoked {
+                    channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+                }
+            }
+            let revocation = auth.revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
+            defer { revocation.cancel() }
+            let feed = EventFeed(
+                chat: chat, principal: principal, scope: scope,
+                pace: { await queue.waitForRoom(atMost: max(0, settings.queueCapacity / 2 - 500)) }
+            ) { item in
+                switch item {
+                case .event(let event): return queue.push(event.sseMessage)
+                case .resyncRequired(let id):
+                    var message = ByteBuffer(string: "event: resync_required\ndata: ")
+                    var frame = ControlFrame.resyncRequired(conversationId: id)
+                    message.writeBuffer(&frame)
+                    message.writeString("\n\n")
+                    return queue.push(message)
+                case .overflow:
+                    queue.close(.overflow)
+                    return false
+                }
+            }
+            defer { feed.stop() }
+            queue.push(ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n"))
+
+            try await request.body.consumeWithInboundCloseHandler { _ in
+                try await withGracefulShutdownHandler {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            do { try await feed.start(after: cursor) } catch { queue.close(.finished) }
+                        }
+                        group.addTask {
+                            while !Task.isCancelled {
+                                try? await Task.sleep(for: .seconds(settings.sseHeartbeatSeconds))
+                                if Task.isCancelled || !queue.push(ByteBuffer(string: ": keepalive\n\n")) { break }
+                            }
+                        }
+                        group.addTask {
+                            let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
+                            try? await Task.sleep(for: .milliseconds(max(0, remaining)))
+                            if !Task.isCancelled { queue.close(.expired) }
+                        }
+                        // The writer: everything queued goes out in one write (one flush), until the queue closes.
+                        defer { group.cancelAll() }
+                        while true {
+                            let (items, closed) = await queue.take()
+                            if !items.isEmpty {
+                                var batch = ByteBuffer()
+                                batch.reserveCapacity(items.reduce(0) { $0 + $1.readableBytes })
+                                for var item in items { batch.writeBuffer(&item) }
+                                try await writer.write(batch)
+                            }
+                            if closed != nil { break }
+                        }
+                    }
+                } onGracefulShutdown: {
+                    queue.close(.shutdown)
+                }
+            } onInboundClosed: {
+                queue.close(.finished)
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    // MARK: Long-poll
+
+    @Sendable func poll(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let conversationId = request.uri.queryParameters.get("conversationId")
+        let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
+        var timeout = settings.pollDefaultTimeoutSeconds
+        if let text = request.uri.queryParameters.get("timeout") {
+            guard let value = Int(text), value >= 0 else {
+                throw ChatError.badRequest("`timeout` must be a whole number of seconds.", code: "invalid_timeout")
+            }
+            timeout = min(value, settings.pollMaxTimeoutSeconds)
+        }
+        if let conversationId { _ = try await chat.conversation(principal, id: conversationId) }
+        guard let cursorText = request.uri.queryParameters.get("cursor") else {
+            // No cursor: the current position, so the next poll starts from now.
+            let latest = try await chat.store.eventLogBounds().latest
+            return try pollResponse(events: [], cursor: latest, request: request)
+        }
+        let cursor = try Self.parseCursor(cursorText)
+
+        let maxEvents = settings.pollMaxEvents
+        let collected = OutboundQueue<FeedItem>(capacity: maxEvents + 1)
+        let feed = EventFeed(chat: chat, principal: principal, scope: scope) { item in
+            if case .overflow = item { return false }
+            collected.push(item)
+            return collected.pendingCount < maxEvents
+        }
+        defer { feed.stop() }
+        try await feed.start(after: cursor)
+
+        var items: [FeedItem] = []
+        let wait = timeout
+        if collected.pendingCount == 0 && wait > 0 {
+            // Hold until something arrives or the timeout passes.
+            items = await withTaskGroup(of: [FeedItem].self) { group in
+                group.addTask { await collected.take().items }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(wait))
+                    collected.close(.finished)
+                    return []
+                }
+                var result: [FeedItem] = []
+                if let first = await group.next() { result = first }
+                group.cancelAll()
+                return result
+            }
+        }
+        feed.stop()
+        collected.close(.finished)
+        items += await collected.take().items
+
+        var events: [ByteBuffer] = []
+        var newCursor = cursor
+        for item in items {
+            switch item {
+            case .event(let event):
+                events.append(event.envelope)
+                if let id = event.eventId { newCursor = max(newCursor, id) }
+            case .resyncRequired(let id):
+                events.append(ControlFrame.resyncRequired(conversationId: id))
+                newCursor = max(newCursor, try await chat.store.eventLogBounds().latest)
+            case .overflow:
+                break
+            }
+        }
+        return try pollResponse(events: events, cursor: newCursor, request: request)
+    }
+
+    /// `{"events":[…],"cursor":"…"}`, gzip-compressed when the client accepts it.
+    private func pollResponse(events: [ByteBuffer], cursor: Int64, request: Request) throws -> Response {
+        var body = ByteBuffer()
+        body.reserveCapacity(events.reduce(64) { $0 + $1.readableBytes + 1 })
+        body.writeString(#"{"events":["#)
+        for (index, var event) in events.enumerated() {
+            if index > 0 { body.writeString(",") }
+            body.writeBuffer(&event)
+        }
+        body.writeString(#"],"cursor":""#)
+        body.writeString(EventCursor.format(cursor))
+        body.writeString(#""}"#)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        headers[.vary] = "Accept-Encoding"
+        if Self.acceptsGzip(request) {
+            body = try body.compress(with: .gzip())
+            headers[.contentEncoding] = "gzip"
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    static func acceptsGzip(_ request: Request) -> Bool {
+        guard let accept = request.headers[.acceptEncoding]?.lowercased() else { return false }
+        return accept.split(separator: ",").contains { part in
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pieces.first == "gzip" || pieces.first == "*" else { return false }
+            return !pieces.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" }
+        }
+    }
+
+    static func parseCursor(_ text: String) throws -> Int64 {
+        guard let cursor = EventCursor.parse(text) else {
+            throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
+        }
+        return cursor
+    }
+}
+
+extension HTTPField.Name {
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
+    static let xAccelBuffering = HTTPField.Name("X-Accel-Buffering")!
+}
