@@ -73,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChatCoreTests",
-            dependencies: ["ChatCore", "ChatSQLite"],
+            dependencies: ["ChatCore", "ChatSQLite", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -88,6 +88,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
 import ChatCore
+import NIOCore
 import Testing
 
 @Suite struct PrimitivesTests {
@@ -43,10 +44,12 @@ import Testing
 
     @Test func envelopeEscapesAndCarriesCursor() throws {
         let event = ChatEvent(type: .newMessage, eventId: 42, tenantId: "t", conversationId: "c\"x", data: Array(#"{"a":1}"#.utf8))
-        #expect(String(decoding: event.envelope, as: UTF8.self)
+        #expect(String(buffer: event.envelope)
             == #"{"type":"new_message","eventId":"42","room":"t:c\"x","conversationId":"c\"x","data":{"a":1}}"#)
+        #expect(String(buffer: event.sseMessage).hasPrefix("id: 42\nevent: new_message\ndata: {"))
+        #expect(String(buffer: event.sseMessage).hasSuffix("}\n\n"))
         let typing = ChatEvent(type: .typing, eventId: nil, tenantId: "t", conversationId: "c", data: Array("{}".utf8))
-        #expect(String(decoding: typing.envelope, as: UTF8.self).contains(#""eventId":null"#))
+        #expect(String(buffer: typing.envelope).contains(#""eventId":null"#))
     }
 
     @Test func cursorsOnlyParseDigits() {

@@ -44,12 +44,9 @@ struct CoreFixture {
 /// Collects what the hub delivers to one tenant's subscriber.
 final class Recorder: EventSubscriber, @unchecked Sendable {
     // @unchecked: `events` is only touched under `lock`.
-    let tenantId: String
     private let lock = NSLock()
     private var events: [ChatEvent] = []
 
-    init(tenantId: String) { self.tenantId = tenantId }
-    func wants(conversationId: String) -> Bool { true }
     func deliver(_ event: ChatEvent) { lock.withLock { events.append(event) } }
     var received: [ChatEvent] { lock.withLock { events } }
 }

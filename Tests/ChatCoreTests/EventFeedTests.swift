@@ -1,0 +1,107 @@
+import ChatCore
+import Foundation
+import Synchronization
+import Testing
+
+@Suite struct EventFeedTests {
+    /// Collects what a feed hands over.
+    final class Collected: Sendable {
+        let items = Mutex<[FeedItem]>([])
+        var eventIds: [Int64] { items.withLock { $0.compactMap { if case .event(let e) = $0 { e.eventId } else { nil } } } }
+        var resyncs: Int { items.withLock { $0.filter { if case .resyncRequired = $0 { true } else { false } }.count } }
+    }
+
+    @Test func replayThenLiveHasNoGapAndNoDuplicateWhileSendsRace() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let start = try await f.store.eventLogBounds().latest
+        let collected = Collected()
+        let feed = EventFeed(chat: f.chat, principal: bob, scope: .conversation(room.id)) { item in
+            collected.items.withLock { $0.append(item) }
+            return true
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<4 {
+                group.addTask {
+                    for i in 0..<100 {
+                        _ = try await f.chat.send(alice, conversationId: room.id, content: "\(task)-\(i)", threadParentId: nil, clientMessageId: nil)
+                    }
+                }
+            }
+            // Join mid-stream, resuming from the cursor we had before the sends began.
+            try await Task.sleep(for: .milliseconds(20))
+            try await feed.start(after: start)
+            try await group.waitForAll()
+        }
+        feed.stop()
+        let expected = try await f.chat.events(bob, after: start, conversationId: room.id, limit: 1000).compactMap(\.eventId)
+        #expect(expected.count == 400)
+        #expect(collected.eventIds == expected)
+    }
+
+    @Test func allConversationsFeedPicksUpConversationsCreatedLater() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let carol = try await f.principal("acme", "carol")
+        let collected = Collected()
+        let feed = EventFeed(chat: f.chat, principal: carol, scope: .allConversations) { item in
+            collected.items.withLock { $0.append(item) }
+            return true
+        }
+        try await feed.start(after: nil)
+        defer { feed.stop() }
+        let withCarol = try await f.chat.startConversation(alice, title: "new", participantIds: [carol.userId])
+        _ = try await f.chat.send(alice, conversationId: withCarol.id, content: "hi carol", threadParentId: nil, clientMessageId: nil)
+        let without = try await f.chat.startConversation(alice, title: "secret", participantIds: [])
+        _ = try await f.chat.send(alice, conversationId: without.id, content: "not for carol", threadParentId: nil, clientMessageId: nil)
+        try await f.chat.typing(alice, conversationId: withCarol.id)
+        let seen = collected.items.withLock { $0.compactMap { if case .event(let e) = $0 { e } else { nil } } }
+        #expect(seen.map(\.type) == [.conversationCreated, .newMessage, .typing])
+        #expect(seen.allSatisfy { $0.conversationId == withCarol.id })
+    }
+
+    @Test func staleOrFutureCursorsAskForResync() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        _ = try await f.store.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
+        for cursor: Int64 in [1, 1_000_000] {
+            let collected = Collected()
+            let feed = EventFeed(chat: f.chat, principal: alice, scope: .allConversations) { item in
+                collected.items.withLock { $0.append(item) }
+                return true
+            }
+            try await feed.start(after: cursor)
+            feed.stop()
+            #expect(collected.resyncs == 1)
+        }
+    }
+
+    @Test func outboundQueueOverflowsAtItsBoundAndDropsWhatWasQueued() async {
+        let closed = Mutex<CloseReason?>(nil)
+        let queue = OutboundQueue<Int>(capacity: 3) { reason in closed.withLock { $0 = reason } }
+        #expect(queue.push(1) && queue.push(2) && queue.push(3))
+        #expect(!queue.push(4))
+        #expect(closed.withLock { $0 } == .overflow)
+        let (items, reason) = await queue.take()
+        #expect(items.isEmpty)
+        #expect(reason == .overflow)
+        #expect(!queue.push(5))
+    }
+
+    @Test func outboundQueueWakesItsWriterAndDrainsBeforeClosing() async {
+        let queue = OutboundQueue<Int>(capacity: 10)
+        async let taken = queue.take()
+        try? await Task.sleep(for: .milliseconds(10))
+        queue.push(7)
+        #expect(await taken.items == [7])
+        queue.push(8)
+        queue.close(.shutdown)
+        let last = await queue.take()
+        #expect(last.items == [8] && last.closed == .shutdown)
+    }
+}
