@@ -123,6 +123,32 @@ enum OpenAPIDocument {
             "/api/chat/{conversationId}/typing": ["post": operation(
                 "typing", "Ephemeral typing event", tags: chat, parameters: [pathParam("conversationId")],
                 responses: ["204": reply("Sent")], errorCodes: [401, 403, 404])],
+            "/api/chat/ws": ["get": operation(
+                "webSocket", "WebSocket upgrade: join_room/leave_room/new_message/typing/read_receipt frames; events, acks, errors",
+                tags: ["realtime"], responses: ["101": reply("Switching protocols")], errorCodes: [400])],
+            "/api/chat/events": ["get": [
+                "operationId": "serverSentEvents", "summary": "Server-Sent Events of the caller's conversations, resumable",
+                "tags": ["realtime"], "security": [["bearer": []], ["cookie": []]],
+                "parameters": [
+                    queryParam("conversationId", ["type": "string"], "Only this conversation"),
+                    queryParam("lastEventId", ["type": "string"], "Resume after this eventId (or the Last-Event-ID header)"),
+                    ["name": "Last-Event-ID", "in": "header", "required": false, "schema": ["type": "string"]],
+                ],
+                "responses": [
+                    "200": ["description": "An endless text/event-stream", "content": ["text/event-stream": ["schema": ["type": "string"]]]],
+                    "400": errorReply, "401": errorReply, "404": errorReply,
+                ],
+            ]],
+            "/api/chat/poll": ["get": operation(
+                "longPoll", "Long-poll for events after a cursor (gzip when accepted)", tags: ["realtime"],
+                parameters: [
+                    queryParam("cursor", ["type": "string"], "The cursor of the previous answer; none answers at once with the current one"),
+                    queryParam("conversationId", ["type": "string"], "Only this conversation"),
+                    queryParam("timeout", ["type": "integer", "minimum": 0, "maximum": 60, "default": 25], "Seconds to hold"),
+                ],
+                responses: ["200": reply("Events and the next cursor", object([
+                    "events": ["type": "array", "items": ref("Event")], "cursor": string(),
+                ]))])],
             "/api/openapi.json": ["get": operation(
                 "openapi", "This document", tags: ["meta"], auth: false, responses: ["200": reply("OpenAPI 3.1", ["type": "object"])],
                 errorCodes: [])],
@@ -141,6 +167,11 @@ enum OpenAPIDocument {
             "clientMessageId": ["type": ["string", "null"]],
         ])
         let error = object(["error": object(["code": string("snake_case code"), "message": string()])])
+        let event = object([
+            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "resync_required"]],
+            "eventId": ["type": ["string", "null"]], "room": string("tenantId:conversationId"), "conversationId": ["type": ["string", "null"]],
+            "data": ["type": "object"],
+        ], required: ["type", "eventId", "conversationId"])
         return [
             "openapi": "3.1.0",
             "info": [
@@ -149,7 +180,7 @@ enum OpenAPIDocument {
             ],
             "paths": paths,
             "components": [
-                "schemas": ["User": user, "Conversation": conversation, "Message": message, "Error": error],
+                "schemas": ["User": user, "Conversation": conversation, "Message": message, "Error": error, "Event": event],
                 "securitySchemes": [
                     "bearer": ["type": "http", "scheme": "bearer"],
                     "cookie": ["type": "apiKey", "in": "cookie", "name": "chat_session"],

@@ -41,6 +41,8 @@ struct OriginPolicy: Sendable {
 
     /// True when the request carries no cross-site signal, or its `Origin` is the server's own or allowed.
     func isSameSiteOrAllowed(_ request: Request) -> Bool {
+        // Several Origin headers are never sent by a browser: refuse rather than pick one.
+        guard request.headers[values: .origin].count <= 1 else { return false }
         if let site = request.headers[.secFetchSite]?.lowercased(), site == "cross-site" {
             if let origin = request.headers[.origin]?.lowercased(), allowedOrigins.contains(origin) { return true }
             return false
