@@ -13,6 +13,8 @@ public struct ChatDependencies: Sendable {
     public let hub: RoomHub
     public let chat: ChatService
     public let auth: AuthService
+    /// Open WebSockets and SSE streams (for graceful shutdown).
+    public let connections: LiveConnections
 
     /// Opens the database (creating its folder) and wires the core together.
     public static func make(_ config: AppConfiguration) throws -> ChatDependencies {
@@ -25,7 +27,7 @@ public struct ChatDependencies: Sendable {
             store: store, hasher: BcryptHasher(cost: config.bcryptCost),
             limiter: LoginRateLimiter(perAccount: config.loginPerAccount, perAddress: config.loginPerAddress))
         auth.sessionLifetimeSeconds = 30 * 86_400
-        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth)
+        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth, connections: LiveConnections())
     }
 }
 
@@ -73,7 +75,7 @@ func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) -> 
     ChatController(chat: dependencies.chat, maxBodyBytes: config.maxBodyBytes).addRoutes(to: router.group("api/chat"))
     RealtimeController(
         chat: dependencies.chat, auth: dependencies.auth, origins: OriginPolicy(allowedOrigins: config.allowedOrigins),
-        settings: config.realtime
+        settings: config.realtime, connections: dependencies.connections
     ).addRoutes(to: router)
     router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: OpenAPIDocument.bytes) }
     router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }

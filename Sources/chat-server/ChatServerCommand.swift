@@ -5,6 +5,7 @@ import ChatSQLite
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 @main
 struct ChatServerCommand: AsyncParsableCommand {
@@ -52,7 +53,8 @@ struct Serve: AsyncParsableCommand {
         config.publicDirectory = publicDirectory
         var logger = Logger(label: "chat-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let app = try await buildApplication(config, logger: logger)
+        let dependencies = try ChatDependencies.make(config)
+        let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
         if demo {
             print("""
                 Demo data: tenants `acme` (alice, bob, carol) and `globex` (dave, erin), password `\(DemoData.password)`.
@@ -60,7 +62,12 @@ struct Serve: AsyncParsableCommand {
                   -d '{"tenant":"acme","username":"alice","password":"\(DemoData.password)"}'
                 """)
         }
-        try await app.runService()
+        // The drain service comes after the application, so on SIGTERM/SIGINT it is stopped first: realtime clients
+        // hear 1001 before the HTTP server closes, then in-flight requests finish, then the database closes.
+        let group = ServiceGroup(configuration: .init(
+            services: [app, RealtimeDrainService(connections: dependencies.connections)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 

@@ -14,6 +14,7 @@ struct RealtimeController {
     let auth: AuthService
     let origins: OriginPolicy
     let settings: RealtimeSettings
+    let connections: LiveConnections
 
     func addRoutes(to router: Router<ChatRequestContext>) {
         router.ws("api/chat/ws", shouldUpgrade: { request, context in
@@ -27,7 +28,7 @@ struct RealtimeController {
             guard let principal = context.requestContext.principal else { return }
             await WebSocketSession(
                 chat: chat, auth: auth, principal: principal, settings: settings, channel: context.requestContext.channel,
-                logger: context.logger
+                connections: connections, logger: context.logger
             ).run(inbound: inbound, outbound: outbound)
         })
         router.get("api/chat/events", use: events)
@@ -48,6 +49,7 @@ struct RealtimeController {
         let auth = self.auth
         let chat = self.chat
         let channel = context.channel
+        let connections = self.connections
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream; charset=utf-8"
         headers[.cacheControl] = "no-cache"
@@ -59,7 +61,11 @@ struct RealtimeController {
                 }
             }
             let revocation = auth.revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
-            defer { revocation.cancel() }
+            connections.add(queue)
+            defer {
+                revocation.cancel()
+                connections.remove(queue)
+            }
             let feed = EventFeed(
                 chat: chat, principal: principal, scope: scope,
                 pace: { await queue.waitForRoom(atMost: max(0, settings.queueCapacity / 2 - 500)) }

@@ -21,6 +21,7 @@ struct WebSocketSession {
     let principal: Principal
     let settings: RealtimeSettings
     let channel: any Channel
+    let connections: LiveConnections
     let logger: Logger
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
@@ -32,7 +33,11 @@ struct WebSocketSession {
             }
         }
         let revocation = auth.revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
-        defer { revocation.cancel() }
+        connections.add(queue)
+        defer {
+            revocation.cancel()
+            connections.remove(queue)
+        }
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Bool.self) { group in

@@ -1,0 +1,48 @@
+import ChatCore
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// Every open WebSocket and SSE stream, so that shutdown can tell each of them first.
+public final class LiveConnections: Sendable {
+    private let queues = Mutex<[ObjectIdentifier: OutboundQueue<ByteBuffer>]>([:])
+
+    public init() {}
+
+    func add(_ queue: OutboundQueue<ByteBuffer>) {
+        queues.withLock { $0[ObjectIdentifier(queue)] = queue }
+    }
+
+    func remove(_ queue: OutboundQueue<ByteBuffer>) {
+        _ = queues.withLock { $0.removeValue(forKey: ObjectIdentifier(queue)) }
+    }
+
+    public var count: Int { queues.withLock { $0.count } }
+
+    /// Closes every connection with `reason` (WebSockets get 1001 for `.shutdown`).
+    public func closeAll(_ reason: CloseReason) {
+        for queue in queues.withLock({ Array($0.values) }) { queue.close(reason) }
+    }
+}
+
+/// Runs until graceful shutdown, then says goodbye to realtime clients (WebSocket close 1001, SSE stream end)
+/// and waits briefly for them to go, before the HTTP server itself stops. Listed after the application in the
+/// service group, so it is shut down first.
+public struct RealtimeDrainService: Service {
+    let connections: LiveConnections
+    let grace: Duration
+
+    public init(connections: LiveConnections, grace: Duration = .seconds(3)) {
+        self.connections = connections
+        self.grace = grace
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        connections.closeAll(.shutdown)
+        let deadline = ContinuousClock.now + grace
+        while connections.count > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

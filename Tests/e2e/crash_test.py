@@ -1,0 +1,144 @@
+"""Crash test: several clients send a few hundred messages per second while the server is SIGKILLed at random
+moments and restarted on the same database. Every acknowledged message must be stored exactly once, with gapless
+seq, and be replayed to clients that resume from a cursor (long-poll and WebSocket). Ends with a graceful SIGTERM
+that must close WebSockets with 1001 and lose nothing."""
+import asyncio
+import json
+import random
+import sys
+import time
+
+import httpx
+import websockets
+
+from harness import Server, auth, token
+
+KILLS = 6
+SENDERS = 8
+RATE_PER_SENDER = 40  # messages per second each: about 320/s offered in all
+
+
+async def sender(name, base_ref, tok, conversation, acked, stop):
+    """Sends at a fixed rate; records (clientMessageId -> message id) for every 200/201 it sees."""
+    n = 0
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            n += 1
+            cid = f"{name}-{n}"
+            started = time.monotonic()
+            try:
+                r = await client.post(base_ref[0] + "/api/chat/send", headers=auth(tok),
+                                      json={"conversationId": conversation, "content": f"crash test {cid}", "clientMessageId": cid})
+                if r.status_code in (200, 201):
+                    acked[cid] = r.json()["message"]["id"]
+                elif r.status_code >= 400 and r.status_code != 503:
+                    raise AssertionError(f"unexpected {r.status_code}: {r.text}")
+            except (httpx.TransportError, httpx.TimeoutException):
+                await asyncio.sleep(0.05)  # the server is down: try the next message once it is back
+            await asyncio.sleep(max(0, 1 / RATE_PER_SENDER - (time.monotonic() - started)))
+
+
+async def run():
+    server = Server().start(demo=True)
+    failures = []
+    try:
+        tokens = {u: token(server.base, "acme", u) for u in ("alice", "bob", "carol")}
+        users = httpx.get(server.base + "/api/users", headers=auth(tokens["alice"])).json()["users"]
+        ids = [u["id"] for u in users if u["username"] in ("bob", "carol")]
+        conversation = httpx.post(server.base + "/api/chat/start", headers=auth(tokens["alice"]),
+                                  json={"title": "crash", "participantIds": ids}).json()["conversation"]["id"]
+        start_cursor = httpx.get(server.base + "/api/chat/poll", headers=auth(tokens["bob"])).json()["cursor"]
+
+        acked = {}
+        base_ref = [server.base]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(sender(f"s{i}", base_ref, tokens[("alice", "bob", "carol")[i % 3]], conversation, acked, stop))
+                 for i in range(SENDERS)]
+        for kill in range(KILLS):
+            await asyncio.sleep(random.uniform(0.7, 2.0))
+            before = len(acked)
+            server.kill()
+            await asyncio.sleep(0.2)
+            server.start(demo=False)
+            print(f"kill {kill + 1}/{KILLS}: {before} acknowledged so far", flush=True)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+        # Everything acknowledged is stored once, seq is gapless.
+        messages = []
+        cursor = None
+        async with httpx.AsyncClient(timeout=10) as client:
+            while True:
+                url = f"{server.base}/api/chat/{conversation}/messages?limit=200" + (f"&before={cursor}" if cursor else "")
+                page = (await client.get(url, headers=auth(tokens["bob"]))).json()
+                messages = page["messages"] + messages
+                cursor = page["nextCursor"]
+                if not cursor:
+                    break
+        stored_ids = [m["id"] for m in messages]
+        seqs = [m["seq"] for m in messages]
+        if seqs != list(range(1, len(seqs) + 1)):
+            failures.append(f"seq not gapless: {len(seqs)} messages, first gap near {next((i for i, s in enumerate(seqs, 1) if s != i), None)}")
+        if len(set(stored_ids)) != len(stored_ids):
+            failures.append("duplicate message ids")
+        client_ids = [m["clientMessageId"] for m in messages]
+        if len(set(client_ids)) != len(client_ids):
+            failures.append("a clientMessageId was stored twice")
+        lost = [cid for cid, mid in acked.items() if mid not in set(stored_ids)]
+        if lost:
+            failures.append(f"{len(lost)} acknowledged messages lost, e.g. {lost[:3]}")
+
+        # A resuming long-poll client receives every message, once, in order.
+        polled = []
+        poll_cursor = start_cursor
+        async with httpx.AsyncClient(timeout=10) as client:
+            while True:
+                r = (await client.get(f"{server.base}/api/chat/poll?cursor={poll_cursor}&conversationId={conversation}&timeout=0",
+                                      headers={**auth(tokens["carol"]), "Accept-Encoding": "gzip"})).json()
+                polled += [e["data"]["id"] for e in r["events"] if e["type"] == "new_message"]
+                if not r["events"]:
+                    break
+                poll_cursor = r["cursor"]
+        if polled != stored_ids:
+            failures.append(f"long-poll replay differs: {len(polled)} events for {len(stored_ids)} messages")
+
+        # So does a WebSocket client joining with `since`.
+        replayed = []
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/api/chat/ws", additional_headers=auth(tokens["carol"]),
+                                      max_size=2 ** 22) as ws:
+            await ws.send(json.dumps({"type": "join_room", "conversationId": conversation, "since": start_cursor}))
+            while len(replayed) < len(stored_ids):
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] == "new_message":
+                    replayed.append(frame["data"]["id"])
+            # Graceful shutdown tells the socket 1001.
+            server.terminate()
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+                if code != 1001:
+                    failures.append(f"graceful shutdown closed the WebSocket with {code}, not 1001")
+        if replayed != stored_ids:
+            failures.append(f"WebSocket replay differs: {len(replayed)} events for {len(stored_ids)} messages")
+
+        # After the graceful stop, everything is still there.
+        server.start(demo=False)
+        count = len(httpx.get(f"{server.base}/api/chat/{conversation}/messages?limit=200", headers=auth(tokens["bob"])).json()["messages"])
+        if count == 0:
+            failures.append("no messages after graceful restart")
+        print(f"crash test: {KILLS} SIGKILLs, {len(acked)} acknowledged, {len(stored_ids)} stored, "
+              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}", flush=True)
+    finally:
+        server.stop()
+    return failures
+
+
+if __name__ == "__main__":
+    failures = asyncio.run(run())
+    for f in failures:
+        print("FAIL:", f)
+    print(f"crash_test: {0 if failures else 1} passed, {1 if failures else 0} failed")
+    sys.exit(1 if failures else 0)

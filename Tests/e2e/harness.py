@@ -1,0 +1,83 @@
+"""Starts and stops a chat-server binary on a loopback port for end-to-end tests."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import httpx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("CHAT_SERVER_BINARY", os.path.join(ROOT, ".build", "debug", "chat-server"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One server process on a fixed database file; can be killed and restarted on it."""
+
+    def __init__(self, database=None, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="chat-e2e-")
+        self.database = database or os.path.join(self.dir, "chat.sqlite")
+        self.port = free_port()
+        self.extra = list(extra)
+        self.process = None
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, demo=True, timeout=30):
+        args = [BINARY, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
+                "--bcrypt-cost", "4", "--log-level", "warning"] + self.extra
+        if demo:
+            args.append("--demo")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log, cwd=ROOT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def kill(self):
+        """SIGKILL: no shutdown code runs, like a power cut for the process."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout=30):
+        """SIGTERM: graceful shutdown."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.kill()
+
+
+def token(base, tenant, username, password="demo-password"):
+    r = httpx.post(base + "/api/auth/token", json={"tenant": tenant, "username": username, "password": password}, timeout=10)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def auth(tok):
+    return {"Authorization": "Bearer " + tok}
