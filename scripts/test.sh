@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift unit and live-server tests, then the end-to-end scripts.
+# Runs every test: the Swift unit and live-server tests, then the end-to-end scripts against the built server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 swift build --build-tests
 swift test --skip-build
+
+export CHAT_SERVER_BINARY="$PWD/.build/debug/chat-server"
+status=0
+for script in crash_test.py slow_consumer_test.py; do
+    echo "== Tests/e2e/$script"
+    (cd Tests/e2e && python3 "$script") || status=1
+done
+exit $status
