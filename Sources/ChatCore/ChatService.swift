@@ -43,6 +43,11 @@ public struct ChatService: Sendable {
         try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId)
     }
 
+    /// The newest top-level message of each of the caller's conversations (for list previews).
+    public func lastMessages(_ caller: Principal) async throws -> [String: Message] {
+        try await store.lastMessages(tenantId: caller.tenantId, viewerId: caller.userId)
+    }
+
     public func conversation(_ caller: Principal, id: String) async throws -> Conversation {
         guard Identifier.isPlausible(id),
               let conversation = try await store.conversation(tenantId: caller.tenantId, id: id, viewerId: caller.userId)

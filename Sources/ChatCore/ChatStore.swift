@@ -75,6 +75,8 @@ public protocol ChatStore: Sendable {
     func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation?
     func messages(tenantId: String, conversationId: String, viewerId: String, beforeSeq: Int64?, limit: Int) async throws -> MessagePage?
     func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread?
+    /// The newest top-level message of each of the viewer's conversations, keyed by conversation id.
+    func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message]
     /// Ids of every conversation the user participates in.
     func conversationIds(tenantId: String, userId: String) async throws -> [String]
 

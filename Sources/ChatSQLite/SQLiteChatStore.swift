@@ -217,6 +217,25 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
+    public func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: Self.messageSelect + """
+                     JOIN participants p ON p.tenant_id = m.tenant_id AND p.conversation_id = m.conversation_id
+                     WHERE p.tenant_id = ? AND p.user_id = ? AND m.thread_parent_id IS NULL
+                       AND m.seq = (SELECT MAX(seq) FROM messages x WHERE x.conversation_id = m.conversation_id AND x.thread_parent_id IS NULL)
+                    """,
+                arguments: [tenantId, viewerId])
+            var result: [String: Message] = [:]
+            for row in rows {
+                let message = Self.message(row)
+                result[message.conversationId] = message
+            }
+            return result
+        }
+    }
+
     public func conversationIds(tenantId: String, userId: String) async throws -> [String] {
         try await pool.read { db in
             try String.fetchAll(

@@ -47,7 +47,7 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
     if config.seedDemoData, try await DemoData.seedIfEmpty(chat: dependencies.chat, hasher: dependencies.auth.hasher) {
         logger.info("seeded demo data: tenants acme (alice, bob, carol) and globex (dave, erin), password \(DemoData.password)")
     }
-    let router = buildRouter(config, dependencies: dependencies)
+    let router = try await buildRouter(config, dependencies: dependencies)
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
@@ -61,10 +61,12 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
 }
 
 /// The router with every middleware and route; shared by HTTP and the WebSocket upgrade.
-func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) -> Router<ChatRequestContext> {
+func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) async throws -> Router<ChatRequestContext> {
+    let renderer = try await PageRenderer.load(directory: config.templatesDirectory)
+    let assets = try StaticAssets.load(directory: config.publicDirectory)
     let router = Router(context: ChatRequestContext.self)
     router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: ErrorMiddleware(renderer: renderer))
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
     router.add(middleware: CSRFMiddleware(origins: OriginPolicy(allowedOrigins: config.allowedOrigins)))
 
@@ -78,6 +80,9 @@ func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) -> 
         settings: config.realtime, connections: dependencies.connections
     ).addRoutes(to: router)
     router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: OpenAPIDocument.bytes) }
+    PageController(chat: dependencies.chat, auth: dependencies.auth, renderer: renderer, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
+        .addRoutes(to: router)
+    assets.addRoutes(to: router)
     router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }
     return router
 }
@@ -90,6 +95,7 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.referrerPolicy] = "same-origin"
+        response.headers[.xFrameOptions] = "DENY"
         if response.headers[.contentSecurityPolicy] == nil {
             response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
         }

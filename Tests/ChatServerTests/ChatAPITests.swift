@@ -221,7 +221,7 @@ import Testing
             #expect(response.status == .ok)
             #expect(response.json["openapi"].string == "3.1.0")
             let paths = response.json["paths"]
-            let router = buildRouter(testConfiguration(), dependencies: try ChatDependencies.make(testConfiguration()))
+            let router = try await buildRouter(testConfiguration(), dependencies: try ChatDependencies.make(testConfiguration()))
             var checked = 0
             for route in router.routes where route.path.description.hasPrefix("/api/") {
                 let path = route.path.components.map { component -> String in

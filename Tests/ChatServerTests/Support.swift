@@ -52,6 +52,10 @@ func testConfiguration(databasePath: String? = nil) -> AppConfiguration {
     config.port = 0
     config.bcryptCost = 4
     config.seedDemoData = true
+    // Templates and static files from the package, wherever the tests run.
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    config.templatesDirectory = root.appendingPathComponent("templates").path
+    config.publicDirectory = root.appendingPathComponent("Public").path
     return config
 }
 

@@ -68,7 +68,8 @@ struct CSRFMiddleware: RouterMiddleware {
             guard origins.isSameSiteOrAllowed(request) else {
                 throw ChatError(.forbidden, "origin_rejected", "Cross-site requests are not allowed.")
             }
-            if let principal = context.principal {
+            // API calls carry the token in a header; page forms carry `_csrf`, which the page handlers check.
+            if let principal = context.principal, request.uri.path.hasPrefix("/api/") {
                 guard let sent = request.headers[.csrfToken], let expected = principal.csrfToken,
                       Secret.constantTimeEquals(sent, expected)
                 else { throw ChatError(.forbidden, "csrf_failed", "Missing or wrong X-CSRF-Token header.") }
@@ -83,6 +84,7 @@ extension HTTPField.Name {
     static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
     static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
 }
 
 extension String {

@@ -4,25 +4,44 @@ import Logging
 
 /// Turns every error into API.md's shape `{"error": {"code", "message"}}` with a fitting status.
 /// Malformed input of any kind must end as a 4xx; anything unexpected is logged and answered 500.
+/// Pages (paths outside `/api/`) get the same errors as an HTML page.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = ChatRequestContext
+    let renderer: PageRenderer?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response: Response
         do {
             return try await next(request, context)
         } catch let error as ChatError {
-            return Self.response(for: error)
+            response = Self.response(for: error)
         } catch let error as any HTTPResponseError {
             let status = error.status
             let (code, message) = Self.describe(status)
             if status.code >= 500 {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
             }
-            return Self.response(status: status, code: code, message: message)
+            response = Self.response(status: status, code: code, message: message)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(error)"])
-            return Self.response(status: .internalServerError, code: "internal_error", message: "Something went wrong on the server.")
+            response = Self.response(status: .internalServerError, code: "internal_error", message: "Something went wrong on the server.")
         }
+        guard let renderer, !request.uri.path.hasPrefix("/api/") else { return response }
+        let message = J(response).message
+        return renderer.errorPage(status: response.status, heading: response.status.reasonPhrase, message: message)
+    }
+
+    /// Reads back the message of an error response built by `response(status:code:message:)`.
+    private struct J {
+        let message: String
+        init(_ response: Response) {
+            message = Self.messages[response.status.code] ?? "Something went wrong."
+        }
+        static let messages: [Int: String] = [
+            400: "The request was not valid.", 401: "Sign in to continue.", 403: "That action is not allowed here. Reload the page and try again.",
+            404: "There is nothing here, or you cannot see it.", 409: "The conversation is closed.", 413: "That was too long.",
+            429: "Too many attempts. Wait a little and try again.",
+        ]
     }
 
     static func status(for kind: ChatError.Kind) -> HTTPResponse.Status {

@@ -141,10 +141,25 @@ struct WebSocketSession {
                 guard rooms.count < settings.maxRoomsPerSocket else {
                     throw ChatError.badRequest("At most \(settings.maxRoomsPerSocket) rooms per connection.", code: "too_many_rooms")
                 }
-                let feed = makeFeed(conversationId: conversationId, queue: queue)
+                let feed = makeFeed(scope: .conversation(conversationId), queue: queue)
                 _ = try await chat.conversation(principal, id: conversationId)
                 queue.push(ControlFrame.joined(conversationId: conversationId, tenantId: principal.tenantId))
                 rooms[conversationId] = feed
+                try await feed.start(after: since)
+            case "join_all":
+                // Extension: follow every conversation of the user, including ones created later (what SSE does
+                // without `conversationId`). Pages use it to keep their conversation list live.
+                var since: Int64? = nil
+                if let text = frame.since?.value {
+                    guard let cursor = EventCursor.parse(text) else {
+                        throw ChatError.badRequest("`since` is not a cursor this server issued.", code: "invalid_cursor")
+                    }
+                    since = cursor
+                }
+                rooms.removeValue(forKey: "*")?.stop()
+                let feed = makeFeed(scope: .allConversations, queue: queue)
+                queue.push(ControlFrame.object([("type", "joined"), ("conversationId", nil), ("room", principal.tenantId + ":*")]))
+                rooms["*"] = feed
                 try await feed.start(after: since)
             case "leave_room":
                 let conversationId = try required(frame.conversationId, "conversationId")
@@ -178,10 +193,10 @@ struct WebSocketSession {
         }
     }
 
-    private func makeFeed(conversationId: String, queue: OutboundQueue<ByteBuffer>) -> EventFeed {
+    private func makeFeed(scope: EventFeed.Scope, queue: OutboundQueue<ByteBuffer>) -> EventFeed {
         let replayRoom = max(0, settings.queueCapacity / 2 - 500)
         return EventFeed(
-            chat: chat, principal: principal, scope: .conversation(conversationId),
+            chat: chat, principal: principal, scope: scope,
             pace: { await queue.waitForRoom(atMost: replayRoom) }
         ) { item in
             switch item {

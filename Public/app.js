@@ -1,0 +1,498 @@
+// Live updates for the server-rendered pages. Plain ES module, no build step; every page also works without it.
+const body = document.body;
+const page = body.dataset.page;
+const me = body.dataset.userId;
+const csrf = body.dataset.csrf;
+const conversationId = body.dataset.conversationId || null;
+const threadId = body.dataset.threadId || null;
+const params = new URLSearchParams(location.search);
+const forced = ['ws', 'sse', 'poll'].includes(params.get('transport')) ? params.get('transport') : null;
+let cursor = body.dataset.cursor || '0';
+const seenMessages = new Set(Array.from(document.querySelectorAll('[data-message-id]'), (el) => el.dataset.messageId));
+
+// ---------- small helpers ----------
+const $ = (selector, root = document) => root.querySelector(selector);
+const badge = $('.live-badge');
+const labels = { ws: 'live · WebSocket', sse: 'live · SSE', poll: 'live · polling', off: 'offline' };
+function setTransport(kind) {
+  if (!badge) return;
+  badge.dataset.transport = kind;
+  badge.textContent = labels[kind];
+}
+function initials(name) {
+  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((part) => part[0].toUpperCase()).join('');
+}
+function relative(iso) {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (seconds < 45) return 'just now';
+  if (seconds < 3600) return `${Math.max(1, Math.floor(seconds / 60))} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  if (seconds < 7 * 86400) return `${Math.floor(seconds / 86400)} d ago`;
+  return iso.slice(0, 10);
+}
+function exact(iso) { return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`; }
+function setTime(el, iso) {
+  el.dateTime = iso;
+  el.title = exact(iso);
+  el.textContent = relative(iso);
+}
+function refreshTimes() {
+  document.querySelectorAll('time[datetime]').forEach((el) => { el.textContent = relative(el.dateTime); });
+}
+function newer(a, b) { return Number(a) > Number(b); }
+function replyLabel(count) { return count === 0 ? 'Reply' : count === 1 ? 'reply' : 'replies'; }
+async function api(method, path, payload) {
+  const response = await fetch(path, {
+    method,
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+    body: payload === undefined ? undefined : JSON.stringify(payload),
+  });
+  if (!response.ok && response.status !== 204) {
+    let message = `HTTP ${response.status}`;
+    try { message = (await response.json()).error.message; } catch { /* keep the status */ }
+    throw new Error(message);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+// ---------- messages ----------
+const messageList = $('#messages');
+const threadReplies = $('#thread-replies');
+const liveRegion = $('#live-region');
+const scroller = $('#scroller');
+
+function renderMessage(message, { threadLinks, anchor }) {
+  const li = $('#message-template').content.firstElementChild.cloneNode(true);
+  li.dataset.messageId = message.id;
+  li.dataset.seq = String(message.seq);
+  li.dataset.senderId = message.senderId;
+  if (anchor) li.id = `m-${message.id}`;
+  if (message.senderId === me) li.classList.add('mine');
+  $('.avatar', li).textContent = initials(message.sender.displayName);
+  $('.sender', li).textContent = message.sender.displayName;
+  setTime($('time', li), message.createdAt);
+  $('.content', li).textContent = message.content;
+  const link = $('.thread-link', li);
+  if (threadLinks && !message.threadParentId) {
+    link.href = `/chat/${message.conversationId}/thread/${message.id}`;
+    $('.reply-count', link).textContent = String(message.replyCount);
+    $('.reply-count', link).hidden = message.replyCount === 0;
+    $('.reply-label', link).textContent = replyLabel(message.replyCount);
+  } else {
+    link.remove();
+  }
+  return li;
+}
+
+function nearBottom(el) { return !el || el.scrollHeight - el.scrollTop - el.clientHeight < 120; }
+function scrollToEnd(el) { if (el) el.scrollTop = el.scrollHeight; }
+
+/** Inserts a message, or reconciles the pending bubble it answers; never shows one twice. */
+function placeMessage(list, message, options) {
+  if (!list) return;
+  const pending = message.clientMessageId && list.querySelector(`[data-client-id="${CSS.escape(message.clientMessageId)}"]`);
+  if (list.querySelector(`[data-message-id="${CSS.escape(message.id)}"]`)) {
+    if (pending) pending.remove();
+    return;
+  }
+  const stick = nearBottom(list === messageList ? scroller : list.parentElement);
+  const element = renderMessage(message, options);
+  element.classList.add('new');
+  if (pending) {
+    pending.replaceWith(element);
+  } else {
+    // Keep seq order even if events arrive after an optimistic bubble.
+    const after = Array.from(list.children).find((li) => li.dataset.seq && Number(li.dataset.seq) > message.seq);
+    list.insertBefore(element, after || null);
+  }
+  $('#no-messages')?.setAttribute('hidden', '');
+  if (stick) scrollToEnd(list === messageList ? scroller : list.parentElement);
+  observeForRead(element);
+}
+
+function bumpReplyCount(rootId) {
+  document.querySelectorAll(`[data-message-id="${CSS.escape(rootId)}"] .thread-link`).forEach((link) => {
+    const count = Number($('.reply-count', link).textContent) + 1;
+    $('.reply-count', link).textContent = String(count);
+    $('.reply-count', link).hidden = false;
+    $('.reply-label', link).textContent = replyLabel(count);
+  });
+  if (threadId === rootId) {
+    const counter = $('.thread-count');
+    if (counter) {
+      const count = Number(counter.textContent) + 1;
+      counter.textContent = String(count);
+      $('.thread-count-label').textContent = replyLabel(count);
+    }
+  }
+}
+
+function onNewMessage(message) {
+  updateSidebarForMessage(message);
+  if (message.conversationId !== conversationId) return;
+  const isNew = !seenMessages.has(message.id);
+  seenMessages.add(message.id);
+  if (!message.threadParentId) {
+    placeMessage(messageList, message, { threadLinks: true, anchor: true });
+  } else {
+    if (isNew) bumpReplyCount(message.threadParentId);
+    if (threadId === message.threadParentId) placeMessage(threadReplies, message, { threadLinks: false, anchor: true });
+  }
+  if (isNew && message.senderId !== me && liveRegion) {
+    liveRegion.textContent = `${message.sender.displayName}: ${message.content}`;
+  }
+}
+
+// ---------- conversation list ----------
+const conversationList = $('#conversation-list');
+function sidebarItem(id) { return conversationList?.querySelector(`[data-conversation-id="${CSS.escape(id)}"]`); }
+
+function updateSidebarForMessage(message) {
+  const item = sidebarItem(message.conversationId);
+  if (!item) return;
+  if (!message.threadParentId) {
+    $('.conv-last', item).textContent = `${message.sender.displayName}: ${message.content.length > 80 ? `${message.content.slice(0, 80)}…` : message.content}`;
+    if (message.conversationId !== conversationId && message.senderId !== me && !seenMessages.has(`u:${message.id}`)) {
+      seenMessages.add(`u:${message.id}`);
+      const unread = $('.unread-count', item);
+      const number = $('.unread-number', item);
+      number.textContent = String(Number(number.textContent || '0') + 1);
+      unread.hidden = false;
+      item.classList.add('has-unread');
+    }
+  }
+  setTime($('.conv-time', item), message.createdAt);
+  conversationList.prepend(item);
+}
+
+function conversationTitle(conversation) {
+  if (conversation.title) return conversation.title;
+  const others = conversation.participants.filter((p) => p.id !== me).map((p) => p.displayName);
+  return others.length ? others.join(', ') : 'Just you';
+}
+
+function onConversationCreated(conversation) {
+  if (!conversationList || sidebarItem(conversation.id)) return;
+  const li = document.createElement('li');
+  li.className = 'conversation new';
+  li.dataset.conversationId = conversation.id;
+  const a = document.createElement('a');
+  a.href = `/chat/${conversation.id}`;
+  const top = document.createElement('span'); top.className = 'conv-top';
+  const title = document.createElement('span'); title.className = 'conv-title'; title.textContent = conversationTitle(conversation);
+  const time = document.createElement('time'); time.className = 'conv-time'; setTime(time, conversation.createdAt);
+  top.append(title, time);
+  const people = document.createElement('span'); people.className = 'conv-people';
+  people.textContent = conversation.participants.map((p) => p.displayName).join(', ');
+  const bottom = document.createElement('span'); bottom.className = 'conv-bottom';
+  const last = document.createElement('span'); last.className = 'conv-last'; last.textContent = 'No messages yet';
+  const closed = document.createElement('span'); closed.className = 'closed-tag'; closed.textContent = 'closed'; closed.hidden = true;
+  const unread = document.createElement('span'); unread.className = 'unread-count'; unread.hidden = true;
+  const sr = document.createElement('span'); sr.className = 'sr-only'; sr.textContent = 'Unread: ';
+  const number = document.createElement('span'); number.className = 'unread-number'; number.textContent = '0';
+  unread.append(sr, number);
+  bottom.append(last, closed, unread);
+  a.append(top, people, bottom);
+  li.append(a);
+  conversationList.prepend(li);
+  document.querySelector('.sidebar .empty')?.setAttribute('hidden', '');
+  if (liveRegion) liveRegion.textContent = `New conversation: ${conversationTitle(conversation)}`;
+}
+
+function onConversationUpdated(conversation) {
+  const item = sidebarItem(conversation.id);
+  if (item) {
+    $('.closed-tag', item).hidden = !conversation.closedAt;
+    item.classList.toggle('is-closed', Boolean(conversation.closedAt));
+  }
+  if (conversation.id === conversationId) setClosed(Boolean(conversation.closedAt));
+}
+
+function setClosed(closed) {
+  $('#closed-banner')?.toggleAttribute('hidden', !closed);
+  $('.close-form')?.toggleAttribute('hidden', closed);
+  $('.reopen-form')?.toggleAttribute('hidden', !closed);
+  document.querySelectorAll('.composer textarea, .composer button').forEach((el) => { el.disabled = closed; });
+}
+
+// ---------- typing ----------
+const typingLine = $('#typing');
+const typers = new Map();
+function onTyping(event) {
+  if (event.conversationId !== conversationId || event.data.userId === me || !typingLine) return;
+  clearTimeout(typers.get(event.data.userId)?.timer);
+  const timer = setTimeout(() => { typers.delete(event.data.userId); showTypers(); }, 4000);
+  typers.set(event.data.userId, { name: event.data.displayName, timer });
+  showTypers();
+}
+function showTypers() {
+  const names = Array.from(typers.values(), (t) => t.name);
+  typingLine.textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+}
+
+// ---------- realtime connection: WebSocket, then SSE, then long-poll ----------
+const live = {
+  order: forced ? [forced] : ['ws', 'sse', 'poll'],
+  index: 0,
+  attempt: 0,
+  socket: null,
+  source: null,
+  polling: null,
+  stopped: false,
+
+  start() { this.connect(); },
+
+  handle(event) {
+    if (event.eventId && newer(event.eventId, cursor)) cursor = event.eventId;
+    switch (event.type) {
+      case 'new_message': onNewMessage(event.data); break;
+      case 'typing': onTyping(event); break;
+      case 'conversation_created': onConversationCreated(event.data); break;
+      case 'conversation_updated': onConversationUpdated(event.data); break;
+      case 'resync_required': location.reload(); break;
+      default: break;
+    }
+  },
+
+  /** Falls back to the next transport when this one never opened; otherwise retries it with backoff and jitter. */
+  failed(opened) {
+    this.close();
+    setTransport('off');
+    if (this.stopped) return;
+    if (!opened && !forced && this.index < this.order.length - 1) {
+      this.index += 1;
+      this.attempt = 0;
+      this.connect();
+      return;
+    }
+    const delay = Math.min(30000, 500 * 2 ** this.attempt) * (0.5 + Math.random());
+    this.attempt += 1;
+    setTimeout(() => this.connect(), delay);
+  },
+
+  close() {
+    if (this.socket) { this.socket.onclose = null; this.socket.close(); this.socket = null; }
+    if (this.source) { this.source.close(); this.source = null; }
+    if (this.polling) { this.polling.abort(); this.polling = null; }
+  },
+
+  connect() {
+    const kind = this.order[this.index];
+    if (kind === 'ws') this.connectSocket();
+    else if (kind === 'sse') this.connectEvents();
+    else this.poll();
+  },
+
+  connectSocket() {
+    let opened = false;
+    let socket;
+    try {
+      const url = params.get('wsurl') || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/chat/ws`;
+      socket = new WebSocket(url);
+    } catch {
+      this.failed(false);
+      return;
+    }
+    this.socket = socket;
+    const giveUp = setTimeout(() => { if (!opened) this.failed(false); }, 4000);
+    socket.onopen = () => socket.send(JSON.stringify({ type: 'join_all', since: cursor }));
+    socket.onmessage = (message) => {
+      let frame;
+      try { frame = JSON.parse(message.data); } catch { return; }
+      if (frame.type === 'joined') {
+        opened = true;
+        clearTimeout(giveUp);
+        this.attempt = 0;
+        setTransport('ws');
+      } else if (frame.type === 'ack') {
+        acknowledge(frame);
+      } else if (frame.type === 'error') {
+        if (frame.clientMessageId) failPending(frame.clientMessageId, frame.message);
+      } else {
+        this.handle(frame);
+      }
+    };
+    socket.onerror = () => {};
+    socket.onclose = (close) => {
+      clearTimeout(giveUp);
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (close.code === 4001) { location.href = '/login'; return; }
+      this.failed(opened);
+    };
+  },
+
+  connectEvents() {
+    let opened = false;
+    const query = new URLSearchParams({ lastEventId: cursor });
+    const source = new EventSource(`/api/chat/events?${query}`);
+    this.source = source;
+    source.onopen = () => { opened = true; this.attempt = 0; setTransport('sse'); };
+    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'resync_required']) {
+      source.addEventListener(type, (message) => {
+        try { this.handle(JSON.parse(message.data)); } catch { /* ignore a bad event */ }
+      });
+    }
+    source.onerror = () => {
+      // The browser retries by itself (with Last-Event-ID) while the stream had opened; take over when it gives up.
+      if (!opened || source.readyState === EventSource.CLOSED) this.failed(opened);
+      else setTransport('off');
+    };
+  },
+
+  async poll() {
+    let opened = false;
+    while (!this.stopped && this.order[this.index] === 'poll') {
+      const controller = new AbortController();
+      this.polling = controller;
+      try {
+        // The first poll answers at once, so a working connection shows as live straight away.
+        const response = await fetch(`/api/chat/poll?cursor=${encodeURIComponent(cursor)}&timeout=${opened ? 25 : 0}`, {
+          credentials: 'same-origin', signal: controller.signal,
+        });
+        if (response.status === 401) { location.href = '/login'; return; }
+        if (!response.ok) throw new Error(`poll ${response.status}`);
+        const answer = await response.json();
+        opened = true;
+        this.attempt = 0;
+        setTransport('poll');
+        for (const event of answer.events) this.handle(event);
+        if (answer.cursor && newer(answer.cursor, cursor)) cursor = answer.cursor;
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        this.polling = null;
+        this.failed(opened);
+        return;
+      }
+    }
+  },
+
+  /** Sends a frame over the WebSocket when one is open; false otherwise. */
+  send(frame) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN && badge?.dataset.transport === 'ws') {
+      this.socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  },
+};
+
+// ---------- sending ----------
+const pendingTimers = new Map();
+
+function addPending(list, content, clientMessageId, threadParentId) {
+  if (!list) return;
+  const li = renderMessage({
+    id: `pending-${clientMessageId}`, seq: Number.MAX_SAFE_INTEGER, senderId: me, conversationId,
+    sender: { displayName: $('.me')?.textContent || 'Me' }, createdAt: new Date().toISOString(), content,
+    replyCount: 0, threadParentId,
+  }, { threadLinks: false, anchor: false });
+  li.dataset.clientId = clientMessageId;
+  delete li.dataset.messageId;
+  delete li.dataset.seq;
+  li.classList.add('pending');
+  list.append(li);
+  scrollToEnd(list === messageList ? scroller : list.parentElement);
+}
+
+function acknowledge(frame) {
+  clearTimeout(pendingTimers.get(frame.clientMessageId));
+  pendingTimers.delete(frame.clientMessageId);
+  onNewMessage(frame.message);
+}
+
+function failPending(clientMessageId, reason) {
+  clearTimeout(pendingTimers.get(clientMessageId));
+  pendingTimers.delete(clientMessageId);
+  const li = document.querySelector(`[data-client-id="${CSS.escape(clientMessageId)}"]`);
+  if (li) { li.classList.remove('pending'); li.classList.add('failed'); li.title = `Not sent: ${reason}`; }
+}
+
+async function sendOverHTTP(payload) {
+  try {
+    const path = payload.threadParentId ? `/api/chat/thread/${payload.threadParentId}/reply` : '/api/chat/send';
+    const answer = await api('POST', path, payload.threadParentId
+      ? { content: payload.content, clientMessageId: payload.clientMessageId }
+      : { conversationId, content: payload.content, clientMessageId: payload.clientMessageId });
+    acknowledge({ clientMessageId: payload.clientMessageId, message: answer.message });
+  } catch (error) {
+    failPending(payload.clientMessageId, error.message);
+  }
+}
+
+function send(payload) {
+  if (live.send({ type: 'new_message', conversationId, ...payload })) {
+    // No ack in time: resend over HTTP with the same clientMessageId (idempotent, never duplicated).
+    pendingTimers.set(payload.clientMessageId, setTimeout(() => sendOverHTTP(payload), 8000));
+  } else {
+    sendOverHTTP(payload);
+  }
+}
+
+function wireComposer(form, list, threadParentId) {
+  if (!form) return;
+  const textarea = $('textarea', form);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const content = textarea.value;
+    if (!content.trim() || textarea.disabled) return;
+    const clientMessageId = crypto.randomUUID();
+    addPending(list, content, clientMessageId, threadParentId);
+    textarea.value = '';
+    send({ content, clientMessageId, threadParentId: threadParentId || undefined });
+  });
+  textarea.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  let lastTyping = 0;
+  textarea.addEventListener('input', () => {
+    const now = Date.now();
+    if (now - lastTyping < 3000 || !textarea.value) return;
+    lastTyping = now;
+    if (!live.send({ type: 'typing', conversationId })) api('POST', `/api/chat/${conversationId}/typing`).catch(() => {});
+  });
+}
+
+// ---------- read receipts: when a message is on screen ----------
+let lastReadSeq = 0;
+let readTimer = null;
+let readCandidate = null;
+const readObserver = 'IntersectionObserver' in window ? new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    const li = entry.target;
+    const seq = Number(li.dataset.seq);
+    if (li.dataset.senderId !== me && seq > lastReadSeq && (!readCandidate || seq > Number(readCandidate.dataset.seq))) readCandidate = li;
+  }
+  if (readCandidate && !readTimer) {
+    readTimer = setTimeout(() => {
+      const li = readCandidate;
+      readCandidate = null;
+      readTimer = null;
+      if (!li || !document.hasFocus() && document.visibilityState !== 'visible') return;
+      lastReadSeq = Math.max(lastReadSeq, Number(li.dataset.seq));
+      const frame = { type: 'read_receipt', conversationId, messageId: li.dataset.messageId };
+      if (!live.send(frame)) api('POST', `/api/chat/${conversationId}/read`, { messageId: li.dataset.messageId }).catch(() => {});
+    }, 600);
+  }
+}) : null;
+function observeForRead(li) { if (readObserver && li.dataset.seq && conversationId) readObserver.observe(li); }
+
+// ---------- start ----------
+if (page === 'chat' || page === 'list') {
+  if (page === 'chat') {
+    wireComposer($('#composer'), messageList, null);
+    wireComposer($('#thread-composer'), threadReplies, threadId);
+    document.querySelectorAll('#messages [data-seq]').forEach(observeForRead);
+    if (!location.hash) scrollToEnd(scroller);
+    document.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && threadId) location.href = `/chat/${conversationId}`;
+    });
+  }
+  setInterval(refreshTimes, 30000);
+  live.start();
+}

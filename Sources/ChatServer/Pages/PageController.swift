@@ -1,0 +1,212 @@
+import ChatCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The server-rendered pages: everything works with plain forms (POST, then redirect); `Public/app.js` adds live
+/// updates on top.
+struct PageController {
+    let chat: ChatService
+    let auth: AuthService
+    let renderer: PageRenderer
+    let cookies: SessionCookies
+    let maxBodyBytes: Int
+
+    func addRoutes(to router: Router<ChatRequestContext>) {
+        router.get("/") { _, _ in Response.redirect(to: "/chat", type: .normal) }
+        router.get("login", use: loginPage)
+        router.post("login", use: login)
+        router.post("logout", use: logout)
+        router.get("chat", use: listPage)
+        router.post("chat/start", use: start)
+        router.get("chat/:conversationId", use: chatPage)
+        router.post("chat/:conversationId/send", use: send)
+        router.post("chat/:conversationId/close") { try await setClosed($0, $1, closed: true) }
+        router.post("chat/:conversationId/reopen") { try await setClosed($0, $1, closed: false) }
+        router.get("chat/:conversationId/thread/:messageId", use: chatPage)
+        router.post("chat/:conversationId/thread/:messageId/reply", use: reply)
+    }
+
+    // MARK: Sign-in
+
+    @Sendable func loginPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        if context.principal != nil { return Response.redirect(to: "/chat", type: .normal) }
+        return renderLogin(next: Self.safeNext(request.uri.queryParameters.get("next")), error: nil, tenant: "", username: "")
+    }
+
+    @Sendable func login(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let form = try await FormBody.read(request, limit: 16 * 1024)
+        let tenant = form["tenant"] ?? "", username = form["username"] ?? "", password = form["password"] ?? ""
+        let next = Self.safeNext(form["next"])
+        guard !tenant.isEmpty, !username.isEmpty, !password.isEmpty else {
+            return renderLogin(next: next, error: "Enter your workspace, username and password.", tenant: tenant, username: username, status: .badRequest)
+        }
+        do {
+            let signIn = try await auth.signIn(tenant: tenant, username: username, password: password, address: context.remoteAddress, method: .session)
+            var response = Response.redirect(to: next, type: .found)
+            response.status = .seeOther
+            response.setCookie(cookies.session(signIn.secret, request: request))
+            return response
+        } catch let error as ChatError where error.kind == .unauthenticated || error.kind == .rateLimited {
+            let status: HTTPResponse.Status = error.kind == .rateLimited ? .tooManyRequests : .unauthorized
+            return renderLogin(next: next, error: error.message, tenant: tenant, username: username, status: status)
+        }
+    }
+
+    @Sendable func logout(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        if let principal = context.principal {
+            _ = try await checkedForm(request, principal)
+            try await auth.signOut(principal)
+        }
+        var response = Self.seeOther("/login")
+        response.setCookie(cookies.expired(request: request))
+        return response
+    }
+
+    // MARK: Pages
+
+    @Sendable func listPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        var page = try await layout(principal, page: "list", title: "Conversations")
+        page.merge(try await sidebar(principal, activeId: nil)) { $1 }
+        let users = try await chat.users(principal)
+        page["others"] = users.filter { $0.id != principal.userId }
+        if let error = request.uri.queryParameters.get("error") { page["error"] = String(error.prefix(200)) }
+        return renderer.render("conversation_list", page)
+    }
+
+    @Sendable func chatPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let conversation = try await chat.conversation(principal, id: conversationId)
+        let now = Timestamp.now()
+        let before = request.uri.queryParameters.get("before")
+        let history = try await chat.messages(principal, conversationId: conversationId, before: before, limit: 50)
+        // Looking at the newest page counts as reading it.
+        if before == nil, let last = history.messages.last, conversation.unreadCount > 0 {
+            try await chat.markRead(principal, conversationId: conversationId, messageId: last.id)
+        }
+        var page = try await layout(principal, page: "chat", title: ConversationText.title(conversation, viewerId: principal.userId))
+        page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
+        page["conversationId"] = conversationId
+        page["title"] = ConversationText.title(conversation, viewerId: principal.userId)
+        page["participantNames"] = conversation.participants.map(\.displayName).joined(separator: ", ")
+        page["closed"] = conversation.isClosed
+        page["messages"] = history.messages.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: true) }
+        page["hasMessages"] = !history.messages.isEmpty
+        page["olderCursor"] = history.nextCursor
+        page["newerLink"] = before != nil
+        page["clientMessageId"] = UUID().uuidString.lowercased()
+        if let messageId = context.parameters.get("messageId") {
+            let thread = try await chat.thread(principal, messageId: messageId)
+            guard thread.parent.conversationId == conversationId else { throw ChatError.notFound("message") }
+            page["threadId"] = thread.parent.id
+            page["bodyClass"] = "has-thread"
+            page["pageTitle"] = "Thread · " + (page["title"] as? String ?? "")
+            page["thread"] = [
+                "parent": MessageView(thread.parent, viewerId: principal.userId, now: now, threadLinks: false, anchor: false),
+                "replies": thread.replies.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: false) },
+                "replyClientMessageId": UUID().uuidString.lowercased(),
+            ] as [String: Any]
+        }
+        return renderer.render("chat_window", page)
+    }
+
+    // MARK: Form posts (POST, then redirect)
+
+    @Sendable func start(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let form = try await checkedForm(request, principal)
+        do {
+            let conversation = try await chat.startConversation(principal, title: form["title"], participantIds: form.all("participantIds"))
+            return Self.seeOther("/chat/\(conversation.id)")
+        } catch let error as ChatError where error.kind == .badRequest {
+            return Self.seeOther("/chat?error=" + (error.message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+        }
+    }
+
+    @Sendable func send(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let form = try await checkedForm(request, principal)
+        let (message, _) = try await chat.send(
+            principal, conversationId: conversationId, content: form["content"] ?? "", threadParentId: nil,
+            clientMessageId: form["clientMessageId"].flatMap { $0.isEmpty ? nil : $0 })
+        return Self.seeOther("/chat/\(conversationId)#m-\(message.id)")
+    }
+
+    @Sendable func reply(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let messageId = try context.parameters.require("messageId")
+        let form = try await checkedForm(request, principal)
+        let (message, _) = try await chat.send(
+            principal, conversationId: conversationId, content: form["content"] ?? "", threadParentId: messageId,
+            clientMessageId: form["clientMessageId"].flatMap { $0.isEmpty ? nil : $0 })
+        return Self.seeOther("/chat/\(conversationId)/thread/\(message.threadParentId ?? messageId)#m-\(message.id)")
+    }
+
+    @Sendable func setClosed(_ request: Request, _ context: ChatRequestContext, closed: Bool) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        _ = try await checkedForm(request, principal)
+        _ = try await chat.setClosed(principal, conversationId: conversationId, closed: closed)
+        return Self.seeOther("/chat/\(conversationId)")
+    }
+
+    // MARK: Helpers
+
+    /// Reads the form and checks its `_csrf` field against the session's token.
+    private func checkedForm(_ request: Request, _ principal: Principal) async throws -> FormBody {
+        let form = try await FormBody.read(request, limit: maxBodyBytes)
+        if principal.method == .session {
+            guard let sent = form["_csrf"] ?? request.headers[.csrfToken], let expected = principal.csrfToken,
+                  Secret.constantTimeEquals(sent, expected)
+            else { throw ChatError(.forbidden, "csrf_failed", "The form expired. Reload the page and try again.") }
+        }
+        return form
+    }
+
+    private func layout(_ principal: Principal, page: String, title: String) async throws -> [String: Any] {
+        let (user, tenant) = try await chat.me(principal)
+        let cursor = try await chat.store.eventLogBounds().latest
+        return [
+            "pageTitle": title, "page": page, "bodyClass": "", "signedIn": true, "tenantName": tenant.name,
+            "displayName": user.displayName, "userId": user.id, "csrf": principal.csrfToken ?? "",
+            "cursor": EventCursor.format(cursor), "conversationId": "", "threadId": "",
+        ]
+    }
+
+    private func sidebar(_ principal: Principal, activeId: String?) async throws -> [String: Any] {
+        let conversations = try await chat.conversations(principal)
+        let last = try await chat.lastMessages(principal)
+        let now = Timestamp.now()
+        return [
+            "conversations": conversations.map {
+                ConversationItemView($0, lastMessage: last[$0.id], viewerId: principal.userId, activeId: activeId, now: now)
+            },
+            "hasConversations": !conversations.isEmpty,
+        ]
+    }
+
+    private func renderLogin(next: String, error: String?, tenant: String, username: String, status: HTTPResponse.Status = .ok) -> Response {
+        var page: [String: Any] = ["pageTitle": "Sign in", "page": "login", "bodyClass": "login", "next": next, "tenant": tenant, "username": username, "tenantName": "Chat"]
+        if let error { page["error"] = error }
+        return renderer.render("login", page, status: status)
+    }
+
+    static func seeOther(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location])
+    }
+
+    static func toLogin(_ request: Request) -> Response {
+        let next = request.uri.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/chat"
+        return seeOther("/login?next=\(next)")
+    }
+
+    /// Only local paths may be redirect targets (no open redirects).
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"), next.count < 512 else { return "/chat" }
+        return next
+    }
+}

@@ -1,0 +1,126 @@
+import ChatCore
+import Foundation
+
+/// What every page's layout needs.
+struct LayoutModel {
+    var pageTitle: String
+    var page: String
+    var bodyClass: String = ""
+    var signedIn: Bool = false
+    var tenantName: String = "Chat"
+    var displayName: String = ""
+    var userId: String = ""
+    var csrf: String = ""
+    var cursor: String = ""
+    var conversationId: String = ""
+    var threadId: String = ""
+}
+
+/// One message as the MessageBubble partial shows it.
+struct MessageView {
+    let id: String
+    let seq: Int64
+    let senderId: String
+    let senderName: String
+    let initials: String
+    let content: String
+    let createdISO: String
+    let createdExact: String
+    let createdRelative: String
+    let replyCount: Int
+    let hasReplies: Bool
+    let replyLabel: String
+    let threadLink: String?
+    let mine: Bool
+    let anchor: Bool
+
+    init(_ message: Message, viewerId: String, now: Timestamp, threadLinks: Bool, anchor: Bool = true) {
+        id = message.id
+        seq = message.seq
+        senderId = message.senderId
+        senderName = message.sender.displayName
+        initials = Self.initials(message.sender.displayName)
+        content = message.content
+        createdISO = message.createdAt.description
+        createdExact = TimeText.exact(message.createdAt)
+        createdRelative = TimeText.relative(message.createdAt, now: now)
+        replyCount = message.replyCount
+        hasReplies = message.replyCount > 0
+        replyLabel = Self.replyLabel(message.replyCount)
+        threadLink = threadLinks && message.threadParentId == nil ? "/chat/\(message.conversationId)/thread/\(message.id)" : nil
+        mine = message.senderId == viewerId
+        self.anchor = anchor
+    }
+
+    static func replyLabel(_ count: Int) -> String {
+        count == 0 ? "Reply" : (count == 1 ? "reply" : "replies")
+    }
+
+    static func initials(_ name: String) -> String {
+        let parts = name.split(separator: " ").prefix(2)
+        return parts.compactMap { $0.first.map { String($0).uppercased() } }.joined()
+    }
+}
+
+/// One row of the ConversationList.
+struct ConversationItemView {
+    let id: String
+    let displayTitle: String
+    let participantNames: String
+    let activityISO: String
+    let activityExact: String
+    let activityRelative: String
+    let lastMessagePreview: String
+    let unreadCount: Int
+    let hasUnread: Bool
+    let closed: Bool
+    let active: Bool
+
+    init(_ conversation: Conversation, lastMessage: Message?, viewerId: String, activeId: String?, now: Timestamp) {
+        id = conversation.id
+        displayTitle = ConversationText.title(conversation, viewerId: viewerId)
+        participantNames = conversation.participants.map(\.displayName).joined(separator: ", ")
+        let activity = conversation.lastMessageAt ?? conversation.updatedAt
+        activityISO = activity.description
+        activityExact = TimeText.exact(activity)
+        activityRelative = TimeText.relative(activity, now: now)
+        if let lastMessage {
+            let text = lastMessage.content.count > 80 ? String(lastMessage.content.prefix(80)) + "…" : lastMessage.content
+            lastMessagePreview = "\(lastMessage.sender.displayName): \(text)"
+        } else {
+            lastMessagePreview = "No messages yet"
+        }
+        unreadCount = conversation.unreadCount
+        hasUnread = conversation.unreadCount > 0
+        closed = conversation.isClosed
+        active = conversation.id == activeId
+    }
+}
+
+enum ConversationText {
+    /// The title, or the other participants' names for an untitled conversation.
+    static func title(_ conversation: Conversation, viewerId: String) -> String {
+        if !conversation.title.isEmpty { return conversation.title }
+        let others = conversation.participants.filter { $0.id != viewerId }.map(\.displayName)
+        return others.isEmpty ? "Just you" : others.joined(separator: ", ")
+    }
+}
+
+/// Readable timestamps: relative on the page, exact on hover.
+enum TimeText {
+    static func relative(_ time: Timestamp, now: Timestamp) -> String {
+        let seconds = max(0, (now.milliseconds - time.milliseconds) / 1000)
+        switch seconds {
+        case ..<45: return "just now"
+        case ..<3600: return "\(max(1, seconds / 60)) min ago"
+        case ..<86_400: return "\(seconds / 3600) h ago"
+        case ..<(7 * 86_400): return "\(seconds / 86_400) d ago"
+        default: return String(time.description.prefix(10))
+        }
+    }
+
+    static func exact(_ time: Timestamp) -> String {
+        let text = time.description
+        return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(8)) + " UTC"
+    }
+}

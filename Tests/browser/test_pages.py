@@ -1,0 +1,235 @@
+"""Two people in two browsers: live delivery over each transport, threads, new conversations, closing, no-JS,
+escaping, fallback, accessibility and screenshots."""
+import time
+import uuid
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+
+from conftest import chromium, login, screenshot, wait
+
+
+def api_token(server, username, tenant="acme"):
+    r = httpx.post(server.base + "/api/auth/token", json={"tenant": tenant, "username": username, "password": "demo-password"})
+    return {"Authorization": "Bearer " + r.json()["token"]}
+
+
+def new_conversation(server, title, creator="alice", others=("bob",)):
+    headers = api_token(server, creator)
+    users = httpx.get(server.base + "/api/users", headers=headers).json()["users"]
+    ids = [u["id"] for u in users if u["username"] in others]
+    return httpx.post(server.base + "/api/chat/start", headers=headers, json={"title": title, "participantIds": ids}).json()["conversation"]["id"]
+
+
+def open_chat(driver, server, conversation, transport=None, extra=""):
+    query = f"?transport={transport}" if transport else ""
+    if extra:
+        query += ("&" if query else "?") + extra
+    driver.get(f"{server.base}/chat/{conversation}{query}")
+
+
+def wait_live(driver, transport, timeout=10):
+    wait(driver, timeout).until(lambda d: d.find_element(By.CSS_SELECTOR, ".live-badge").get_attribute("data-transport") == transport)
+
+
+def type_and_send(driver, text, selector="#content"):
+    box = driver.find_element(By.CSS_SELECTOR, selector)
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def message_with_text(driver, text, container="#messages"):
+    for li in driver.find_elements(By.CSS_SELECTOR, f"{container} li.message[data-message-id]"):
+        if li.find_element(By.CSS_SELECTOR, ".content").text == text:
+            return li
+    return None
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
+def test_message_typed_by_one_appears_for_the_other_without_reload(server, browsers, transport):
+    conversation = new_conversation(server, f"live {transport}")
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(alice, server, conversation, transport)
+    open_chat(bob, server, conversation, transport)
+    wait_live(alice, transport)
+    wait_live(bob, transport)
+    text = f"hello over {transport} {uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    type_and_send(alice, text)
+    wait(bob, 2).until(lambda d: message_with_text(d, text))
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0
+    li = message_with_text(bob, text)
+    assert li.get_attribute("data-seq").isdigit()
+    # The sender sees it once (optimistic bubble reconciled with the ack), and so does the receiver.
+    wait(alice, 5).until(lambda d: message_with_text(d, text) is not None)
+    time.sleep(0.5)
+    assert sum(1 for li in alice.find_elements(By.CSS_SELECTOR, "#messages li.message .content") if li.text == text) == 1
+    assert sum(1 for li in bob.find_elements(By.CSS_SELECTOR, "#messages li.message .content") if li.text == text) == 1
+    # The live region announced it to screen readers.
+    assert text in bob.find_element(By.ID, "live-region").get_attribute("textContent")
+
+
+def test_thread_reply_appears_in_thread_and_count_rises_live(server, browsers):
+    conversation = new_conversation(server, "threads")
+    headers = api_token(server, "alice")
+    root = httpx.post(server.base + "/api/chat/send", headers=headers, json={"conversationId": conversation, "content": "thread root"}).json()["message"]["id"]
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(alice, server, conversation)
+    bob.get(f"{server.base}/chat/{conversation}/thread/{root}")
+    wait_live(alice, "ws")
+    wait_live(bob, "ws")
+    type_and_send(bob, "a reply in the thread", "#reply-content")
+    wait(bob, 3).until(lambda d: message_with_text(d, "a reply in the thread", "#thread-replies"))
+    count = lambda d: d.find_element(By.CSS_SELECTOR, f'#messages [data-message-id="{root}"] .reply-count').text
+    wait(alice, 3).until(lambda d: count(d) == "1")
+    # Escape closes the thread panel.
+    bob.find_element(By.CSS_SELECTOR, "#reply-content").send_keys(Keys.ESCAPE)
+    wait(bob, 5).until(lambda d: not d.find_elements(By.ID, "thread-panel"))
+
+
+def test_conversation_started_in_the_ui_appears_in_the_others_list(server, browsers):
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    bob.get(server.base + "/chat")
+    wait_live(bob, "ws")
+    title = f"Planning {uuid.uuid4().hex[:6]}"
+    alice.get(server.base + "/chat")
+    alice.find_element(By.ID, "title").send_keys(title)
+    bob_box = next(el for el in alice.find_elements(By.CSS_SELECTOR, ".people-picker label") if "Bob" in el.text)
+    bob_box.find_element(By.CSS_SELECTOR, "input").click()
+    alice.find_element(By.CSS_SELECTOR, ".start-form button[type=submit]").click()
+    wait(alice, 5).until(EC.url_matches(r"/chat/cnv_"))
+    wait(bob, 3).until(lambda d: any(title in el.text for el in d.find_elements(By.CSS_SELECTOR, "#conversation-list .conv-title")))
+
+
+def test_closing_disables_the_composer_for_both(server, browsers):
+    conversation = new_conversation(server, "to close")
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(alice, server, conversation)
+    open_chat(bob, server, conversation)
+    wait_live(bob, "ws")
+    alice.find_element(By.CSS_SELECTOR, ".close-form button").click()
+    wait(alice, 5).until(lambda d: d.find_element(By.ID, "content").get_attribute("disabled") is not None)
+    wait(bob, 3).until(lambda d: d.find_element(By.ID, "content").get_attribute("disabled") is not None)
+    assert bob.find_element(By.ID, "closed-banner").is_displayed()
+
+
+def test_blocked_websocket_falls_back_and_still_delivers(server, browsers):
+    conversation = new_conversation(server, "fallback")
+    bob = browsers()
+    login(bob, server, "bob")
+    open_chat(bob, server, conversation, extra="wsurl=ws://127.0.0.1:9/blocked")
+    wait_live(bob, "sse", timeout=15)
+    headers = api_token(server, "alice")
+    httpx.post(server.base + "/api/chat/send", headers=headers, json={"conversationId": conversation, "content": "after fallback"})
+    wait(bob, 3).until(lambda d: message_with_text(d, "after fallback"))
+
+
+def test_markup_in_messages_renders_as_text(server, browsers):
+    conversation = new_conversation(server, "escaping")
+    payload = "<img src=x onerror=alert(1)>"
+    headers = api_token(server, "alice")
+    httpx.post(server.base + "/api/chat/send", headers=headers, json={"conversationId": conversation, "content": payload})
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(bob, server, conversation)
+    wait_live(bob, "ws")
+    open_chat(alice, server, conversation)
+    type_and_send(alice, payload + " live")
+    wait(bob, 3).until(lambda d: message_with_text(d, payload + " live"))
+    for driver in (alice, bob):
+        assert message_with_text(driver, payload) is not None
+        assert not driver.find_elements(By.CSS_SELECTOR, "#messages .content img")
+        try:
+            driver.switch_to.alert
+            pytest.fail("a script from a message ran")
+        except Exception:
+            pass
+
+
+def test_everything_works_with_javascript_off(server, browsers):
+    alice = browsers(javascript=False)
+    login(alice, server, "alice")
+    title = f"No JS {uuid.uuid4().hex[:6]}"
+    alice.get(server.base + "/chat")
+    alice.find_element(By.ID, "title").send_keys(title)
+    next(el for el in alice.find_elements(By.CSS_SELECTOR, ".people-picker label") if "Carol" in el.text).find_element(By.TAG_NAME, "input").click()
+    alice.find_element(By.CSS_SELECTOR, ".start-form button[type=submit]").click()
+    wait(alice, 5).until(EC.url_matches(r"/chat/cnv_"))
+    assert alice.find_element(By.CSS_SELECTOR, ".live-badge").get_attribute("data-transport") == "off"
+    alice.find_element(By.ID, "content").send_keys("sent without JavaScript")
+    alice.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
+    wait(alice, 5).until(lambda d: message_with_text(d, "sent without JavaScript"))
+    root = message_with_text(alice, "sent without JavaScript")
+    root_id = root.get_attribute("data-message-id")
+    root.find_element(By.CSS_SELECTOR, ".thread-link").click()
+    wait(alice, 5).until(EC.presence_of_element_located((By.ID, "reply-content")))
+    alice.find_element(By.ID, "reply-content").send_keys("reply without JavaScript")
+    alice.find_element(By.CSS_SELECTOR, "#thread-composer button[type=submit]").click()
+    wait(alice, 5).until(lambda d: message_with_text(d, "reply without JavaScript", "#thread-replies"))
+    assert alice.find_element(By.CSS_SELECTOR, f'#messages [data-message-id="{root_id}"] .reply-count').text == "1"
+    alice.find_element(By.CSS_SELECTOR, ".close-form button").click()
+    wait(alice, 5).until(lambda d: d.find_element(By.ID, "content").get_attribute("disabled") is not None)
+    alice.find_element(By.CSS_SELECTOR, ".reopen-form button").click()
+    wait(alice, 5).until(lambda d: d.find_element(By.ID, "content").get_attribute("disabled") is None)
+    alice.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    wait(alice, 5).until(EC.url_contains("/login"))
+    alice.get(server.base + "/chat")
+    assert "/login" in alice.current_url
+
+
+def main_pages(server):
+    conversation = new_conversation(server, "Screens and checks", others=("bob", "carol"))
+    headers = api_token(server, "alice")
+    root = None
+    for i, text in enumerate(["Morning! Shall we look at the launch checklist?", "Yes — the long URL https://example.com/" + "a" * 120 + " wraps fine.", "Let's do it."]):
+        m = httpx.post(server.base + "/api/chat/send", headers=api_token(server, ("alice", "bob", "carol")[i]),
+                       json={"conversationId": conversation, "content": text}).json()["message"]
+        root = root or m["id"]
+    httpx.post(f"{server.base}/api/chat/thread/{root}/reply", headers=api_token(server, "bob"), json={"content": "I'll take the first half."})
+    return {"list": "/chat", "chat": f"/chat/{conversation}", "thread": f"/chat/{conversation}/thread/{root}"}
+
+
+def test_main_pages_have_no_serious_accessibility_violations_and_are_photographed(server, browsers):
+    from axe_selenium_python import Axe
+    pages = main_pages(server)
+    for width, height, label in ((1280, 860, "desktop"), (390, 844, "phone")):
+        driver = browsers(width=width, height=height)
+        login(driver, server, "alice")
+        for name, path in pages.items():
+            driver.get(server.base + path)
+            wait_live(driver, "ws")
+            screenshot(driver, f"{name}-{label}")
+            if label == "desktop":
+                axe = Axe(driver)
+                axe.inject()
+                results = axe.run()
+                bad = [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
+                assert not bad, f"{name}: " + "; ".join(f'{v["id"]}: {v["help"]} {[(n["target"], n.get("failureSummary")) for n in v["nodes"]]}' for v in bad)
+    login_driver = browsers()
+    login_driver.get(server.base + "/login")
+    screenshot(login_driver, "login-desktop")
+
+
+def test_pages_send_security_headers(server):
+    r = httpx.get(server.base + "/login")
+    csp = r.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"]
+    js = httpx.get(server.base + "/static/app.js", headers={"Accept-Encoding": "gzip"})
+    assert js.headers["content-encoding"] == "gzip" and "max-age" in js.headers["cache-control"] and js.headers["etag"]
+    again = httpx.get(server.base + "/static/app.js", headers={"If-None-Match": js.headers["etag"]})
+    assert again.status_code == 304
