@@ -5,7 +5,10 @@
 set -euo pipefail
 
 need=()
-for pkg in libsqlite3-dev zlib1g-dev libssl-dev; do
+packages=(libsqlite3-dev zlib1g-dev libssl-dev)
+# The browser tests drive Debian's Chromium through chromedriver.
+[ "${1:-}" = "--test" ] && packages+=(chromium chromium-driver)
+for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 SUDO=""

@@ -12,4 +12,6 @@ for script in crash_test.py slow_consumer_test.py; do
     echo "== Tests/e2e/$script"
     (cd Tests/e2e && python3 "$script") || status=1
 done
+echo "== Tests/browser (Chromium + selenium)"
+(cd Tests/browser && python3 -m pytest -q -p no:cacheprovider) || status=1
 exit $status

@@ -1,0 +1,115 @@
+@testable import ChatServer
+import ChatCore
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+extension TestClientProtocol {
+    /// Posts an HTML form the way a browser without JavaScript does.
+    func form(_ path: String, _ fields: [(String, String)], cookie: String? = nil, headers extra: HTTPFields = [:]) async throws -> APIResponse {
+        var headers = extra
+        headers[.contentType] = "application/x-www-form-urlencoded"
+        if let cookie { headers[.cookie] = "chat_session=\(cookie)" }
+        let body = fields.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        return try await execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+            APIResponse(status: response.status, headers: response.headers, json: J(nil), raw: response.body)
+        }
+    }
+
+    func page(_ path: String, cookie: String?) async throws -> (HTTPResponse.Status, HTTPFields, String) {
+        var headers = HTTPFields()
+        if let cookie { headers[.cookie] = "chat_session=\(cookie)" }
+        return try await execute(uri: path, method: .get, headers: headers) { ($0.status, $0.headers, String(buffer: $0.body)) }
+    }
+}
+
+@Suite struct PageTests {
+    @Test func pagesNeedASessionAndLoginWorksWithAPlainForm() async throws {
+        try await withApp { client, _ in
+            let (status, headers, _) = try await client.page("/chat", cookie: nil)
+            #expect(status == .seeOther)
+            #expect(headers[.location] == "/login?next=%2Fchat")
+
+            let wrong = try await client.form("/login", [("tenant", "acme"), ("username", "alice"), ("password", "nope"), ("next", "/chat")])
+            #expect(wrong.status == .unauthorized)
+            #expect(String(buffer: wrong.raw).contains("role=\"alert\""))
+
+            let ok = try await client.form("/login", [("tenant", "acme"), ("username", "alice"), ("password", "demo-password"), ("next", "//evil.example/x")])
+            #expect(ok.status == .seeOther)
+            #expect(ok.headers[.location] == "/chat")  // no open redirect
+            let cookie = try #require(sessionCookie(ok.headers))
+            let (listStatus, listHeaders, html) = try await client.page("/chat", cookie: cookie)
+            #expect(listStatus == .ok)
+            #expect(html.contains("data-transport=\"off\""))
+            #expect(html.contains("General"))
+            let csp = try #require(listHeaders[.contentSecurityPolicy])
+            #expect(!csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"))
+            #expect(!html.contains("<script>") && !html.contains("style="))  // no inline scripts or styles
+        }
+    }
+
+    @Test func formsNeedTheCSRFFieldAndThenStoreAndRedirect() async throws {
+        try await withApp { client, deps in
+            let ok = try await client.form("/login", [("tenant", "acme"), ("username", "alice"), ("password", "demo-password")])
+            let cookie = try #require(sessionCookie(ok.headers))
+            let (_, _, html) = try await client.page("/chat", cookie: cookie)
+            let csrf = try #require(html.firstMatch(of: /name="_csrf" value="([^"]+)"/)?.1).description
+            let room = try #require(html.firstMatch(of: /data-conversation-id="(cnv_[a-z0-9]+)"/)?.1).description
+            let before = try await snapshot(deps.store)
+
+            let forged = try await client.form("/chat/\(room)/send", [("content", "forged")], cookie: cookie)
+            #expect(forged.status == .forbidden)
+            let crossSite = try await client.form(
+                "/chat/\(room)/send", [("_csrf", csrf), ("content", "cross")], cookie: cookie, headers: [.origin: "https://evil.example"])
+            #expect(crossSite.status == .forbidden)
+            #expect(try await snapshot(deps.store) == before)
+
+            let xss = "<img src=x onerror=alert(1)>"
+            let sent = try await client.form("/chat/\(room)/send", [("_csrf", csrf), ("content", xss), ("clientMessageId", "form-1")], cookie: cookie)
+            #expect(sent.status == .seeOther)
+            #expect(sent.headers[.location]?.hasPrefix("/chat/\(room)#m-msg_") == true)
+            // Submitting the same form twice stores one message.
+            _ = try await client.form("/chat/\(room)/send", [("_csrf", csrf), ("content", xss), ("clientMessageId", "form-1")], cookie: cookie)
+            let (_, _, chat) = try await client.page("/chat/\(room)", cookie: cookie)
+            #expect(chat.contains("&lt;img src=x onerror=alert(1)&gt;"))
+            #expect(!chat.contains(xss))
+            let stored = try await deps.store.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE client_message_id = 'form-1'")
+            }
+            #expect(stored == 1)
+
+            let closed = try await client.form("/chat/\(room)/close", [("_csrf", csrf)], cookie: cookie)
+            #expect(closed.status == .seeOther)
+            let (_, _, closedPage) = try await client.page("/chat/\(room)", cookie: cookie)
+            #expect(closedPage.contains(/<textarea id="content"[^>]* disabled>/))
+        }
+    }
+
+    @Test func everyRenderedMessageCarriesItsIdAndSeq() async throws {
+        try await withApp { client, _ in
+            let ok = try await client.form("/login", [("tenant", "acme"), ("username", "bob"), ("password", "demo-password")])
+            let cookie = try #require(sessionCookie(ok.headers))
+            let (_, _, list) = try await client.page("/chat", cookie: cookie)
+            let room = try #require(list.firstMatch(of: /href="\/chat\/(cnv_[a-z0-9]+)"/)?.1).description
+            let (_, _, page) = try await client.page("/chat/\(room)", cookie: cookie)
+            let chat = String(page[..<page.range(of: "<template")!.lowerBound])  // the client-side template is not a message
+            let bubbles = chat.matches(of: /<li class="message[^"]*"[^>]*data-message-id="msg_[a-z0-9]+" data-seq="\d+"/).count
+            #expect(bubbles == chat.matches(of: /<li class="message/).count)
+            #expect(bubbles > 0)
+            #expect(chat.contains("name=\"content\""))
+            #expect(chat.contains("aria-live=\"polite\""))
+            #expect(try await client.page("/chat/cnv_doesnotexist", cookie: cookie).0 == .notFound)
+        }
+    }
+
+    @Test func startupFailsWhenTemplatesAreMissing() async throws {
+        var config = testConfiguration()
+        config.templatesDirectory = "/nonexistent/templates"
+        await #expect(throws: (any Error).self) {
+            _ = try await buildApplication(config, dependencies: try ChatDependencies.make(config))
+        }
+    }
+}
