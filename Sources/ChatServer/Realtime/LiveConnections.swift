@@ -19,6 +19,27 @@ public final class LiveConnections: Sendable {
 
     public var count: Int { queues.withLock { $0.count } }
 
+    /// Runs `body` with a new bounded send queue for one realtime client: registered here for shutdown, closed when
+    /// the client's credential is revoked, and, when the client stops reading (overflow) or is signed out, the
+    /// connection itself is closed after a short grace, since a writer blocked on such a client cannot close it.
+    func withClientQueue<T>(
+        capacity: Int, channel: any Channel, principal: Principal, revocations: RevocationCenter,
+        _ body: (OutboundQueue<ByteBuffer>) async throws -> T
+    ) async rethrows -> T {
+        let queue = OutboundQueue<ByteBuffer>(capacity: capacity) { reason in
+            if reason == .overflow || reason == .revoked {
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            }
+        }
+        let revocation = revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
+        add(queue)
+        defer {
+            revocation.cancel()
+            remove(queue)
+        }
+        return try await body(queue)
+    }
+
     /// Closes every connection with `reason` (WebSockets get 1001 for `.shutdown`).
     public func closeAll(_ reason: CloseReason) {
         for queue in queues.withLock({ Array($0.values) }) { queue.close(reason) }

@@ -55,72 +55,65 @@ struct RealtimeController {
         headers[.cacheControl] = "no-cache"
         headers[.xAccelBuffering] = "no"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let queue = OutboundQueue<ByteBuffer>(capacity: settings.queueCapacity) { reason in
-                if reason == .overflow || reason == .revoked {
-                    channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-                }
-            }
-            let revocation = auth.revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
-            connections.add(queue)
-            defer {
-                revocation.cancel()
-                connections.remove(queue)
-            }
-            let feed = EventFeed(
-                chat: chat, principal: principal, scope: scope,
-                pace: { await queue.waitForRoom(atMost: max(0, settings.queueCapacity / 2 - 500)) }
-            ) { item in
-                switch item {
-                case .event(let event): return queue.push(event.sseMessage)
-                case .resyncRequired(let id):
-                    var message = ByteBuffer(string: "event: resync_required\ndata: ")
-                    var frame = ControlFrame.resyncRequired(conversationId: id)
-                    message.writeBuffer(&frame)
-                    message.writeString("\n\n")
-                    return queue.push(message)
-                case .overflow:
-                    queue.close(.overflow)
-                    return false
-                }
-            }
-            defer { feed.stop() }
-            queue.push(ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n"))
-
-            try await request.body.consumeWithInboundCloseHandler { _ in
-                try await withGracefulShutdownHandler {
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            do { try await feed.start(after: cursor) } catch { queue.close(.finished) }
-                        }
-                        group.addTask {
-                            while !Task.isCancelled {
-                                try? await Task.sleep(for: .seconds(settings.sseHeartbeatSeconds))
-                                if Task.isCancelled || !queue.push(ByteBuffer(string: ": keepalive\n\n")) { break }
-                            }
-                        }
-                        group.addTask {
-                            let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
-                            try? await Task.sleep(for: .milliseconds(max(0, remaining)))
-                            if !Task.isCancelled { queue.close(.expired) }
-                        }
-                        // The writer: everything queued goes out in one write (one flush), until the queue closes.
-                        defer { group.cancelAll() }
-                        while true {
-                            let (items, closed) = await queue.take()
-                            if !items.isEmpty {
-                                var batch = ByteBuffer()
-                                batch.reserveCapacity(items.reduce(0) { $0 + $1.readableBytes })
-                                for var item in items { batch.writeBuffer(&item) }
-                                try await writer.write(batch)
-                            }
-                            if closed != nil { break }
-                        }
+            try await connections.withClientQueue(
+                capacity: settings.queueCapacity, channel: channel, principal: principal, revocations: auth.revocations
+            ) { queue in
+                let feed = EventFeed(
+                    chat: chat, principal: principal, scope: scope,
+                    pace: { await queue.waitForRoom(atMost: max(0, settings.queueCapacity / 2 - 500)) }
+                ) { item in
+                    switch item {
+                    case .event(let event): return queue.push(event.sseMessage)
+                    case .resyncRequired(let id):
+                        var message = ByteBuffer(string: "event: resync_required\ndata: ")
+                        var frame = ControlFrame.resyncRequired(conversationId: id)
+                        message.writeBuffer(&frame)
+                        message.writeString("\n\n")
+                        return queue.push(message)
+                    case .overflow:
+                        queue.close(.overflow)
+                        return false
                     }
-                } onGracefulShutdown: {
-                    queue.close(.shutdown)
                 }
-            } onInboundClosed: {
-                queue.close(.finished)
+                defer { feed.stop() }
+                queue.push(ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n"))
+
+                try await request.body.consumeWithInboundCloseHandler { _ in
+                    try await withGracefulShutdownHandler {
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                do { try await feed.start(after: cursor) } catch { queue.close(.finished) }
+                            }
+                            group.addTask {
+                                while !Task.isCancelled {
+                                    try? await Task.sleep(for: .seconds(settings.sseHeartbeatSeconds))
+                                    if Task.isCancelled || !queue.push(ByteBuffer(string: ": keepalive\n\n")) { break }
+                                }
+                            }
+                            group.addTask {
+                                let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
+                                try? await Task.sleep(for: .milliseconds(max(0, remaining)))
+                                if !Task.isCancelled { queue.close(.expired) }
+                            }
+                            // The writer: everything queued goes out in one write (one flush), until the queue closes.
+                            defer { group.cancelAll() }
+                            while true {
+                                let (items, closed) = await queue.take()
+                                if !items.isEmpty {
+                                    var batch = ByteBuffer()
+                                    batch.reserveCapacity(items.reduce(0) { $0 + $1.readableBytes })
+                                    for var item in items { batch.writeBuffer(&item) }
+                                    try await writer.write(batch)
+                                }
+                                if closed != nil { break }
+                            }
+                        }
+                    } onGracefulShutdown: {
+                        queue.close(.shutdown)
+                    }
+                } onInboundClosed: {
+                    queue.close(.finished)
+                }
             }
             try await writer.finish(nil)
         })

@@ -25,20 +25,14 @@ struct WebSocketSession {
     let logger: Logger
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let channel = self.channel
-        let queue = OutboundQueue<ByteBuffer>(capacity: settings.queueCapacity) { reason in
-            // A client that stopped reading leaves our writer blocked; close the socket from outside after a grace.
-            if reason == .overflow || reason == .revoked {
-                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-            }
+        await connections.withClientQueue(
+            capacity: settings.queueCapacity, channel: channel, principal: principal, revocations: auth.revocations
+        ) { queue in
+            await run(queue: queue, inbound: inbound, outbound: outbound)
         }
-        let revocation = auth.revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
-        connections.add(queue)
-        defer {
-            revocation.cancel()
-            connections.remove(queue)
-        }
+    }
 
+    private func run(queue: OutboundQueue<ByteBuffer>, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Bool.self) { group in
                 group.addTask {
@@ -130,13 +124,7 @@ struct WebSocketSession {
             switch frame.type {
             case "join_room":
                 let conversationId = try required(frame.conversationId, "conversationId")
-                var since: Int64? = nil
-                if let text = frame.since?.value {
-                    guard let cursor = EventCursor.parse(text) else {
-                        throw ChatError.badRequest("`since` is not a cursor this server issued.", code: "invalid_cursor")
-                    }
-                    since = cursor
-                }
+                let since = try frame.since.map { try RealtimeController.parseCursor($0.value) }
                 if let existing = rooms.removeValue(forKey: conversationId) { existing.stop() }
                 guard rooms.count < settings.maxRoomsPerSocket else {
                     throw ChatError.badRequest("At most \(settings.maxRoomsPerSocket) rooms per connection.", code: "too_many_rooms")
@@ -149,13 +137,7 @@ struct WebSocketSession {
             case "join_all":
                 // Extension: follow every conversation of the user, including ones created later (what SSE does
                 // without `conversationId`). Pages use it to keep their conversation list live.
-                var since: Int64? = nil
-                if let text = frame.since?.value {
-                    guard let cursor = EventCursor.parse(text) else {
-                        throw ChatError.badRequest("`since` is not a cursor this server issued.", code: "invalid_cursor")
-                    }
-                    since = cursor
-                }
+                let since = try frame.since.map { try RealtimeController.parseCursor($0.value) }
                 rooms.removeValue(forKey: "*")?.stop()
                 let feed = makeFeed(scope: .allConversations, queue: queue)
                 queue.push(ControlFrame.object([("type", "joined"), ("conversationId", nil), ("room", principal.tenantId + ":*")]))
