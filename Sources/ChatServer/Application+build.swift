@@ -84,6 +84,19 @@ func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) asy
         .addRoutes(to: router)
     assets.addRoutes(to: router)
     router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }
+    // Counters for the bench and for operators; answered on loopback only.
+    router.get("metrics") { _, context -> Response in
+        guard let address = context.remoteAddress, address == "127.0.0.1" || address == "::1" else { throw ChatError.notFound() }
+        let commits = dependencies.chat.commits.statistics
+        let text = """
+            chat_commit_batches \(commits.batches)
+            chat_commit_commands \(commits.commands)
+            chat_hub_subscriptions \(dependencies.hub.subscriberCount)
+            chat_live_connections \(dependencies.connections.count)
+
+            """
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
     return router
 }
 

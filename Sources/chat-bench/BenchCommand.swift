@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat-bench",
+        abstract: "Load-tests chat-server: fan-out (W1), capacity (W2), one big room (W3), durable sends. Prints a table and writes JSON.")
+
+    @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
+    @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
+    @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
+    @Option(help: "Workloads to run, comma separated: w1,w2,w3,durable.") var workloads = "w1,durable,w3,w2"
+    @Option(help: "Seconds per rate step.") var stepSeconds = 8
+
+    struct Results: Codable {
+        var machine: String
+        var date: String
+        var smoke: Bool
+        var w1: [FanoutStep]?
+        var w3: [Runner.BigRoomStep]?
+        var durable: Runner.DurableResult?
+        var w2: Runner.CapacityResult?
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "chat-bench")
+        logger.logLevel = .info
+        let runner = Runner(binary: server, smoke: smoke, logger: logger)
+        let selected = Set(workloads.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+        var results = Results(machine: Self.machine(), date: ISO8601DateFormatter().string(from: Date()), smoke: smoke)
+        let seconds = smoke ? 2 : stepSeconds
+
+        if selected.contains("w1") {
+            results.w1 = smoke
+                ? try await runner.fanout(name: "w1", tenants: 2, roomsPerTenant: 2, members: 5, rates: [20], stepSeconds: seconds)
+                : try await runner.fanout(name: "w1", tenants: 10, roomsPerTenant: 10, members: 100, rates: [200, 500, 1000, 1500, 2000], stepSeconds: seconds)
+        }
+        if selected.contains("durable") {
+            results.durable = smoke
+                ? try await runner.durableSends(senders: 4, inFlight: 2, seconds: seconds)
+                : try await runner.durableSends(senders: 400, inFlight: 4, seconds: seconds)
+        }
+        if selected.contains("w3") {
+            results.w3 = smoke
+                ? try await runner.bigRoom(members: 20, rates: [5], stepSeconds: seconds)
+                : try await runner.bigRoom(members: 5000, rates: [2, 5, 10, 20], stepSeconds: seconds)
+        }
+        if selected.contains("w2") {
+            results.w2 = smoke
+                ? try await runner.capacity(target: 50, churn: 20, idleSeconds: 1)
+                : try await runner.capacity(target: 18_000, churn: 5_000, idleSeconds: 10)
+        }
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(results).write(to: URL(fileURLWithPath: output))
+        print(Self.table(results))
+        print("figures written to \(output)")
+        try check(results)
+    }
+
+    /// The bench fails only on correctness: gaps, duplicates or reordering, or nothing delivered.
+    func check(_ results: Results) throws {
+        var problems: [String] = []
+        for step in results.w1 ?? [] where step.latency.gaps + step.latency.duplicates + step.latency.reorders > 0 {
+            problems.append("w1 @\(step.offeredMessagesPerSecond): gaps \(step.latency.gaps), duplicates \(step.latency.duplicates), reorders \(step.latency.reorders)")
+        }
+        for step in results.w3 ?? [] where step.gaps + step.duplicates + step.reorders > 0 {
+            problems.append("w3 @\(step.broadcastsPerSecond): gaps \(step.gaps), duplicates \(step.duplicates), reorders \(step.reorders)")
+        }
+        if let first = results.w1?.first, first.latency.deliveries == 0 { problems.append("w1 delivered nothing") }
+        if let durable = results.durable, durable.acknowledgedPerSecond == 0 { problems.append("no durable send was acknowledged") }
+        if let w2 = results.w2, w2.connected == 0 { problems.append("w2 connected nothing") }
+        if !problems.isEmpty { throw BenchError(problems.joined(separator: "; ")) }
+    }
+
+    static func table(_ r: Results) -> String {
+        func f(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+        var lines = ["", "chat-bench on \(r.machine)\(r.smoke ? " (smoke run: sizes too small to mean anything)" : "")", ""]
+        if let w1 = r.w1 {
+            lines.append("W1 rooms: offered msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | CPU s/100k deliveries | rows/commit | gaps/dups/reorders")
+            for s in w1 {
+                lines.append("  \(Int(s.offeredMessagesPerSecond)) | \(Int(s.deliveriesPerSecond)) | \(f(s.latency.p50ms)) | \(f(s.latency.p99ms)) | \(f(s.latency.p999ms)) | \(f(s.serverCPUSecondsPer100kDeliveries, 2)) | \(f(s.rowsPerCommit)) | \(s.latency.gaps)/\(s.latency.duplicates)/\(s.latency.reorders)\(s.saturated ? "  (saturated)" : "")")
+            }
+        }
+        if let d = r.durable {
+            lines.append("Durable sends: \(d.senders) senders | \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms")
+        }
+        if let w3 = r.w3 {
+            lines.append("W3 big room: broadcasts/s | time to last recipient p50 ms | p99 ms | complete/sent | gaps/dups/reorders")
+            for s in w3 {
+                lines.append("  \(f(s.broadcastsPerSecond, 0)) | \(f(s.timeToLastRecipientP50ms)) | \(f(s.timeToLastRecipientP99ms)) | \(s.completeMessages)/\(s.messages) | \(s.gaps)/\(s.duplicates)/\(s.reorders)")
+            }
+        }
+        if let w2 = r.w2 {
+            lines.append("W2 capacity: \(w2.connected)/\(w2.target) idle sockets | \(Int(w2.connectsPerSecond)) connects/s | \(Int(w2.rssBytesPerConnection)) B RSS per socket | idle CPU \(f(w2.idleCPUPercent))% | churn \(w2.churned) at \(Int(w2.churnConnectsPerSecond))/s")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func machine() -> String {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let memory = ProcessInfo.processInfo.physicalMemory / (1 << 30)
+        var model = "unknown CPU"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }) {
+            model = line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? model
+        }
+        return "\(cores) cores, \(memory) GiB, \(model)"
+    }
+}
