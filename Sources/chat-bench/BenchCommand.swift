@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
     @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
-    @Option(help: "Workloads to run, comma separated: w1,w2,w3,durable.") var workloads = "w1,durable,w3,w2"
+    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable.") var workloads = "w1,durable,w3,w4,w2"
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
 
     struct Results: Codable {
@@ -22,6 +22,7 @@ struct BenchCommand: AsyncParsableCommand {
         var w3: [Runner.BigRoomStep]?
         var durable: Runner.DurableResult?
         var w2: Runner.CapacityResult?
+        var w4: Runner.TransportsResult?
     }
 
     func run() async throws {
@@ -46,6 +47,11 @@ struct BenchCommand: AsyncParsableCommand {
             results.w3 = smoke
                 ? try await runner.bigRoom(members: 20, rates: [5], stepSeconds: seconds)
                 : try await runner.bigRoom(members: 5000, rates: [2, 5, 10, 20], stepSeconds: seconds)
+        }
+        if selected.contains("w4") {
+            results.w4 = smoke
+                ? try await runner.transports(tenants: 1, roomsPerTenant: 2, perTransport: 3, rate: 10, seconds: seconds, wrkSeconds: 1)
+                : try await runner.transports(tenants: 10, roomsPerTenant: 10, perTransport: 33, rate: 300, seconds: seconds, wrkSeconds: 10)
         }
         if selected.contains("w2") {
             results.w2 = smoke
@@ -73,6 +79,14 @@ struct BenchCommand: AsyncParsableCommand {
         if let first = results.w1?.first, first.latency.deliveries == 0 { problems.append("w1 delivered nothing") }
         if let durable = results.durable, durable.acknowledgedPerSecond == 0 { problems.append("no durable send was acknowledged") }
         if let w2 = results.w2, w2.connected == 0 { problems.append("w2 connected nothing") }
+        if let w4 = results.w4 {
+            for (name, t) in [("ws", w4.webSocket), ("sse", w4.serverSentEvents), ("poll", w4.longPoll)] {
+                if t.latency.deliveries == 0 { problems.append("w4 \(name) delivered nothing") }
+                if t.latency.gaps + t.latency.duplicates + t.latency.reorders > 0 {
+                    problems.append("w4 \(name): gaps \(t.latency.gaps), duplicates \(t.latency.duplicates), reorders \(t.latency.reorders)")
+                }
+            }
+        }
         if !problems.isEmpty { throw BenchError(problems.joined(separator: "; ")) }
     }
 
@@ -93,6 +107,13 @@ struct BenchCommand: AsyncParsableCommand {
             for s in w3 {
                 lines.append("  \(f(s.broadcastsPerSecond, 0)) | \(f(s.timeToLastRecipientP50ms)) | \(f(s.timeToLastRecipientP99ms)) | \(s.completeMessages)/\(s.messages) | \(s.gaps)/\(s.duplicates)/\(s.reorders)")
             }
+        }
+        if let w4 = r.w4 {
+            lines.append("W4 transports @\(Int(w4.offeredMessagesPerSecond)) msg/s: transport | clients | deliveries/s | p50 ms | p99 ms | gaps/dups/reorders")
+            for (name, t) in [("WebSocket", w4.webSocket), ("SSE", w4.serverSentEvents), ("long-poll", w4.longPoll)] {
+                lines.append("  \(name) | \(t.clients) | \(Int(t.deliveriesPerSecond)) | \(f(t.latency.p50ms)) | \(f(t.latency.p99ms)) | \(t.latency.gaps)/\(t.latency.duplicates)/\(t.latency.reorders)")
+            }
+            lines.append("  SSE/WebSocket \(f(w4.sseToWebSocketRatio * 100, 0))% | \(Int(w4.completedPollsPerSecond)) polls/s | gzip ratio \(f(w4.pollGzipRatio, 2)) | history reads \(w4.historyRequestsPerSecond.map { String(Int($0)) } ?? "-") req/s (\(w4.historyTool))")
         }
         if let w2 = r.w2 {
             lines.append("W2 capacity: \(w2.connected)/\(w2.target) idle sockets | \(Int(w2.connectsPerSecond)) connects/s | \(Int(w2.rssBytesPerConnection)) B RSS per socket | idle CPU \(f(w2.idleCPUPercent))% | churn \(w2.churned) at \(Int(w2.churnConnectsPerSecond))/s")

@@ -143,3 +143,10 @@ final class Counter: Sendable {
     func add(_ n: Int) { atomic.add(n, ordering: .relaxed) }
     var value: Int { atomic.load(ordering: .relaxed) }
 }
+
+/// A shared stop flag.
+final class StopFlag: Sendable {
+    private let atomic = Atomic<Bool>(false)
+    func set() { atomic.store(true, ordering: .relaxed) }
+    var isSet: Bool { atomic.load(ordering: .relaxed) }
+}

@@ -77,7 +77,6 @@ struct Runner {
                 let metricsBefore = await server.metrics()
                 let sent = Counter()
                 var next = 0
-                let started = nowNanos()
                 await pace(rate: rate, duration: .seconds(stepSeconds)) { count in
                     for _ in 0..<count {
                         let index = next % rooms.count

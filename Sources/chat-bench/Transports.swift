@@ -1,0 +1,218 @@
+import ChatCore
+import ChatSQLite
+import CompressNIO
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// W4: one load split between WebSocket, SSE and long-poll clients, then history reads under wrk.
+extension Runner {
+    struct TransportFigures: Codable {
+        var clients: Int
+        var deliveriesPerSecond: Double
+        var latency: DeliveryStats.Snapshot
+    }
+
+    struct TransportsResult: Codable {
+        var offeredMessagesPerSecond: Double
+        var webSocket: TransportFigures
+        var serverSentEvents: TransportFigures
+        var longPoll: TransportFigures
+        var sseToWebSocketRatio: Double
+        var completedPollsPerSecond: Double
+        var pollGzipRatio: Double
+        var historyRequestsPerSecond: Double?
+        var historyTool: String
+    }
+
+    func transports(tenants: Int, roomsPerTenant: Int, perTransport: Int, rate: Double, seconds: Int, wrkSeconds: Int) async throws -> TransportsResult {
+        let server = try await freshServer()
+        defer { server.stop() }
+        let store = try SQLiteChatStore(path: server.databasePath)
+        let fixture = try await Fixture.build(
+            store: store, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: perTransport * 3, soloRooms: 0, prefix: "w4")
+        // History to read: 200 messages in a conversation of its own (the live rooms start empty, so every
+        // receiver can check seq from 1).
+        let reader = fixture.rooms[0].members[0]
+        let chat = ChatService(store: store, broker: RoomHub())
+        let readerPrincipal = Fixture.principal(reader, tenantId: fixture.rooms[0].tenantId)
+        let history = try await chat.startConversation(readerPrincipal, title: "history", participantIds: [])
+        for i in 0..<200 {
+            _ = try await chat.send(readerPrincipal, conversationId: history.id, content: "history \(i)", threadParentId: nil, clientMessageId: nil)
+        }
+        try store.close()
+        try await server.start()
+
+        let ws = DeliveryStats(), sse = DeliveryStats(), poll = DeliveryStats()
+        var sockets: [LoadSocket] = []
+        var senders: [LoadSocket] = []
+        for room in fixture.rooms {
+            for member in room.members.prefix(perTransport) {
+                let socket = LoadSocket(
+                    token: member.token, initialFrames: [#"{"type":"join_room","conversationId":"\#(room.conversationId)"}"#],
+                    receiver: RoomReceiver(stats: ws))
+                sockets.append(socket)
+            }
+            senders.append(sockets[sockets.count - perTransport])
+        }
+        let streamsOpen = Counter(), polls = Counter(), gzipBytes = Counter(), plainBytes = Counter()
+        let stop = StopFlag()
+        let rooms = fixture.rooms
+        let port = server.port
+        let allSockets = sockets, allSenders = senders
+        let logger = self.logger
+        return try await withThrowingTaskGroup(of: TransportsResult?.self) { group in
+            for room in rooms {
+                for member in room.members.dropFirst(perTransport).prefix(perTransport) {
+                    group.addTask {
+                        try? await Self.sseClient(port: port, token: member.token, conversationId: room.conversationId, stats: sse, opened: streamsOpen, stop: stop)
+                        return nil
+                    }
+                }
+                for member in room.members.dropFirst(perTransport * 2).prefix(perTransport) {
+                    group.addTask {
+                        try? await Self.pollClient(
+                            port: port, token: member.token, conversationId: room.conversationId, stats: poll, opened: streamsOpen,
+                            polls: polls, gzipBytes: gzipBytes, plainBytes: plainBytes, stop: stop)
+                        return nil
+                    }
+                }
+            }
+            group.addTask {
+                defer { stop.set() }
+                return try await withSockets(port: port, sockets: allSockets, logger: logger) { counters in
+                    let expectedStreams = rooms.count * perTransport * 2
+                    _ = await waitUntil(timeout: .seconds(120)) {
+                        counters.joined.value >= allSockets.count && streamsOpen.value >= expectedStreams
+                    }
+                    logger.info("w4: \(counters.joined.value) sockets, \(streamsOpen.value) SSE/poll clients")
+                    let pollsBefore = polls.value
+                    let started = nowNanos()
+                    var next = 0
+                    await pace(rate: rate, duration: .seconds(seconds)) { count in
+                        for _ in 0..<count {
+                            let index = next % rooms.count
+                            next += 1
+                            allSenders[index].send(#"{"type":"new_message","conversationId":"\#(rooms[index].conversationId)","content":"\#(stampedContent())"}"#)
+                        }
+                    }
+                    let sent = next
+                    _ = await waitUntil(timeout: .seconds(10)) {
+                        ws.deliveries >= sent * perTransport && sse.deliveries >= sent * perTransport && poll.deliveries >= sent * perTransport
+                    }
+                    let elapsed = Double(nowNanos() - started) / 1e9
+                    let pollCount = polls.value - pollsBefore
+                    func figures(_ stats: DeliveryStats) -> TransportFigures {
+                        let snapshot = stats.snapshot()
+                        return TransportFigures(clients: rooms.count * perTransport, deliveriesPerSecond: Double(snapshot.deliveries) / Double(seconds), latency: snapshot)
+                    }
+                    let (historyRate, tool) = await Self.historyReads(port: port, token: reader.token, conversationId: history.id, seconds: wrkSeconds)
+                    let wsFigures = figures(ws), sseFigures = figures(sse)
+                    return TransportsResult(
+                        offeredMessagesPerSecond: rate, webSocket: wsFigures, serverSentEvents: sseFigures, longPoll: figures(poll),
+                        sseToWebSocketRatio: wsFigures.deliveriesPerSecond > 0 ? sseFigures.deliveriesPerSecond / wsFigures.deliveriesPerSecond : 0,
+                        completedPollsPerSecond: Double(pollCount) / elapsed,
+                        pollGzipRatio: plainBytes.value > 0 ? Double(gzipBytes.value) / Double(plainBytes.value) : 0,
+                        historyRequestsPerSecond: historyRate, historyTool: tool)
+                }
+            }
+            var result: TransportsResult? = nil
+            for try await value in group {
+                if let value {
+                    result = value
+                    server.stop()  // ends the SSE streams and polls
+                }
+            }
+            return result!
+        }
+    }
+
+    /// An SSE client: records each `new_message` it is sent.
+    static func sseClient(port: Int, token: String, conversationId: String, stats: DeliveryStats, opened: Counter, stop: StopFlag) async throws {
+        try await HTTPClient.withConnection(port: port) { connection in
+            var carry = ""
+            var tracker = SeqTracker()
+            var first = true
+            _ = try await connection.get("/api/chat/events?conversationId=\(conversationId)", headers: [("Authorization", "Bearer \(token)")]) { chunk in
+                if first { first = false; opened.add(1) }
+                carry += String(buffer: chunk)
+                while let end = carry.range(of: "\n\n") {
+                    let message = carry[..<end.lowerBound]
+                    carry = String(carry[end.upperBound...])
+                    guard let data = message.range(of: "data: ") else { continue }
+                    let buffer = ByteBuffer(string: String(message[data.upperBound...]))
+                    if let m = Scan.message(buffer) {
+                        let now = nowNanos()
+                        stats.record(latencyMicros: (now - min(now, m.sentNanos)) / 1000)
+                        tracker.see(m.seq, stats: stats)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A long-poll client on one keep-alive connection, accepting gzip.
+    static func pollClient(
+        port: Int, token: String, conversationId: String, stats: DeliveryStats, opened: Counter, polls: Counter,
+        gzipBytes: Counter, plainBytes: Counter, stop: StopFlag
+    ) async throws {
+        try await HTTPClient.withConnection(port: port) { connection in
+            let headers = [("Authorization", "Bearer \(token)"), ("Accept-Encoding", "gzip")]
+            var start = try await connection.get("/api/chat/poll?conversationId=\(conversationId)", headers: headers)
+            var cursor = cursorOf(try body(&start, gzipBytes: gzipBytes, plainBytes: plainBytes)) ?? "0"
+            opened.add(1)
+            var tracker = SeqTracker()
+            while !stop.isSet {
+                var response = try await connection.get("/api/chat/poll?cursor=\(cursor)&conversationId=\(conversationId)&timeout=20", headers: headers)
+                polls.add(1)
+                let text = try body(&response, gzipBytes: gzipBytes, plainBytes: plainBytes)
+                let now = nowNanos()
+                var rest = Substring(text)
+                while let range = rest.range(of: #"{"type":"new_message""#) {
+                    let tail = rest[range.lowerBound...]
+                    let next = tail.dropFirst().range(of: #"{"type":""#)?.lowerBound ?? tail.endIndex
+                    if let m = Scan.message(ByteBuffer(string: String(tail[..<next]))) {
+                        stats.record(latencyMicros: (now - min(now, m.sentNanos)) / 1000)
+                        tracker.see(m.seq, stats: stats)
+                    }
+                    rest = tail[next...]
+                }
+                cursor = cursorOf(text) ?? cursor
+            }
+        }
+    }
+
+    private static func body(_ response: inout HTTPClient.Response, gzipBytes: Counter, plainBytes: Counter) throws -> String {
+        if response.headers["Content-Encoding"].first == "gzip" {
+            gzipBytes.add(response.body.readableBytes)
+            let plain = try response.body.decompress(with: .gzip())
+            plainBytes.add(plain.readableBytes)
+            return String(buffer: plain)
+        }
+        return String(buffer: response.body)
+    }
+
+    private static func cursorOf(_ text: String) -> String? {
+        guard let range = text.range(of: #""cursor":""#, options: .backwards) else { return nil }
+        return String(text[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// History reads (`GET …/messages`) under wrk when it is installed.
+    static func historyReads(port: Int, token: String, conversationId: String, seconds: Int) async -> (Double?, String) {
+        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return (nil, "wrk not installed")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: wrk)
+        process.arguments = ["-t2", "-c64", "-d\(seconds)s", "-H", "Authorization: Bearer \(token)",
+                             "http://127.0.0.1:\(port)/api/chat/\(conversationId)/messages?limit=50"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { return (nil, "wrk failed: \(error)") }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let line = output.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }
+        return (line.flatMap { Double($0.split(separator: " ").last ?? "") }, "wrk -t2 -c64 -d\(seconds)s, 50 messages per response")
+    }
+}

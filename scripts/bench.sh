@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark: builds release binaries, starts the server on fresh temporary databases, creates tenants, users and
+# conversations, runs W1 (rooms), durable sends, W3 (one big room), W4 (transports + history reads) and W2 (capacity),
+# stops everything, prints a table and writes the figures to bench-results.json.
+# Extra arguments go to chat-bench (e.g. --workloads w1,w3 --step-seconds 5, or --smoke).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || true
+swift build -c release --product chat-server
+swift build -c release --product chat-bench
+# Each side of the test holds thousands of sockets.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec .build/release/chat-bench --server .build/release/chat-server --output bench-results.json "$@"
