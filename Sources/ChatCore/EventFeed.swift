@@ -60,8 +60,10 @@ public final class EventFeed: EventSubscriber {
     }
 
     /// Subscribes, replays everything after `cursor` (nothing when nil), then goes live.
+    /// `onSubscribed` runs once the feed is subscribed and before any event reaches the sink: a transport that
+    /// confirms the subscription there (WebSocket `joined`) promises the client nothing committed later is missed.
     /// Throws `not_found` when the user does not participate in the scope's conversation.
-    public func start(after cursor: Int64?) async throws {
+    public func start(after cursor: Int64?, onSubscribed: (@Sendable () -> Void)? = nil) async throws {
         let hubScope: SubscriptionScope
         switch scope {
         case .allConversations:
@@ -76,6 +78,8 @@ public final class EventFeed: EventSubscriber {
             let ids = try await chat.store.conversationIds(tenantId: principal.tenantId, userId: principal.userId)
             state.withLock { $0.members.formUnion(ids) }
         }
+        // Live events wait in the buffer until the replay is done, so this comes before all of them.
+        onSubscribed?()
         if let cursor {
             let bounds = try await chat.store.eventLogBounds()
             if cursor < bounds.pruned || cursor > bounds.latest {

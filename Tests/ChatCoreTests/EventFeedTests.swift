@@ -105,3 +105,30 @@ import Testing
         #expect(last.items == [8] && last.closed == .shutdown)
     }
 }
+
+extension EventFeedTests {
+    @Test func theSubscribedHookComesBeforeEveryEventAndAfterTheSubscription() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let collected = Collected()
+        let hubBefore = f.hub.subscriberCount
+        let subscribedAtHook = Mutex<Int>(-1)
+        let feed = EventFeed(chat: f.chat, principal: alice, scope: .conversation(room.id)) { item in
+            collected.items.withLock { $0.append(item) }
+            return true
+        }
+        let hub = f.hub
+        try await feed.start(after: 0) {
+            subscribedAtHook.withLock { $0 = hub.subscriberCount }
+            collected.items.withLock { $0.append(.resyncRequired(conversationId: "marker")) }
+        }
+        feed.stop()
+        #expect(subscribedAtHook.withLock { $0 } == hubBefore + 1)
+        let first = collected.items.withLock { $0.first }
+        guard case .resyncRequired(let marker) = first else { Issue.record("the hook did not come first"); return }
+        #expect(marker == "marker")
+        #expect(collected.eventIds.count > 1)
+    }
+}

@@ -76,13 +76,14 @@ struct RealtimeController {
                     }
                 }
                 defer { feed.stop() }
-                queue.push(ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n"))
 
                 try await request.body.consumeWithInboundCloseHandler { _ in
                     try await withGracefulShutdownHandler {
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
-                                do { try await feed.start(after: cursor) } catch { queue.close(.finished) }
+                                // The preamble goes out once the stream is subscribed: nothing committed later is missed.
+                                let preamble = ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n")
+                                do { try await feed.start(after: cursor) { queue.push(preamble) } } catch { queue.close(.finished) }
                             }
                             group.addTask {
                                 while !Task.isCancelled {

@@ -130,19 +130,19 @@ struct WebSocketSession {
                     throw ChatError.badRequest("At most \(settings.maxRoomsPerSocket) rooms per connection.", code: "too_many_rooms")
                 }
                 let feed = makeFeed(scope: .conversation(conversationId), queue: queue)
-                _ = try await chat.conversation(principal, id: conversationId)
-                queue.push(ControlFrame.joined(conversationId: conversationId, tenantId: principal.tenantId))
                 rooms[conversationId] = feed
-                try await feed.start(after: since)
+                // `joined` goes out only once the room is subscribed: anything committed after it reaches the client.
+                let joined = ControlFrame.joined(conversationId: conversationId, tenantId: principal.tenantId)
+                try await feed.start(after: since) { queue.push(joined) }
             case "join_all":
                 // Extension: follow every conversation of the user, including ones created later (what SSE does
                 // without `conversationId`). Pages use it to keep their conversation list live.
                 let since = try frame.since.map { try RealtimeController.parseCursor($0.value) }
                 rooms.removeValue(forKey: "*")?.stop()
                 let feed = makeFeed(scope: .allConversations, queue: queue)
-                queue.push(ControlFrame.object([("type", "joined"), ("conversationId", nil), ("room", principal.tenantId + ":*")]))
                 rooms["*"] = feed
-                try await feed.start(after: since)
+                let joined = ControlFrame.object([("type", "joined"), ("conversationId", nil), ("room", principal.tenantId + ":*")])
+                try await feed.start(after: since) { queue.push(joined) }
             case "leave_room":
                 let conversationId = try required(frame.conversationId, "conversationId")
                 rooms.removeValue(forKey: conversationId)?.stop()
