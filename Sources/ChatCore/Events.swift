@@ -117,6 +117,55 @@ public enum JSONText {
     }
 }
 
+extension JSONText {
+    /// A message as JSON, written by hand on the hot path (every send); the same bytes, keys sorted, as the shared
+    /// encoder produces (a test compares them).
+    public static func message(_ m: Message) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(m.content.utf8.count + 420)
+        out += Array(#"{"clientMessageId":"#.utf8)
+        optional(m.clientMessageId, to: &out)
+        out += Array(#","content":"#.utf8)
+        appendString(m.content, to: &out)
+        out += Array(#","conversationId":"#.utf8)
+        appendString(m.conversationId, to: &out)
+        out += Array(#","createdAt":""#.utf8)
+        out += Array(m.createdAt.description.utf8)
+        out += Array(#"","id":"#.utf8)
+        appendString(m.id, to: &out)
+        out += Array(#","replyCount":"#.utf8)
+        out += Array(String(m.replyCount).utf8)
+        out += Array(#","sender":"#.utf8)
+        user(m.sender, to: &out)
+        out += Array(#","senderId":"#.utf8)
+        appendString(m.senderId, to: &out)
+        out += Array(#","seq":"#.utf8)
+        out += Array(String(m.seq).utf8)
+        out += Array(#","tenantId":"#.utf8)
+        appendString(m.tenantId, to: &out)
+        out += Array(#","threadParentId":"#.utf8)
+        optional(m.threadParentId, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    static func user(_ u: User, to out: inout [UInt8]) {
+        out += Array(#"{"displayName":"#.utf8)
+        appendString(u.displayName, to: &out)
+        out += Array(#","id":"#.utf8)
+        appendString(u.id, to: &out)
+        out += Array(#","tenantId":"#.utf8)
+        appendString(u.tenantId, to: &out)
+        out += Array(#","username":"#.utf8)
+        appendString(u.username, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func optional(_ text: String?, to out: inout [UInt8]) {
+        if let text { appendString(text, to: &out) } else { out += Array("null".utf8) }
+    }
+}
+
 /// The opaque cursor of API.md: the decimal id of an event-log row.
 public enum EventCursor {
     /// Parses a cursor a client sent; nil when it is not one we could have issued.

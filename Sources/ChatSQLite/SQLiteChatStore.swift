@@ -316,7 +316,7 @@ public final class SQLiteChatStore: ChatStore {
         var parent: Row? = nil
         if let parentId = new.threadParentId {
             parent = try Row.fetchOne(
-                db, sql: "SELECT id, conversation_id, thread_parent_id FROM messages WHERE tenant_id = ? AND id = ?",
+                db.cachedStatement(sql: "SELECT id, conversation_id, thread_parent_id FROM messages WHERE tenant_id = ? AND id = ?"),
                 arguments: [tenantId, parentId])
             guard let parent, conversationId == nil || conversationId == parent["conversation_id"] else {
                 throw ChatError.notFound("message")
@@ -325,18 +325,17 @@ public final class SQLiteChatStore: ChatStore {
         }
         guard let conversationId,
               let state = try Row.fetchOne(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT c.closed_at, c.last_seq FROM conversations c
                     JOIN participants p ON p.conversation_id = c.id AND p.tenant_id = c.tenant_id
                     WHERE c.tenant_id = ? AND c.id = ? AND p.user_id = ?
-                    """,
+                    """),
                 arguments: [tenantId, conversationId, new.senderId])
         else { throw ChatError.notFound(new.threadParentId == nil ? "conversation" : "message") }
 
         if let clientMessageId = new.clientMessageId,
            let existing = try Row.fetchOne(
-            db, sql: messageSelect + " WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_message_id = ?",
+            db.cachedStatement(sql: messageSelect + " WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_message_id = ?"),
             arguments: [conversationId, new.senderId, clientMessageId])
         {
             return AppliedWrite(outcome: .message(message(existing), created: false), events: [])
@@ -346,17 +345,15 @@ public final class SQLiteChatStore: ChatStore {
         let rootId: String? = parent.map { ($0["thread_parent_id"] as String?) ?? $0["id"] }
         let seq = (state["last_seq"] as Int64) + 1
         let id = Identifier.make("msg", at: now)
-        try db.execute(
-            sql: "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE id = ?",
-            arguments: [seq, now.milliseconds, now.milliseconds, conversationId])
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE id = ?")
+            .execute(arguments: [seq, now.milliseconds, now.milliseconds, conversationId])
+        try db.cachedStatement(sql: """
                 INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId])
+                """)
+            .execute(arguments: [id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId])
         if let rootId {
-            try db.execute(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?", arguments: [rootId])
+            try db.cachedStatement(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?").execute(arguments: [rootId])
         }
         let senderKey = tenantId + "/" + new.senderId
         let sender: User
@@ -370,7 +367,7 @@ public final class SQLiteChatStore: ChatStore {
         let message = Message(
             id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
             threadParentId: rootId, content: new.content, createdAt: now, seq: seq, replyCount: 0, clientMessageId: new.clientMessageId)
-        let event = try appendEvent(db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(message), now: now)
+        let event = try appendEvent(db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.message(message), now: now)
         return AppliedWrite(outcome: .message(message, created: true), events: [event])
     }
 
@@ -423,9 +420,8 @@ public final class SQLiteChatStore: ChatStore {
         _ db: Database, type: EventType, tenantId: String, conversationId: String, data: [UInt8], now: Timestamp,
         participantIds: [String]? = nil
     ) throws -> ChatEvent {
-        try db.execute(
-            sql: "INSERT INTO events (tenant_id, conversation_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)",
-            arguments: [tenantId, conversationId, type.rawValue, String(decoding: data, as: UTF8.self), now.milliseconds])
+        try db.cachedStatement(sql: "INSERT INTO events (tenant_id, conversation_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [tenantId, conversationId, type.rawValue, String(decoding: data, as: UTF8.self), now.milliseconds])
         return ChatEvent(
             type: type, eventId: db.lastInsertedRowID, tenantId: tenantId, conversationId: conversationId, data: data,
             participantIds: participantIds)
@@ -523,7 +519,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static func fetchUser(_ db: Database, tenantId: String, id: String) throws -> User? {
         try Row.fetchOne(
-            db, sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? AND id = ?",
+            db.cachedStatement(sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? AND id = ?"),
             arguments: [tenantId, id]
         ).map { user($0) }
     }

@@ -69,3 +69,16 @@ import Testing
         #expect(throws: Never.self) { try limiter.check(account: "acme/alice", address: nil, now: now.adding(seconds: 61)) }
     }
 }
+
+extension PrimitivesTests {
+    @Test func handWrittenMessageJSONMatchesTheSharedEncoder() throws {
+        let sender = User(id: "usr_1", username: "zoë", displayName: "Zoë \"Z\" <z>", tenantId: "tnt_1")
+        for (parent, client) in [(nil, nil), ("msg_0", "c\\1\n")] as [(String?, String?)] {
+            let message = Message(
+                id: "msg_2", tenantId: "tnt_1", conversationId: "cnv_1", senderId: "usr_1", sender: sender, threadParentId: parent,
+                content: "tab\there \u{1} \"quoted\" ✓ 👋", createdAt: Timestamp(milliseconds: 1_795_608_000_123), seq: 42, replyCount: 3,
+                clientMessageId: client)
+            #expect(JSONText.message(message) == (try JSONText.encode(message)))
+        }
+    }
+}

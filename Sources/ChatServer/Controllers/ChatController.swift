@@ -29,18 +29,6 @@ struct ChatController {
 
     struct ConversationBody: Encodable { let conversation: Conversation }
     struct ConversationsBody: Encodable { let conversations: [Conversation] }
-    struct MessageBody: Encodable { let message: Message }
-    struct PageBody: Encodable {
-        let messages: [Message]
-        let nextCursor: String?
-
-        enum CodingKeys: String, CodingKey { case messages, nextCursor }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(messages, forKey: .messages)
-            try c.encode(nextCursor, forKey: .nextCursor)
-        }
-    }
     struct ThreadBody: Encodable {
         let parent: Message
         let replies: [Message]
@@ -77,7 +65,12 @@ struct ChatController {
         let (message, created) = try await chat.send(
             caller, conversationId: body.conversationId, content: body.content, threadParentId: body.threadParentId,
             clientMessageId: body.clientMessageId)
-        return try JSONResponse.make(MessageBody(message: message), status: created ? .created : .ok)
+        return Self.messageResponse(message, created: created)
+    }
+
+    /// `{"message": …}` with the hand-written encoding.
+    static func messageResponse(_ message: Message, created: Bool) -> Response {
+        JSONResponse.make(bytes: Array(#"{"message":"#.utf8) + JSONText.message(message) + [UInt8(ascii: "}")], status: created ? .created : .ok)
     }
 
     @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -85,7 +78,16 @@ struct ChatController {
         let page = try await chat.messages(
             caller, conversationId: try context.parameters.require("conversationId"),
             before: request.uri.queryParameters.get("before"), limit: try request.integerQuery("limit"))
-        return try JSONResponse.make(PageBody(messages: page.messages, nextCursor: page.nextCursor))
+        // Hand-written JSON on the history hot path (the same bytes as the shared encoder, see PrimitivesTests).
+        var body: [UInt8] = Array(#"{"messages":["#.utf8)
+        for (index, message) in page.messages.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += JSONText.message(message)
+        }
+        body += Array(#"],"nextCursor":"#.utf8)
+        if let cursor = page.nextCursor { JSONText.appendString(cursor, to: &body) } else { body += Array("null".utf8) }
+        body.append(UInt8(ascii: "}"))
+        return JSONResponse.make(bytes: body)
     }
 
     @Sendable func reply(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -94,7 +96,7 @@ struct ChatController {
         let (message, created) = try await chat.send(
             caller, conversationId: nil, content: body.content, threadParentId: try context.parameters.require("messageId"),
             clientMessageId: body.clientMessageId)
-        return try JSONResponse.make(MessageBody(message: message), status: created ? .created : .ok)
+        return Self.messageResponse(message, created: created)
     }
 
     @Sendable func thread(_ request: Request, context: ChatRequestContext) async throws -> Response {
