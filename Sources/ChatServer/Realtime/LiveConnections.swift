@@ -24,13 +24,14 @@ public final class LiveConnections: Sendable {
     /// connection itself is closed after a short grace, since a writer blocked on such a client cannot close it.
     func withClientQueue<T>(
         capacity: Int, channel: any Channel, principal: Principal, revocations: RevocationCenter,
+        fastPath: (@Sendable (ByteBuffer) -> Bool)? = nil,
         _ body: (OutboundQueue<ByteBuffer>) async throws -> T
     ) async rethrows -> T {
-        let queue = OutboundQueue<ByteBuffer>(capacity: capacity) { reason in
+        let queue = OutboundQueue<ByteBuffer>(capacity: capacity, onClose: { reason in
             if reason == .overflow || reason == .revoked {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
-        }
+        }, fastPath: fastPath)
         let revocation = revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
         add(queue)
         defer {

@@ -25,8 +25,18 @@ struct WebSocketSession {
     let logger: Logger
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        let channel = self.channel
+        // The fan-out fast path: a text frame written on the connection's event loop by the publishing task, with no
+        // task wake-up, while the socket keeps up; otherwise frames queue for the writer task (bounded).
+        let fastPath: @Sendable (ByteBuffer) -> Bool = { buffer in
+            guard channel.isWritable, channel.isActive else { return false }
+            channel.eventLoop.execute {
+                channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+            }
+            return true
+        }
         await connections.withClientQueue(
-            capacity: settings.queueCapacity, channel: channel, principal: principal, revocations: auth.revocations
+            capacity: settings.queueCapacity, channel: channel, principal: principal, revocations: auth.revocations, fastPath: fastPath
         ) { queue in
             await run(queue: queue, inbound: inbound, outbound: outbound)
         }
