@@ -14,6 +14,9 @@ public final class SQLiteChatStore: ChatStore {
         config.maximumReaderCount = 8
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            // A 64 MiB page cache and memory-mapped reads: the bench showed pread() of index pages high in the profile.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+            try db.execute(sql: "PRAGMA mmap_size = 268435456")
         }
         pool = try DatabasePool(path: path, configuration: config)
         // The pool sets synchronous=NORMAL on its connections; durability of every acknowledged write needs FULL

@@ -13,6 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
     @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable.") var workloads = "w1,durable,w3,w4,w2"
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
+    @Option(help: "Concurrent senders in the durable-send workload (each its own WebSocket and conversation).") var durableSenders = 1500
 
     struct Results: Codable {
         var machine: String
@@ -41,7 +42,7 @@ struct BenchCommand: AsyncParsableCommand {
         if selected.contains("durable") {
             results.durable = smoke
                 ? try await runner.durableSends(senders: 4, inFlight: 2, seconds: seconds)
-                : try await runner.durableSends(senders: 400, inFlight: 4, seconds: seconds)
+                : try await runner.durableSends(senders: durableSenders, inFlight: 2, seconds: seconds)
         }
         if selected.contains("w3") {
             results.w3 = smoke
