@@ -51,7 +51,13 @@ enum OpenAPIDocument {
     }
 
     static var document: JSON {
-        let credentials = object(["tenant": string("Tenant slug"), "username": string(), "password": string()])
+        let bounded: (Int, String?) -> JSON = { max, description in
+            var s: JSON = ["type": "string", "minLength": 1, "maxLength": max]
+            if let description { s["description"] = description }
+            return s
+        }
+        let credentials = object(["tenant": bounded(128, "Tenant slug"), "username": bounded(128, nil), "password": bounded(1024, nil)])
+        let content: JSON = ["type": "string", "minLength": 1, "maxLength": 10_000, "pattern": "\\S", "description": "At least one non-space character"]
         let conversationReply = object(["conversation": ref("Conversation")])
         let messageReply = object(["message": ref("Message")])
         let chat = ["chat"]
@@ -87,7 +93,7 @@ enum OpenAPIDocument {
             "/api/chat/send": ["post": operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: object([
-                    "conversationId": string(), "content": string(), "threadParentId": ["type": ["string", "null"]],
+                    "conversationId": string(), "content": content, "threadParentId": ["type": ["string", "null"]],
                     "clientMessageId": ["type": ["string", "null"]],
                 ], required: ["conversationId", "content"]),
                 responses: ["201": reply("Stored", messageReply), "200": reply("Already stored under this clientMessageId", messageReply)],
@@ -105,7 +111,7 @@ enum OpenAPIDocument {
             "/api/chat/thread/{messageId}/reply": ["post": operation(
                 "replyInThread", "Reply in a thread; a reply to a reply lands on the root", tags: chat,
                 parameters: [pathParam("messageId")],
-                body: object(["content": string(), "clientMessageId": ["type": ["string", "null"]]], required: ["content"]),
+                body: object(["content": content, "clientMessageId": ["type": ["string", "null"]]], required: ["content"]),
                 responses: ["201": reply("Stored", messageReply), "200": reply("Already stored", messageReply)],
                 errorCodes: [400, 401, 403, 404, 409, 413, 415])],
             "/api/chat/thread/{messageId}": ["get": operation(
