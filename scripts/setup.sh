@@ -22,5 +22,8 @@ fi
 if [ "${1:-}" = "--test" ]; then
     command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
         $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null; }
-    python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../Tests/requirements.txt"
+    requirements="$(dirname "$0")/../Tests/requirements.txt"
+    # A Debian system Python refuses pip installs (PEP 668) unless told; a pyenv or venv Python does not need it.
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$requirements" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$requirements"
 fi
