@@ -27,6 +27,17 @@ struct Runner {
         return try ServerProcess(binary: binary, port: ServerPort.base + ServerPort.next)
     }
 
+    /// A new server on a fresh database holding the fixture, started.
+    func prepared(tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String) async throws -> (ServerProcess, Fixture) {
+        let server = try await freshServer()
+        let store = try SQLiteChatStore(path: server.databasePath)
+        let fixture = try await Fixture.build(
+            store: store, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix)
+        try store.close()
+        try await server.start()
+        return (server, fixture)
+    }
+
     // MARK: W1 rooms and W3 one big room
 
     /// Members of `fixture.rooms` connect (one socket per membership) and join their room; then messages go to
@@ -34,12 +45,8 @@ struct Runner {
     func fanout(
         name: String, tenants: Int, roomsPerTenant: Int, members: Int, rates: [Double], stepSeconds: Int
     ) async throws -> [FanoutStep] {
-        let server = try await freshServer()
+        let (server, fixture) = try await prepared(tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: members, soloRooms: 0, prefix: name)
         defer { server.stop() }
-        let store = try SQLiteChatStore(path: server.databasePath)
-        let fixture = try await Fixture.build(store: store, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: members, soloRooms: 0, prefix: name)
-        try store.close()
-        try await server.start()
 
         var receivers: [RoomReceiver] = []
         var sockets: [LoadSocket] = []
@@ -128,12 +135,8 @@ struct Runner {
     }
 
     func bigRoom(members: Int, rates: [Double], stepSeconds: Int) async throws -> [BigRoomStep] {
-        let server = try await freshServer()
+        let (server, fixture) = try await prepared(tenants: 1, roomsPerTenant: 1, membersPerRoom: members, soloRooms: 0, prefix: "w3")
         defer { server.stop() }
-        let store = try SQLiteChatStore(path: server.databasePath)
-        let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 1, membersPerRoom: members, soloRooms: 0, prefix: "w3")
-        try store.close()
-        try await server.start()
         let room = fixture.rooms[0]
         final class LastRecipient: FrameReceiver, @unchecked Sendable {
             // @unchecked: `tracker` is only touched by this socket's task.
@@ -205,12 +208,8 @@ struct Runner {
     /// Senders in rooms of their own (no fan-out) send back to back, several frames in flight each; every
     /// acknowledgement comes after its transaction committed with synchronous=FULL.
     func durableSends(senders: Int, inFlight: Int, seconds: Int) async throws -> DurableResult {
-        let server = try await freshServer()
+        let (server, fixture) = try await prepared(tenants: 1, roomsPerTenant: 0, membersPerRoom: 1, soloRooms: senders, prefix: "ds")
         defer { server.stop() }
-        let store = try SQLiteChatStore(path: server.databasePath)
-        let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 0, membersPerRoom: 1, soloRooms: senders, prefix: "ds")
-        try store.close()
-        try await server.start()
         final class AckReceiver: FrameReceiver, @unchecked Sendable {
             // @unchecked: called only from this socket's task; `socket` is set once before any frame arrives.
             let stats: DeliveryStats
@@ -279,12 +278,8 @@ struct Runner {
 
     /// As many idle sockets as the file limit allows, then churn.
     func capacity(target: Int, churn: Int, idleSeconds: Int) async throws -> CapacityResult {
-        let server = try await freshServer()
+        let (server, fixture) = try await prepared(tenants: 1, roomsPerTenant: 0, membersPerRoom: 1000, soloRooms: 0, prefix: "w2")
         defer { server.stop() }
-        let store = try SQLiteChatStore(path: server.databasePath)
-        let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 0, membersPerRoom: 1000, soloRooms: 0, prefix: "w2")
-        try store.close()
-        try await server.start()
         let members = fixture.members.map(\.token)
         try await Task.sleep(for: .milliseconds(300))
         let rssBefore = server.rssKiB

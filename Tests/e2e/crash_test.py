@@ -11,7 +11,7 @@ import time
 import httpx
 import websockets
 
-from harness import Server, auth, token
+from harness import Server, auth, report, token
 
 KILLS = 6
 SENDERS = 8
@@ -137,8 +137,4 @@ async def run():
 
 
 if __name__ == "__main__":
-    failures = asyncio.run(run())
-    for f in failures:
-        print("FAIL:", f)
-    print(f"crash_test: {0 if failures else 1} passed, {1 if failures else 0} failed")
-    sys.exit(1 if failures else 0)
+    sys.exit(report("crash_test", asyncio.run(run())))

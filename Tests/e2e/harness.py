@@ -81,3 +81,11 @@ def token(base, tenant, username, password="demo-password"):
 
 def auth(tok):
     return {"Authorization": "Bearer " + tok}
+
+
+def report(name, failures):
+    """Prints the failures and the closing line CI reads; returns the exit code."""
+    for failure in failures:
+        print("FAIL:", failure)
+    print(f"{name}: {0 if failures else 1} passed, {1 if failures else 0} failed")
+    return 1 if failures else 0

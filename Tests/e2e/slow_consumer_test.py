@@ -9,7 +9,7 @@ import time
 import httpx
 import websockets
 
-from harness import Server, auth, token
+from harness import Server, auth, report, token
 
 STALLED = 20
 MESSAGES = 1500
@@ -95,8 +95,4 @@ async def run():
 
 
 if __name__ == "__main__":
-    failures = asyncio.run(run())
-    for f in failures:
-        print("FAIL:", f)
-    print(f"slow_consumer_test: {0 if failures else 1} passed, {1 if failures else 0} failed")
-    sys.exit(1 if failures else 0)
+    sys.exit(report("slow_consumer_test", asyncio.run(run())))
