@@ -27,20 +27,30 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
         var closed: CloseReason?
         /// The writer holds items it has taken and not finished writing.
         var writerBusy = false
+        /// The summed `weigh` of the queued items.
+        var weight = 0
     }
 
     public let capacity: Int
     private let state = Mutex(State())
     private let onClose: (@Sendable (CloseReason) -> Void)?
     private let fastPath: (@Sendable (Element) -> Bool)?
+    private let weigh: (@Sendable (Element) -> Int)?
+    private let maxWeight: Int
 
     /// `onClose` runs once, on the task that closes the queue (e.g. to force-close a connection whose writer is
     /// stuck behind a client that does not read).
     /// `fastPath`, when given, may take an item straight to the connection (e.g. a write on its event loop) when
     /// nothing is queued or being written, so order is kept; it returns false (and the item is queued) when the
     /// connection cannot take more right now. It runs under the queue's lock: it must not block.
-    public init(capacity: Int, onClose: (@Sendable (CloseReason) -> Void)? = nil, fastPath: (@Sendable (Element) -> Bool)? = nil) {
+    /// `weigh` and `maxWeight` bound the queue by size (bytes) as well as by count.
+    public init(
+        capacity: Int, maxWeight: Int = .max, weigh: (@Sendable (Element) -> Int)? = nil,
+        onClose: (@Sendable (CloseReason) -> Void)? = nil, fastPath: (@Sendable (Element) -> Bool)? = nil
+    ) {
         self.capacity = capacity
+        self.maxWeight = maxWeight
+        self.weigh = weigh
         self.onClose = onClose
         self.fastPath = fastPath
     }
@@ -53,13 +63,16 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
             // No task wake-up when the connection can take the item right away and nothing is ahead of it.
             if s.items.isEmpty, !s.writerBusy, let fastPath, fastPath(item) { return (true, nil, []) }
             var spaceWaiters: [CheckedContinuation<Void, Never>] = []
-            if s.items.count >= capacity {
+            let weight = weigh?(item) ?? 0
+            if s.items.count >= capacity || s.weight + weight > maxWeight {
                 s.closed = .overflow
                 s.items.removeAll()
+                s.weight = 0
                 spaceWaiters = s.spaceWaiters
                 s.spaceWaiters = []
             } else {
                 s.items.append(item)
+                s.weight += weight
             }
             let waiter = s.waiter
             s.waiter = nil
@@ -117,6 +130,7 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
                 guard !s.items.isEmpty || s.closed != nil else { return nil }
                 defer {
                     s.items.removeAll(keepingCapacity: true)
+                    s.weight = 0
                     s.spaceWaiters = []
                 }
                 return (s.items, s.closed, s.spaceWaiters)

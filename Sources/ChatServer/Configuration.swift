@@ -43,6 +43,8 @@ public struct AppConfiguration: Sendable {
 public struct RealtimeSettings: Sendable {
     /// Events queued for one WebSocket or SSE client before it is disconnected as a slow consumer.
     public var queueCapacity = 1024
+    /// ... and at most this many bytes of them.
+    public var queueBytes = 1 << 20
     /// Largest WebSocket message accepted from a client.
     public var maxFrameBytes = 64 * 1024
     /// Seconds between WebSocket pings; a peer that misses one is closed.

@@ -83,7 +83,7 @@ import Testing
 
     @Test func outboundQueueOverflowsAtItsBoundAndDropsWhatWasQueued() async {
         let closed = Mutex<CloseReason?>(nil)
-        let queue = OutboundQueue<Int>(capacity: 3) { reason in closed.withLock { $0 = reason } }
+        let queue = OutboundQueue<Int>(capacity: 3, onClose: { reason in closed.withLock { $0 = reason } })
         #expect(queue.push(1) && queue.push(2) && queue.push(3))
         #expect(!queue.push(4))
         #expect(closed.withLock { $0 } == .overflow)
@@ -130,5 +130,14 @@ extension EventFeedTests {
         guard case .resyncRequired(let marker) = first else { Issue.record("the hook did not come first"); return }
         #expect(marker == "marker")
         #expect(collected.eventIds.count > 1)
+    }
+}
+
+extension EventFeedTests {
+    @Test func outboundQueueAlsoOverflowsOnBytes() {
+        let queue = OutboundQueue<[UInt8]>(capacity: 100, maxWeight: 10, weigh: { $0.count })
+        #expect(queue.push([1, 2, 3, 4, 5, 6]))
+        #expect(!queue.push([7, 8, 9, 10, 11]))
+        #expect(queue.closeReason == .overflow)
     }
 }

@@ -23,11 +23,11 @@ public final class LiveConnections: Sendable {
     /// the client's credential is revoked, and, when the client stops reading (overflow) or is signed out, the
     /// connection itself is closed after a short grace, since a writer blocked on such a client cannot close it.
     func withClientQueue<T>(
-        capacity: Int, channel: any Channel, principal: Principal, revocations: RevocationCenter,
+        capacity: Int, maxBytes: Int, channel: any Channel, principal: Principal, revocations: RevocationCenter,
         fastPath: (@Sendable (ByteBuffer) -> Bool)? = nil,
         _ body: (OutboundQueue<ByteBuffer>) async throws -> T
     ) async rethrows -> T {
-        let queue = OutboundQueue<ByteBuffer>(capacity: capacity, onClose: { reason in
+        let queue = OutboundQueue<ByteBuffer>(capacity: capacity, maxWeight: maxBytes, weigh: { $0.readableBytes }, onClose: { reason in
             if reason == .overflow || reason == .revoked {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }

@@ -56,7 +56,7 @@ struct RealtimeController {
         headers[.xAccelBuffering] = "no"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await connections.withClientQueue(
-                capacity: settings.queueCapacity, channel: channel, principal: principal, revocations: auth.revocations
+                capacity: settings.queueCapacity, maxBytes: settings.queueBytes, channel: channel, principal: principal, revocations: auth.revocations
             ) { queue in
                 let feed = EventFeed(
                     chat: chat, principal: principal, scope: scope,

@@ -36,7 +36,7 @@ struct WebSocketSession {
             return true
         }
         await connections.withClientQueue(
-            capacity: settings.queueCapacity, channel: channel, principal: principal, revocations: auth.revocations, fastPath: fastPath
+            capacity: settings.queueCapacity, maxBytes: settings.queueBytes, channel: channel, principal: principal, revocations: auth.revocations, fastPath: fastPath
         ) { queue in
             await run(queue: queue, inbound: inbound, outbound: outbound)
         }
