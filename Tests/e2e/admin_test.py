@@ -1,0 +1,34 @@
+"""The admin commands: create a tenant and a user (password on stdin) on a fresh database, then sign in as that user.
+Without --demo nothing else is seeded."""
+import subprocess
+import sys
+
+import httpx
+
+from harness import BINARY, Server, report, token
+
+failures = []
+server = Server()
+try:
+    def admin(*args, stdin=None):
+        return subprocess.run([BINARY, *args, "--database", server.database], input=stdin, capture_output=True, text=True, timeout=60)
+
+    if admin("create-tenant", "--slug", "initech", "--name", "Initech").returncode != 0:
+        failures.append("create-tenant failed")
+    if admin("create-user", "--tenant", "initech", "--username", "peter", "--bcrypt-cost", "4", stdin="a-long-password\n").returncode != 0:
+        failures.append("create-user failed")
+    if admin("create-user", "--tenant", "initech", "--username", "short", stdin="abc\n").returncode == 0:
+        failures.append("a too-short password was accepted")
+    if admin("create-tenant", "--slug", "initech", "--name", "again").returncode == 0:
+        failures.append("a duplicate tenant slug was accepted")
+    server.start(demo=False)
+    tok = token(server.base, "initech", "peter", password="a-long-password")
+    me = httpx.get(server.base + "/api/auth/me", headers={"Authorization": "Bearer " + tok}).json()
+    if me["user"]["username"] != "peter" or me["tenant"]["slug"] != "initech":
+        failures.append(f"unexpected /me: {me}")
+    # No demo data without --demo.
+    if httpx.post(server.base + "/api/auth/token", json={"tenant": "acme", "username": "alice", "password": "demo-password"}).status_code != 401:
+        failures.append("demo data exists without --demo")
+finally:
+    server.stop()
+sys.exit(report("admin_test", failures))
