@@ -327,6 +327,24 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func anExpiringSessionClosesItsWebSocket() async throws {
+        try await withApp(.live) { client, deps in
+            let bob = try #require(try await deps.store.loginRecord(tenantSlug: "acme", username: "bob")?.user)
+            let secret = Secret.make()
+            let now = Timestamp.now()
+            try await deps.store.insertCredential(Credential(
+                hash: SHA256.hex(secret), tenantId: bob.tenantId, userId: bob.id, method: .token, csrfToken: nil,
+                createdAt: now, expiresAt: now.adding(seconds: 2)))
+            let close = try await withWebSocket(client, headers: [.authorization: "Bearer \(secret)"]) { socket in
+                socket.send(["type": "join_all"])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                for _ in 0..<300 where !socket.inbox.isClosed { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(socket.inbox.isClosed)
+            }
+            #expect(close?.closeCode == .unknown(4001))
+        }
+    }
+
     @Test func aWebSocketThatStopsReadingIsClosedWhileOthersKeepReceiving() async throws {
         var config = testConfiguration()
         config.realtime.queueCapacity = 32

@@ -43,6 +43,10 @@ struct WebSocketSession {
     }
 
     private func run(queue: OutboundQueue<ByteBuffer>, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        // The session's expiry is a timer on the event loop, not a sleeping task per connection (idle memory).
+        let remaining = max(0, principal.expiresAt.milliseconds - Timestamp.now().milliseconds)
+        let expiry = channel.eventLoop.scheduleTask(in: .milliseconds(remaining)) { queue.close(.expired) }
+        defer { expiry.cancel() }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Bool.self) { group in
                 group.addTask {
@@ -51,12 +55,6 @@ struct WebSocketSession {
                 }
                 group.addTask {
                     await readLoop(queue: queue, inbound: inbound)
-                    return false
-                }
-                group.addTask {
-                    let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
-                    try? await Task.sleep(for: .milliseconds(max(0, remaining)))
-                    if !Task.isCancelled { queue.close(.expired) }
                     return false
                 }
                 // Every way out closes the queue; the writer then sends the close frame and ends, and only then
