@@ -4,6 +4,7 @@ import sys
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -59,7 +60,8 @@ def login(driver, server, username, tenant="acme", next_path=None):
 
 
 def wait(driver, timeout=10):
-    return WebDriverWait(driver, timeout)
+    # Form posts navigate: an element found just before the new page replaces it is gone a moment later.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException, WebDriverException))
 
 
 def screenshot(driver, name):
