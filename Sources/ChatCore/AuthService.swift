@@ -74,6 +74,8 @@ public struct AuthService: Sendable {
     public var tokenLifetimeSeconds: Int64 = 30 * 86_400
     /// Told when a credential is revoked, so realtime connections opened with it can close.
     public let revocations: RevocationCenter
+    /// Recently seen credentials, so that an API request costs no database read for authentication.
+    let cache = CredentialCache()
 
     public init(store: any ChatStore, hasher: any PasswordHasher, limiter: LoginRateLimiter = LoginRateLimiter(), revocations: RevocationCenter = RevocationCenter()) {
         self.store = store
@@ -113,15 +115,20 @@ public struct AuthService: Sendable {
     /// The principal for a secret presented as a cookie (`.session`) or bearer token (`.token`), or nil.
     public func authenticate(secret: String, method: Principal.Method) async throws -> Principal? {
         guard !secret.isEmpty, secret.utf8.count <= 256 else { return nil }
-        guard let credential = try await store.credential(hash: SHA256.hex(secret), now: .now()),
-              credential.method == method
-        else { return nil }
-        return credential.principal
+        let hash = SHA256.hex(secret)
+        let now = Timestamp.now()
+        if let cached = cache.get(hash, now: now) {
+            return cached.method == method ? cached.principal : nil
+        }
+        guard let credential = try await store.credential(hash: hash, now: now) else { return nil }
+        cache.put(credential, now: now)
+        return credential.method == method ? credential.principal : nil
     }
 
     /// Kills the caller's session or token on the server and closes its realtime connections.
     public func signOut(_ principal: Principal) async throws {
         try await store.deleteCredential(hash: principal.credentialHash)
+        cache.remove(principal.credentialHash)
         revocations.revoke(credentialHash: principal.credentialHash)
     }
 }
@@ -155,5 +162,35 @@ public final class RevocationCenter: Sendable {
     public func revoke(credentialHash: String) {
         let actions = state.withLock { $0.watchers.removeValue(forKey: credentialHash) } ?? [:]
         for action in actions.values { action() }
+    }
+}
+
+/// Credentials read from the store in the last minute. A sign-out in this process evicts at once; the short lifetime
+/// bounds how long a credential deleted by another process (a future second node) could still be honoured here.
+final class CredentialCache: Sendable {
+    private let entries = Mutex<[String: (credential: Credential, cachedAt: Int64)]>([:])
+    private let lifetimeMilliseconds: Int64 = 60_000
+    private let maxEntries = 100_000
+
+    func get(_ hash: String, now: Timestamp) -> Credential? {
+        entries.withLock { entries -> Credential? in
+            guard let entry = entries[hash] else { return nil }
+            guard now.milliseconds - entry.cachedAt < lifetimeMilliseconds, entry.credential.expiresAt > now else {
+                entries[hash] = nil
+                return nil
+            }
+            return entry.credential
+        }
+    }
+
+    func put(_ credential: Credential, now: Timestamp) {
+        entries.withLock { entries in
+            if entries.count >= maxEntries { entries.removeAll(keepingCapacity: true) }
+            entries[credential.hash] = (credential, now.milliseconds)
+        }
+    }
+
+    func remove(_ hash: String) {
+        _ = entries.withLock { $0.removeValue(forKey: hash) }
     }
 }

@@ -186,11 +186,10 @@ public final class SQLiteChatStore: ChatStore {
         try await pool.read { db in
             guard try Self.isParticipant(db, tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
             let rows = try Row.fetchAll(
-                db,
-                sql: Self.messageSelect + """
+                db.cachedStatement(sql: Self.messageSelect + """
                      WHERE m.tenant_id = ? AND m.conversation_id = ? AND m.thread_parent_id IS NULL AND m.seq < ?
                      ORDER BY m.seq DESC LIMIT ?
-                    """,
+                    """),
                 arguments: [tenantId, conversationId, beforeSeq ?? Int64.max, limit + 1])
             let hasMore = rows.count > limit
             let page = rows.prefix(limit).reversed().map(Self.message)
@@ -533,7 +532,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static func isParticipant(_ db: Database, tenantId: String, conversationId: String, userId: String) throws -> Bool {
         try Bool.fetchOne(
-            db, sql: "SELECT 1 FROM participants WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?",
+            db.cachedStatement(sql: "SELECT 1 FROM participants WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?"),
             arguments: [tenantId, conversationId, userId]) ?? false
     }
 
