@@ -43,6 +43,13 @@ public struct ChatService: Sendable {
         try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId)
     }
 
+    /// Throws `not_found` unless the caller participates in the conversation (without loading it).
+    public func requireParticipant(_ caller: Principal, conversationId: String) async throws {
+        guard Identifier.isPlausible(conversationId),
+              try await store.isParticipant(tenantId: caller.tenantId, conversationId: conversationId, userId: caller.userId)
+        else { throw ChatError.notFound("conversation") }
+    }
+
     /// The newest top-level message of each of the caller's conversations (for list previews).
     public func lastMessages(_ caller: Principal) async throws -> [String: Message] {
         try await store.lastMessages(tenantId: caller.tenantId, viewerId: caller.userId)

@@ -77,6 +77,8 @@ public protocol ChatStore: Sendable {
     func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread?
     /// The newest top-level message of each of the viewer's conversations, keyed by conversation id.
     func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message]
+    /// Whether the user participates in the conversation (a cheap check for realtime subscriptions).
+    func isParticipant(tenantId: String, conversationId: String, userId: String) async throws -> Bool
     /// Ids of every conversation the user participates in.
     func conversationIds(tenantId: String, userId: String) async throws -> [String]
 

@@ -69,7 +69,7 @@ public final class EventFeed: EventSubscriber {
         case .allConversations:
             hubScope = .tenant(principal.tenantId)
         case .conversation(let id):
-            _ = try await chat.conversation(principal, id: id)
+            try await chat.requireParticipant(principal, conversationId: id)
             hubScope = .room(tenantId: principal.tenantId, conversationId: id)
         }
         let subscription = chat.broker.subscribe(self, to: hubScope)

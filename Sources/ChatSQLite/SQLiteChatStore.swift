@@ -238,6 +238,10 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
+    public func isParticipant(tenantId: String, conversationId: String, userId: String) async throws -> Bool {
+        try await pool.read { db in try Self.isParticipant(db, tenantId: tenantId, conversationId: conversationId, userId: userId) }
+    }
+
     public func conversationIds(tenantId: String, userId: String) async throws -> [String] {
         try await pool.read { db in
             try String.fetchAll(

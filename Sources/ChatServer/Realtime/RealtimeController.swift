@@ -41,7 +41,7 @@ struct RealtimeController {
         let principal = try context.requirePrincipal()
         let conversationId = request.uri.queryParameters.get("conversationId")
         let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
-        if let conversationId { _ = try await chat.conversation(principal, id: conversationId) }
+        if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
         let cursorText = request.headers[.lastEventID] ?? request.uri.queryParameters.get("lastEventId")
         let cursor = try cursorText.map(Self.parseCursor)
 
@@ -133,9 +133,10 @@ struct RealtimeController {
             }
             timeout = min(value, settings.pollMaxTimeoutSeconds)
         }
-        if let conversationId { _ = try await chat.conversation(principal, id: conversationId) }
         guard let cursorText = request.uri.queryParameters.get("cursor") else {
-            // No cursor: the current position, so the next poll starts from now.
+            // No cursor: the current position, so the next poll starts from now. (With a cursor, the feed checks
+            // participation itself.)
+            if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
             let latest = try await chat.store.eventLogBounds().latest
             return try pollResponse(events: [], cursor: latest, request: request)
         }
