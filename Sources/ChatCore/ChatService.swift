@@ -180,8 +180,9 @@ extension String {
 extension ChatService {
     /// Publishes an ephemeral typing event to the conversation's room (never stored, never replayed).
     public func typing(_ caller: Principal, conversationId: String) async throws {
-        let conversation = try await conversation(caller, id: conversationId)
-        guard let me = conversation.participants.first(where: { $0.id == caller.userId }) else { throw ChatError.notFound("conversation") }
+        // Typing is frequent: one indexed participation check and the user row, not the whole conversation.
+        try await requireParticipant(caller, conversationId: conversationId)
+        guard let me = try await store.user(tenantId: caller.tenantId, id: caller.userId) else { throw ChatError.unauthenticated }
         var data: [UInt8] = Array(#"{"userId":"#.utf8)
         JSONText.appendString(me.id, to: &data)
         data += Array(#","displayName":"#.utf8)

@@ -146,6 +146,12 @@ public struct Principal: Sendable, Equatable {
     public var csrfToken: String?
     public var expiresAt: Timestamp
 
+    /// Whether `sent` is this session's CSRF token (bearer tokens have none, so nothing matches).
+    public func acceptsCSRFToken(_ sent: String?) -> Bool {
+        guard let sent, let csrfToken else { return false }
+        return Secret.constantTimeEquals(sent, csrfToken)
+    }
+
     public init(tenantId: String, userId: String, method: Method, credentialHash: String, csrfToken: String?, expiresAt: Timestamp) {
         self.tenantId = tenantId
         self.userId = userId

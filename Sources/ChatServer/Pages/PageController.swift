@@ -160,8 +160,7 @@ struct PageController {
     private func checkedForm(_ request: Request, _ principal: Principal) async throws -> FormBody {
         let form = try await FormBody.read(request, limit: maxBodyBytes)
         if principal.method == .session {
-            guard let sent = form["_csrf"] ?? request.headers[.csrfToken], let expected = principal.csrfToken,
-                  Secret.constantTimeEquals(sent, expected)
+            guard principal.acceptsCSRFToken(form["_csrf"] ?? request.headers[.csrfToken])
             else { throw ChatError(.forbidden, "csrf_failed", "The form expired. Reload the page and try again.") }
         }
         return form

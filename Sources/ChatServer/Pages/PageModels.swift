@@ -1,21 +1,6 @@
 import ChatCore
 import Foundation
 
-/// What every page's layout needs.
-struct LayoutModel {
-    var pageTitle: String
-    var page: String
-    var bodyClass: String = ""
-    var signedIn: Bool = false
-    var tenantName: String = "Chat"
-    var displayName: String = ""
-    var userId: String = ""
-    var csrf: String = ""
-    var cursor: String = ""
-    var conversationId: String = ""
-    var threadId: String = ""
-}
-
 /// One message as the MessageBubble partial shows it.
 struct MessageView {
     let id: String
