@@ -97,23 +97,49 @@ public enum JSONText {
         Array(try makeEncoder().encode(value))
     }
 
-    /// Appends `text` as a quoted JSON string.
+    /// Appends `text` as a quoted JSON string. Runs of bytes that need no escaping are copied at once (the common
+    /// case is a whole string: history pages spent most of their time appending byte by byte).
     public static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in text.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out += [92, 34]
-            case UInt8(ascii: "\\"): out += [92, 92]
-            case 0x0A: out += [92, UInt8(ascii: "n")]
-            case 0x0D: out += [92, UInt8(ascii: "r")]
-            case 0x09: out += [92, UInt8(ascii: "t")]
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out += [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]]
-            default: out.append(b)
+        var text = text
+        text.withUTF8 { bytes in
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let b = bytes[index]
+                if b >= 0x20 && b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") { continue }
+                if index > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+                runStart = index + 1
+                out.append(92)
+                switch b {
+                case UInt8(ascii: "\""): out.append(34)
+                case UInt8(ascii: "\\"): out.append(92)
+                case 0x0A: out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                default:
+                    let hex: StaticString = "0123456789abcdef"
+                    out.append(UInt8(ascii: "u")); out.append(48); out.append(48)
+                    out.append(hex.utf8Start[Int(b >> 4)]); out.append(hex.utf8Start[Int(b & 15)])
+                }
             }
+            if bytes.count > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends the decimal digits of `value`.
+    public static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+        if value >= 0 && value < 10 {
+            out.append(48 + UInt8(value))
+            return
+        }
+        var text = String(value)
+        text.withUTF8 { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    static func appendRaw(_ literal: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 }
 
@@ -123,46 +149,66 @@ extension JSONText {
     public static func message(_ m: Message) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(m.content.utf8.count + 420)
-        out += Array(#"{"clientMessageId":"#.utf8)
+        appendMessage(m, to: &out)
+        return out
+    }
+
+    /// Appends a message's JSON (see `message(_:)`).
+    public static func appendMessage(_ m: Message, to out: inout [UInt8]) {
+        appendRaw(#"{"clientMessageId":"#, to: &out)
         optional(m.clientMessageId, to: &out)
-        out += Array(#","content":"#.utf8)
+        appendRaw(#","content":"#, to: &out)
         appendString(m.content, to: &out)
-        out += Array(#","conversationId":"#.utf8)
+        appendRaw(#","conversationId":"#, to: &out)
         appendString(m.conversationId, to: &out)
-        out += Array(#","createdAt":""#.utf8)
-        out += Array(m.createdAt.description.utf8)
-        out += Array(#"","id":"#.utf8)
+        appendRaw(#","createdAt":"#, to: &out)
+        appendString(m.createdAt.description, to: &out)
+        appendRaw(#","id":"#, to: &out)
         appendString(m.id, to: &out)
-        out += Array(#","replyCount":"#.utf8)
-        out += Array(String(m.replyCount).utf8)
-        out += Array(#","sender":"#.utf8)
+        appendRaw(#","replyCount":"#, to: &out)
+        appendInteger(Int64(m.replyCount), to: &out)
+        appendRaw(#","sender":"#, to: &out)
         user(m.sender, to: &out)
-        out += Array(#","senderId":"#.utf8)
+        appendRaw(#","senderId":"#, to: &out)
         appendString(m.senderId, to: &out)
-        out += Array(#","seq":"#.utf8)
-        out += Array(String(m.seq).utf8)
-        out += Array(#","tenantId":"#.utf8)
+        appendRaw(#","seq":"#, to: &out)
+        appendInteger(m.seq, to: &out)
+        appendRaw(#","tenantId":"#, to: &out)
         appendString(m.tenantId, to: &out)
-        out += Array(#","threadParentId":"#.utf8)
+        appendRaw(#","threadParentId":"#, to: &out)
         optional(m.threadParentId, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The body of `GET /api/chat/:id/messages`: `{"messages":[…],"nextCursor":…}`.
+    public static func messagePage(_ page: MessagePage) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(page.messages.reduce(64) { $0 + $1.content.utf8.count + 420 })
+        appendRaw(#"{"messages":["#, to: &out)
+        for (index, message) in page.messages.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendMessage(message, to: &out)
+        }
+        appendRaw(#"],"nextCursor":"#, to: &out)
+        optional(page.nextCursor, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }
 
     static func user(_ u: User, to out: inout [UInt8]) {
-        out += Array(#"{"displayName":"#.utf8)
+        appendRaw(#"{"displayName":"#, to: &out)
         appendString(u.displayName, to: &out)
-        out += Array(#","id":"#.utf8)
+        appendRaw(#","id":"#, to: &out)
         appendString(u.id, to: &out)
-        out += Array(#","tenantId":"#.utf8)
+        appendRaw(#","tenantId":"#, to: &out)
         appendString(u.tenantId, to: &out)
-        out += Array(#","username":"#.utf8)
+        appendRaw(#","username":"#, to: &out)
         appendString(u.username, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     static func optional(_ text: String?, to out: inout [UInt8]) {
-        if let text { appendString(text, to: &out) } else { out += Array("null".utf8) }
+        if let text { appendString(text, to: &out) } else { appendRaw("null", to: &out) }
     }
 }
 

@@ -191,10 +191,17 @@ public struct Credential: Sendable, Equatable {
 public struct MessagePage: Sendable, Equatable {
     public var messages: [Message]
     public var nextCursor: String?
+    /// The page as the API's JSON body (`JSONText.messagePage`), when a store kept it ready with a cached page.
+    public var body: [UInt8]?
 
-    public init(messages: [Message], nextCursor: String?) {
+    public init(messages: [Message], nextCursor: String?, body: [UInt8]? = nil) {
         self.messages = messages
         self.nextCursor = nextCursor
+        self.body = body
+    }
+
+    public static func == (a: MessagePage, b: MessagePage) -> Bool {
+        a.messages == b.messages && a.nextCursor == b.nextCursor
     }
 }
 

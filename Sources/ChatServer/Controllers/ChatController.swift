@@ -78,15 +78,9 @@ struct ChatController {
         let page = try await chat.messages(
             caller, conversationId: try context.parameters.require("conversationId"),
             before: request.uri.queryParameters.get("before"), limit: try request.integerQuery("limit"))
-        // Hand-written JSON on the history hot path (the same bytes as the shared encoder, see PrimitivesTests).
-        var body: [UInt8] = Array(#"{"messages":["#.utf8)
-        for (index, message) in page.messages.enumerated() {
-            if index > 0 { body.append(UInt8(ascii: ",")) }
-            body += JSONText.message(message)
-        }
-        body += Array(#"],"nextCursor":"#.utf8)
-        if let cursor = page.nextCursor { JSONText.appendString(cursor, to: &body) } else { body += Array("null".utf8) }
-        body.append(UInt8(ascii: "}"))
+        // Hand-written JSON on the history hot path (the same bytes as the shared encoder, see PrimitivesTests); the
+        // store may hand it over ready with a cached page.
+        let body = page.body ?? JSONText.messagePage(page)
         return JSONResponse.make(bytes: body)
     }
 
