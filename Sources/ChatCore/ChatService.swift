@@ -17,13 +17,24 @@ public struct ChatService: Sendable {
     public let store: any ChatStore
     public let broker: any EventBroker
     public let commits: CommitQueue
+    /// The newest durable events, for replays from recent cursors without a database read.
+    public let recent: RecentEvents
     public let limits: ChatLimits
 
     public init(store: any ChatStore, broker: any EventBroker, limits: ChatLimits = ChatLimits()) {
         self.store = store
         self.broker = broker
-        self.commits = CommitQueue(store: store, broker: broker)
+        let recent = RecentEvents()
+        self.recent = recent
+        self.commits = CommitQueue(store: store, broker: broker, recent: recent)
         self.limits = limits
+    }
+
+    /// Deletes log events older than `cutoff` (retention); their cursors then get `resync_required`.
+    public func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int {
+        let count = try await store.pruneEvents(createdBefore: cutoff)
+        recent.discard(through: try await store.eventLogBounds().pruned)
+        return count
     }
 
     // MARK: Reads

@@ -26,12 +26,14 @@ public final class CommitQueue: Sendable {
 
     private let store: any ChatStore
     private let broker: any EventBroker
+    private let recent: RecentEvents?
     private let maxBatch: Int
     private let state = Mutex(State())
 
-    public init(store: any ChatStore, broker: any EventBroker, maxBatch: Int = 1024) {
+    public init(store: any ChatStore, broker: any EventBroker, recent: RecentEvents? = nil, maxBatch: Int = 1024) {
         self.store = store
         self.broker = broker
+        self.recent = recent
         self.maxBatch = maxBatch
     }
 
@@ -74,6 +76,8 @@ public final class CommitQueue: Sendable {
             results = applied.map { $0.mapError { $0 as any Error } }
             var events: [ChatEvent] = []
             for case .success(let write) in applied { events += write.events }
+            // The ring first: a feed that subscribes after this publish finds these events there.
+            recent?.append(events)
             broker.publish(events)
         } catch {
             results = Array(repeating: .failure(error), count: others.count + 1)

@@ -78,9 +78,14 @@ public final class EventFeed: EventSubscriber {
             let ids = try await chat.store.conversationIds(tenantId: principal.tenantId, userId: principal.userId)
             state.withLock { $0.members.formUnion(ids) }
         }
+        // The client has everything up to its cursor: a live event at or below it (committed before the cursor was
+        // handed out, published only now) must not reach it again.
+        if let cursor { state.withLock { $0.lastId = max($0.lastId, cursor) } }
         // Live events wait in the buffer until the replay is done, so this comes before all of them.
         onSubscribed?()
-        if let cursor {
+        if let cursor, try await replayRecent(after: cursor) {
+            // Served from memory.
+        } else if let cursor {
             let bounds = try await chat.store.eventLogBounds()
             if cursor < bounds.pruned || cursor > bounds.latest {
                 let keepGoing = state.withLock { s -> Bool in
@@ -114,6 +119,41 @@ public final class EventFeed: EventSubscriber {
             s.buffer = []
             for event in buffered { admit(event, &s) }
         }
+    }
+
+    /// Replays from the in-memory ring when it covers `cursor`; false when the store has to.
+    private func replayRecent(after cursor: Int64) async throws -> Bool {
+        let tenantId = principal.tenantId, userId = principal.userId
+        let events: [ChatEvent]?
+        switch scope {
+        case .conversation(let id):
+            events = chat.recent.events(after: cursor, limit: .max) { $0.tenantId == tenantId && $0.conversationId == id }
+        case .allConversations:
+            let members = state.withLock { $0.members }
+            events = chat.recent.events(after: cursor, limit: .max) { event in
+                event.tenantId == tenantId
+                    && (members.contains(event.conversationId)
+                        || (event.type == .conversationCreated && event.participantIds?.contains(userId) == true))
+            }
+        }
+        guard let events else { return false }
+        var start = 0
+        repeat {
+            let end = min(start + pageSize, events.count)
+            await pace?()
+            if state.withLock({ $0.stopped }) { return true }
+            let keepGoing = state.withLock { s -> Bool in
+                for event in events[start..<end] {
+                    s.members.insert(event.conversationId)
+                    if let id = event.eventId { s.lastId = max(s.lastId, id) }
+                    guard emit(.event(event), &s) else { return false }
+                }
+                return true
+            }
+            guard keepGoing else { return true }
+            start = end
+        } while start < events.count
+        return true
     }
 
     /// Unsubscribes; nothing more reaches the sink.

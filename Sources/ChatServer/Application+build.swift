@@ -127,7 +127,7 @@ struct MaintenanceService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let cutoff = Timestamp.now().adding(seconds: -Int64(retentionDays) * 86_400)
-                let pruned = try await dependencies.store.pruneEvents(createdBefore: cutoff)
+                let pruned = try await dependencies.chat.pruneEvents(createdBefore: cutoff)
                 let expired = try await dependencies.store.deleteExpiredCredentials(now: .now())
                 if pruned + expired > 0 { logger.info("maintenance", metadata: ["prunedEvents": "\(pruned)", "expiredCredentials": "\(expired)"]) }
             } catch is CancellationError {

@@ -187,7 +187,7 @@ import Testing
     @Test func prunedCursorsAreReported() async throws {
         let f = try await CoreFixture()
         defer { f.cleanUp() }
-        let pruned = try await f.store.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
+        let pruned = try await f.chat.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
         #expect(pruned > 0)
         let bounds = try await f.store.eventLogBounds()
         #expect(bounds.pruned == bounds.latest)

@@ -68,7 +68,7 @@ import Testing
         let f = try await CoreFixture()
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        _ = try await f.store.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
+        _ = try await f.chat.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
         for cursor: Int64 in [1, 1_000_000] {
             let collected = Collected()
             let feed = EventFeed(chat: f.chat, principal: alice, scope: .allConversations) { item in

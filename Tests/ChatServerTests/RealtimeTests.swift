@@ -263,8 +263,13 @@ extension TestClientProtocol {
             #expect(clock.now - began >= .milliseconds(900))
 
             let gzipped = try await client.call(.get, "/api/chat/poll?cursor=\(cursor)", as: bob, headers: [.acceptEncoding: "gzip, deflate"])
+            #expect(gzipped.raw.readableBytes > 0)
             #expect(gzipped.headers[.contentEncoding] == "gzip")
             #expect(Array(gzipped.raw.readableBytesView.prefix(2)) == [0x1f, 0x8b])
+            // Under 1 KiB the answer goes out plain even when gzip is accepted.
+            let small = try await client.call(.get, "/api/chat/poll?cursor=\(afterLate)&timeout=0", as: bob, headers: [.acceptEncoding: "gzip"])
+            #expect(small.headers[.contentEncoding] == nil)
+            #expect(small.json["events"].array.isEmpty)
             for bad in ["cursor=abc", "cursor=-1", "timeout=soon&cursor=1"] {
                 #expect(try await client.call(.get, "/api/chat/poll?\(bad)", as: bob).status == .badRequest, "\(bad)")
             }

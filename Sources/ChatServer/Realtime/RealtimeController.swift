@@ -137,8 +137,10 @@ struct RealtimeController {
             // No cursor: the current position, so the next poll starts from now. (With a cursor, the feed checks
             // participation itself.)
             if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
-            let latest = try await chat.store.eventLogBounds().latest
-            return try pollResponse(events: [], cursor: latest, request: request)
+            // The ring's newest id may lag the database by a batch being published: an older cursor is safe.
+            var latest = chat.recent.latest
+            if latest == nil { latest = try await chat.store.eventLogBounds().latest }
+            return try pollResponse(events: [], cursor: latest ?? 0, request: request)
         }
         let cursor = try Self.parseCursor(cursorText)
 
@@ -155,19 +157,11 @@ struct RealtimeController {
         var items: [FeedItem] = []
         let wait = timeout
         if collected.pendingCount == 0 && wait > 0 {
-            // Hold until something arrives or the timeout passes.
-            items = await withTaskGroup(of: [FeedItem].self) { group in
-                group.addTask { await collected.take().items }
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(wait))
-                    collected.close(.finished)
-                    return []
-                }
-                var result: [FeedItem] = []
-                if let first = await group.next() { result = first }
-                group.cancelAll()
-                return result
-            }
+            // Hold until something arrives or the timeout passes: a timer on the connection's event loop closes the
+            // queue (cheaper than a task group with a sleeping child for every held poll).
+            let timer = context.channel.eventLoop.scheduleTask(in: .seconds(Int64(wait))) { collected.close(.finished) }
+            items = await collected.take().items
+            timer.cancel()
         }
         feed.stop()
         collected.close(.finished)
@@ -206,12 +200,16 @@ struct RealtimeController {
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"
         headers[.vary] = "Accept-Encoding"
-        if Self.acceptsGzip(request) {
+        // Small answers (one or two events) gain little from gzip and cost a compressor each: like nginx's
+        // gzip_min_length, only bodies of 1 KiB or more are compressed.
+        if body.readableBytes >= Self.gzipMinimumBytes && Self.acceptsGzip(request) {
             body = try body.compress(with: .gzip())
             headers[.contentEncoding] = "gzip"
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
+
+    static let gzipMinimumBytes = 1024
 
     static func acceptsGzip(_ request: Request) -> Bool {
         guard let accept = request.headers[.acceptEncoding]?.lowercased() else { return false }
