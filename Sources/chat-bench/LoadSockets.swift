@@ -4,30 +4,205 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import WSClient
 
 /// What a bench socket does with each frame it receives; called from that socket's task only.
 protocol FrameReceiver: AnyObject, Sendable {
     func receive(_ frame: ByteBuffer)
 }
 
-/// One bench WebSocket: a token, frames to send once open, and a stream of frames to send later.
+/// One bench WebSocket: a token, frames to send once open, and frames to send later from any thread.
+///
+/// The client is written on plain SwiftNIO handlers: frames are parsed and handed to the receiver on the socket's
+/// event loop, with no task per socket and no hop per frame. (The first version used WSClient's async sequences;
+/// the generator then needed as much CPU per delivered frame as the server, on the same two cores.)
 final class LoadSocket: Sendable {
     let token: String
     let initialFrames: [String]
     let receiver: (any FrameReceiver)?
-    let outgoing: AsyncStream<String>.Continuation
-    fileprivate let stream: AsyncStream<String>
+    private let state = Mutex(State())
+
+    private struct State {
+        var channel: (any Channel)?
+        var pending: [String] = []
+        var closing = false
+    }
 
     init(token: String, initialFrames: [String], receiver: (any FrameReceiver)?) {
         self.token = token
         self.initialFrames = initialFrames
         self.receiver = receiver
-        (stream, outgoing) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
     }
 
-    func send(_ frame: String) { outgoing.yield(frame) }
-    func close() { outgoing.finish() }
+    /// Sends a text frame (queued until the socket is open).
+    func send(_ frame: String) {
+        let channel = state.withLock { s -> (any Channel)? in
+            guard !s.closing else { return nil }
+            if s.channel == nil { s.pending.append(frame) }
+            return s.channel
+        }
+        guard let channel else { return }
+        channel.writeAndFlush(ClientFrames.make(opcode: 0x1, payload: Array(frame.utf8), allocator: channel.allocator), promise: nil)
+    }
+
+    /// Sends a close frame; the connection ends when the server answers (or after two seconds).
+    func close() {
+        let channel = state.withLock { s -> (any Channel)? in
+            defer { s.closing = true }
+            return s.closing ? nil : s.channel
+        }
+        channel.map(Self.startClose)
+    }
+
+    static func startClose(_ channel: any Channel) {
+        let payload: [UInt8] = [0x03, 0xE8]  // 1000, normal closure
+        channel.writeAndFlush(ClientFrames.make(opcode: 0x8, payload: payload, allocator: channel.allocator), promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    /// The handshake is done: frames sent so far, and whether `close()` came first.
+    fileprivate func opened(_ channel: any Channel) -> (pending: [String], closing: Bool) {
+        state.withLock { s in
+            s.channel = channel
+            defer { s.pending = [] }
+            return (s.pending, s.closing)
+        }
+    }
+}
+
+/// Client-to-server frames (masked, as RFC 6455 requires of clients).
+enum ClientFrames {
+    static func make(opcode: UInt8, payload: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: payload.count + 14)
+        buffer.writeInteger(UInt8(0x80 | opcode))
+        if payload.count < 126 {
+            buffer.writeInteger(UInt8(0x80 | payload.count))
+        } else if payload.count <= 0xFFFF {
+            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(UInt16(payload.count))
+        } else {
+            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        let mask = (UInt8.random(in: 0...255), UInt8.random(in: 0...255), UInt8.random(in: 0...255), UInt8.random(in: 0...255))
+        buffer.writeMultipleIntegers(mask.0, mask.1, mask.2, mask.3)
+        let masks = [mask.0, mask.1, mask.2, mask.3]
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: payload.count) { out in
+            for index in 0..<payload.count { out[index] = payload[index] ^ masks[index & 3] }
+            return payload.count
+        }
+        return buffer
+    }
+}
+
+/// Handshake, then frame parsing on the event loop.
+private final class LoadSocketHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let socket: LoadSocket
+    private let counters: SocketCounters
+    private let port: Int
+    private var upgraded = false
+    private var joined = false
+    private var pending: ByteBuffer?
+
+    init(socket: LoadSocket, counters: SocketCounters, port: Int) {
+        self.socket = socket
+        self.counters = counters
+        self.port = port
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let request = "GET /api/chat/ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer \(socket.token)\r\n\r\n"
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if pending == nil || pending!.readableBytes == 0 {
+            pending = incoming
+        } else {
+            pending!.writeBuffer(&incoming)
+        }
+        if !upgraded {
+            guard let view = pending?.readableBytesView, let end = Self.headerEnd(view) else { return }
+            let statusOK = view.starts(with: Array("HTTP/1.1 101".utf8))
+            pending!.moveReaderIndex(forwardBy: end)
+            guard statusOK else {
+                context.close(promise: nil)
+                return
+            }
+            upgraded = true
+            counters.connected.add(1)
+            let (queued, closing) = socket.opened(context.channel)
+            for frame in socket.initialFrames + queued {
+                context.write(wrapOutboundOut(ClientFrames.make(opcode: 0x1, payload: Array(frame.utf8), allocator: context.channel.allocator)), promise: nil)
+            }
+            context.flush()
+            if closing { LoadSocket.startClose(context.channel) }
+        }
+        parseFrames(context: context)
+    }
+
+    private func parseFrames(context: ChannelHandlerContext) {
+        guard var buffer = pending else { return }
+        defer { pending = buffer.readableBytes > 0 ? buffer : nil }
+        while buffer.readableBytes >= 2 {
+            let start = buffer.readerIndex
+            let first = buffer.getInteger(at: start, as: UInt8.self)!
+            let second = buffer.getInteger(at: start + 1, as: UInt8.self)!
+            var length = Int(second & 0x7F)
+            var header = 2
+            if length == 126 {
+                guard let value = buffer.getInteger(at: start + 2, as: UInt16.self) else { return }
+                length = Int(value)
+                header = 4
+            } else if length == 127 {
+                guard let value = buffer.getInteger(at: start + 2, as: UInt64.self) else { return }
+                length = Int(value)
+                header = 10
+            }
+            guard buffer.readableBytes >= header + length else { return }
+            let payload = buffer.getSlice(at: start + header, length: length)!
+            buffer.moveReaderIndex(forwardBy: header + length)
+            switch first & 0x0F {
+            case 0x0, 0x1, 0x2:
+                if !joined, Scan.hasPrefix(payload, Scan.joined) {
+                    joined = true
+                    counters.joined.add(1)
+                }
+                socket.receiver?.receive(payload)
+            case 0x9:
+                context.writeAndFlush(
+                    wrapOutboundOut(ClientFrames.make(opcode: 0xA, payload: Array(payload.readableBytesView), allocator: context.channel.allocator)),
+                    promise: nil)
+            case 0x8:
+                context.close(promise: nil)
+                return
+            default:
+                break
+            }
+        }
+    }
+
+    private static func headerEnd(_ view: ByteBufferView) -> Int? {
+        let bytes = Array(view.prefix(4096))
+        guard bytes.count >= 4 else { return nil }
+        for index in 3..<bytes.count where bytes[index] == 10 && bytes[index - 1] == 13 && bytes[index - 2] == 10 && bytes[index - 3] == 13 {
+            return index + 1
+        }
+        return nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !upgraded { counters.failed.add(1) }
+        counters.closed.add(1)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 }
 
 /// Counts sockets that connected, joined, and ended.
@@ -38,66 +213,51 @@ final class SocketCounters: Sendable {
     let failed = Counter()
 }
 
-/// Opens sockets in waves of `concurrency`, runs `body` while they are open, then closes them all.
+/// Opens sockets with at most `concurrency` handshakes in flight, runs `body` while they are open, then closes
+/// them all and waits until they are gone.
 func withSockets<T: Sendable>(
     port: Int, sockets: [LoadSocket], concurrency: Int = 400, waitFor: KeyPath<SocketCounters, Counter> = \.joined,
     counters: SocketCounters = SocketCounters(), logger: Logger,
     _ body: @Sendable @escaping (SocketCounters) async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            defer { for socket in sockets { socket.close() } }
-            return try await body(counters)
-        }
-        var started = 0
+    let started = Counter()
+    let stop = StopFlag()
+    let gate = counters[keyPath: waitFor]
+    let opener = Task {
         for socket in sockets {
-            // Keep at most `concurrency` handshakes in flight.
-            while started - counters[keyPath: waitFor].value - counters.failed.value >= concurrency {
-                try await Task.sleep(for: .milliseconds(2))
+            while started.value - gate.value - counters.failed.value >= concurrency && !stop.isSet {
+                try? await Task.sleep(for: .milliseconds(2))
             }
-            started += 1
-            group.addTask {
-                await runSocket(port: port, socket: socket, counters: counters, logger: logger)
-                return nil
-            }
-        }
-        var result: T? = nil
-        for try await value in group where value != nil { result = value }
-        return result!
-    }
-}
-
-private func runSocket(port: Int, socket: LoadSocket, counters: SocketCounters, logger: Logger) async {
-    var headers = HTTPFields()
-    headers[.authorization] = "Bearer \(socket.token)"
-    do {
-        try await WebSocketClient.connect(
-            url: "ws://127.0.0.1:\(port)/api/chat/ws",
-            configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger
-        ) { inbound, outbound, _ in
-            counters.connected.add(1)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for frame in socket.initialFrames { try await outbound.write(.text(frame)) }
-                    for await frame in socket.stream { try await outbound.write(.text(frame)) }
-                    try await outbound.close(.normalClosure, reason: nil)
-                }
-                var joined = false
-                for try await frame in inbound {
-                    if !joined, Scan.hasPrefix(frame.data, Scan.joined) {
-                        joined = true
-                        counters.joined.add(1)
+            if stop.isSet { break }
+            started.add(1)
+            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(LoadSocketHandler(socket: socket, counters: counters, port: port))
                     }
-                    socket.receiver?.receive(frame.data)
                 }
-                group.cancelAll()
+            bootstrap.connect(host: "127.0.0.1", port: port).whenFailure { _ in
+                counters.failed.add(1)
+                counters.closed.add(1)
             }
         }
-    } catch {
-        counters.failed.add(1)
     }
-    counters.closed.add(1)
+    defer { opener.cancel() }
+    let result: T
+    do {
+        result = try await body(counters)
+    } catch {
+        stop.set()
+        await opener.value
+        for socket in sockets { socket.close() }
+        throw error
+    }
+    stop.set()
+    await opener.value
+    for socket in sockets { socket.close() }
+    _ = await waitUntil(timeout: .seconds(30)) { counters.closed.value >= started.value }
+    return result
 }
 
 /// Waits until `condition` holds or `timeout` passes; returns whether it held.
