@@ -22,6 +22,7 @@ public final class CommitQueue: Sendable {
         var leaderActive = false
         var batches = 0
         var commands = 0
+        var applyNanoseconds: UInt64 = 0
     }
 
     private let store: any ChatStore
@@ -61,6 +62,9 @@ public final class CommitQueue: Sendable {
     /// Batches committed so far and the commands in them, for the bench's rows-per-commit figure.
     public var statistics: (batches: Int, commands: Int) { state.withLock { ($0.batches, $0.commands) } }
 
+    /// Time spent in the store's transactions (statements, commit and fsync), for the bench's writer-busy figure.
+    public var applySeconds: Double { state.withLock { Double($0.applyNanoseconds) / 1e9 } }
+
     private func lead(with own: WriteCommand) async -> Result<AppliedWrite, any Error> {
         let others = state.withLock { s -> [Waiter] in
             let count = min(s.waiting.count, maxBatch - 1)
@@ -72,7 +76,10 @@ public final class CommitQueue: Sendable {
         }
         var results: [Result<AppliedWrite, any Error>]
         do {
+            let began = ContinuousClock.now
             let applied = try await store.apply([own] + others.map(\.command))
+            let spent = ContinuousClock.now - began
+            state.withLock { $0.applyNanoseconds += UInt64(spent.components.seconds) * 1_000_000_000 + UInt64(spent.components.attoseconds / 1_000_000_000) }
             results = applied.map { $0.mapError { $0 as any Error } }
             var events: [ChatEvent] = []
             for case .success(let write) in applied { events += write.events }

@@ -26,6 +26,9 @@ public final class SQLiteChatStore: ChatStore {
         // on the one writer connection.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Checkpoint every 8,192 WAL pages (32 MiB) instead of 1,000: the automatic checkpoint runs inside a
+            // commit, on the one writer; fewer, larger ones cost the writer ~11 % less per row (chat-bench commit).
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
         }
         try Schema.migrator.migrate(pool)
     }
@@ -302,6 +305,17 @@ public final class SQLiteChatStore: ChatStore {
             var senders: [String: User] = [:]
             for command in commands {
                 var result: Result<AppliedWrite, ChatError> = .failure(.notFound())
+                if case .sendMessage(let new) = command {
+                    // A send checks everything before its first write, so a refusal leaves nothing to roll back:
+                    // no savepoint (two statements per message less in the writer).
+                    do {
+                        result = .success(try Self.send(db, new, now: now, senders: &senders))
+                    } catch let error as ChatError {
+                        result = .failure(error)
+                    }
+                    results.append(result)
+                    continue
+                }
                 try db.inSavepoint {
                     do {
                         result = .success(try Self.apply(command, db: db, now: now, senders: &senders))
@@ -391,6 +405,16 @@ public final class SQLiteChatStore: ChatStore {
         }
         if (state["closed_at"] as Int64?) != nil { throw ChatError.conversationClosed }
 
+        let senderKey = tenantId + "/" + new.senderId
+        let sender: User
+        if let cached = senders[senderKey] {
+            sender = cached
+        } else {
+            guard let fetched = try fetchUser(db, tenantId: tenantId, id: new.senderId) else { throw ChatError.notFound("user") }
+            senders[senderKey] = fetched
+            sender = fetched
+        }
+        // Every refusal is above this line: the writes below either all succeed or fail the whole transaction.
         let rootId: String? = parent.map { ($0["thread_parent_id"] as String?) ?? $0["id"] }
         let seq = (state["last_seq"] as Int64) + 1
         let id = Identifier.make("msg", at: now)
@@ -403,15 +427,6 @@ public final class SQLiteChatStore: ChatStore {
             .execute(arguments: [id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId])
         if let rootId {
             try db.cachedStatement(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?").execute(arguments: [rootId])
-        }
-        let senderKey = tenantId + "/" + new.senderId
-        let sender: User
-        if let cached = senders[senderKey] {
-            sender = cached
-        } else {
-            guard let fetched = try fetchUser(db, tenantId: tenantId, id: new.senderId) else { throw ChatError.notFound("user") }
-            senders[senderKey] = fetched
-            sender = fetched
         }
         let message = Message(
             id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,

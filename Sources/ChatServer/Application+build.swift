@@ -91,6 +91,7 @@ func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) asy
         let text = """
             chat_commit_batches \(commits.batches)
             chat_commit_commands \(commits.commands)
+            chat_commit_apply_seconds \(dependencies.chat.commits.applySeconds)
             chat_hub_subscriptions \(dependencies.hub.subscriberCount)
             chat_live_connections \(dependencies.connections.count)
 

@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
     @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
-    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable.") var workloads = "w1,durable,w3,w4,w2"
+    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable,commit.") var workloads = "w1,durable,w3,w4,w2"
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
     @Option(help: "Concurrent senders in the durable-send workload (each its own WebSocket and conversation).") var durableSenders = 1500
 
@@ -24,6 +24,7 @@ struct BenchCommand: AsyncParsableCommand {
         var durable: Runner.DurableResult?
         var w2: Runner.CapacityResult?
         var w4: Runner.TransportsResult?
+        var commitProbe: Runner.CommitProbeResult?
     }
 
     func run() async throws {
@@ -43,6 +44,9 @@ struct BenchCommand: AsyncParsableCommand {
             results.durable = smoke
                 ? try await runner.durableSends(senders: 4, inFlight: 2, seconds: seconds)
                 : try await runner.durableSends(senders: durableSenders, inFlight: 2, seconds: seconds)
+        }
+        if selected.contains("commit") {
+            results.commitProbe = try await runner.commitProbe(batchSize: smoke ? 10 : 1000, batches: smoke ? 2 : 30)
         }
         if selected.contains("w3") {
             results.w3 = smoke
@@ -101,7 +105,10 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         if let d = r.durable {
-            lines.append("Durable sends: \(d.senders) senders | \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms")
+            lines.append("Durable sends: \(d.senders) senders | \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms | writer busy \(f(d.writerBusyPercent)) % | server CPU \(f(d.serverCPUMicrosPerAck)) µs/ack")
+        }
+        if let c = r.commitProbe {
+            lines.append("Writer alone: \(c.batches) transactions of \(c.batchSize) sends applied to the store | \(f(c.microsPerRow)) µs per row (commit and fsync included)")
         }
         if let w3 = r.w3 {
             lines.append("W3 big room: broadcasts/s | time to last recipient p50 ms | p99 ms | complete/sent | gaps/dups/reorders")

@@ -203,6 +203,9 @@ struct Runner {
         var rowsPerCommit: Double
         var ackP50ms: Double
         var ackP99ms: Double
+        /// Share of the wall time the one writer spent in transactions (statements, commit, fsync).
+        var writerBusyPercent: Double
+        var serverCPUMicrosPerAck: Double
     }
 
     /// Senders in rooms of their own (no fan-out) send back to back, several frames in flight each; every
@@ -243,6 +246,7 @@ struct Runner {
         return try await withSockets(port: server.port, sockets: sockets, waitFor: \.connected, logger: logger) { counters in
             _ = await waitUntil(timeout: .seconds(60)) { counters.connected.value >= sockets.count }
             let metricsBefore = await server.metrics()
+            let cpuBefore = server.cpuSeconds
             let started = nowNanos()
             for (socket, receiver) in zip(sockets, receiverList) {
                 for _ in 0..<inFlight { socket.send(receiver.frame.replacingOccurrences(of: "STAMP", with: String(nowNanos()))) }
@@ -250,6 +254,7 @@ struct Runner {
             try await Task.sleep(for: .seconds(seconds))
             let count = acks.value
             let elapsed = Double(nowNanos() - started) / 1e9
+            let cpu = server.cpuSeconds - cpuBefore
             for receiver in receiverList { receiver.stop.store(true, ordering: .relaxed) }
             try await Task.sleep(for: .milliseconds(500))
             let metricsAfter = await server.metrics()
@@ -258,7 +263,9 @@ struct Runner {
             let snapshot = stats.snapshot()
             return DurableResult(
                 senders: senders, acknowledgedPerSecond: Double(count) / elapsed, rowsPerCommit: batches > 0 ? commands / batches : 0,
-                ackP50ms: snapshot.p50ms, ackP99ms: snapshot.p99ms)
+                ackP50ms: snapshot.p50ms, ackP99ms: snapshot.p99ms,
+                writerBusyPercent: ((metricsAfter["chat_commit_apply_seconds"] ?? 0) - (metricsBefore["chat_commit_apply_seconds"] ?? 0)) / elapsed * 100,
+                serverCPUMicrosPerAck: count > 0 ? cpu / Double(count) * 1e6 : 0)
         }
     }
 

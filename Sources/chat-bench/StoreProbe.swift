@@ -1,0 +1,37 @@
+import ChatCore
+import ChatSQLite
+import Foundation
+
+/// The writer alone: batches of sends applied straight to the SQLite store (no network, no tasks), to tell the
+/// cost of the transaction itself from the rest of a durable send.
+extension Runner {
+    struct CommitProbeResult: Codable {
+        var batchSize: Int
+        var batches: Int
+        var microsPerRow: Double
+    }
+
+    func commitProbe(batchSize: Int, batches: Int) async throws -> CommitProbeResult {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-probe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteChatStore(path: directory.appendingPathComponent("probe.sqlite").path)
+        defer { try? store.close() }
+        let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 0, membersPerRoom: 0, soloRooms: batchSize, prefix: "probe")
+        let rooms = fixture.soloRooms
+        var total: Duration = .zero
+        for batch in 0..<batches {
+            let commands = rooms.map { room in
+                WriteCommand.sendMessage(NewMessage(
+                    tenantId: room.tenantId, senderId: room.members[0].userId, conversationId: room.conversationId,
+                    threadParentId: nil, content: "b|\(batch)|" + String(repeating: "m", count: 60), clientMessageId: nil))
+            }
+            let began = ContinuousClock.now
+            let results = try await store.apply(commands)
+            total += ContinuousClock.now - began
+            precondition(results.allSatisfy { if case .success = $0 { true } else { false } })
+        }
+        let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
+        return CommitProbeResult(batchSize: batchSize, batches: batches, microsPerRow: seconds / Double(batchSize * batches) * 1e6)
+    }
+}
