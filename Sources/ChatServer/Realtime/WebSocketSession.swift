@@ -123,7 +123,7 @@ struct WebSocketSession {
     private func handle(_ text: String, queue: OutboundQueue<ByteBuffer>, rooms: inout [String: EventFeed]) async {
         let frame: ClientFrame
         do {
-            frame = try JSONDecoder().decode(ClientFrame.self, from: Data(text.utf8))
+            frame = try ClientFrame.decode(text)
         } catch {
             queue.push(ControlFrame.error(code: "invalid_frame", message: "The frame is not a JSON object of a known shape."))
             return
