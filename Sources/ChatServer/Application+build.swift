@@ -3,6 +3,7 @@ import ChatSQLite
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
@@ -54,7 +55,12 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
             ws: WebSocketServerConfiguration(
                 maxFrameSize: config.realtime.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(Int64(config.realtime.pingSeconds))),
                 validateUTF8: true))),
-        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-server"),
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-server", backlog: 4096),
+        onServerRunning: { channel in
+            // Ramp-up: accept up to 64 connections per readable event of the listening socket (NIO's default is 4),
+            // with a 4,096-deep backlog, so thousands of clients reconnecting at once are let in quickly.
+            _ = try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 64).get()
+        },
         logger: logger)
     app.addServices(MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger))
     return app
