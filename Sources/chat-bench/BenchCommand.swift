@@ -38,7 +38,7 @@ struct BenchCommand: AsyncParsableCommand {
         if selected.contains("w1") {
             results.w1 = smoke
                 ? try await runner.fanout(name: "w1", tenants: 2, roomsPerTenant: 2, members: 5, rates: [20], stepSeconds: seconds)
-                : try await runner.fanout(name: "w1", tenants: 10, roomsPerTenant: 10, members: 100, rates: [200, 500, 600, 700, 800, 1000, 1500], stepSeconds: seconds)
+                : try await runner.fanout(name: "w1", tenants: 10, roomsPerTenant: 10, members: 100, rates: [200, 500, 600, 650, 700, 800, 1000], stepSeconds: seconds)
         }
         if selected.contains("durable") {
             results.durable = smoke

@@ -26,13 +26,13 @@ struct WebSocketSession {
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let channel = self.channel
-        // The fan-out fast path: a text frame written on the connection's event loop by the publishing task, with no
+        // The fan-out fast path: a text frame handed to the connection's event loop by the publishing task, with no
         // task wake-up, while the socket keeps up; otherwise frames queue for the writer task (bounded).
+        // Frames published together are coalesced per event loop (one hop per loop, one flush per socket).
+        let loopWriter = LoopWriter.of(channel.eventLoop)
         let fastPath: @Sendable (ByteBuffer) -> Bool = { buffer in
             guard channel.isWritable, channel.isActive else { return false }
-            channel.eventLoop.execute {
-                channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
-            }
+            loopWriter.writeText(buffer, to: channel)
             return true
         }
         await connections.withClientQueue(
