@@ -21,7 +21,11 @@ extension Runner {
         var longPoll: TransportFigures
         var sseToWebSocketRatio: Double
         var completedPollsPerSecond: Double
+        /// Compressed / plain bytes over the polls that came back gzip-compressed (answers of 1 KiB or more).
         var pollGzipRatio: Double
+        var gzippedPolls: Int
+        /// The same for one catch-up poll of a whole page of events (up to 500), as after a reconnect.
+        var catchUpGzipRatio: Double
         var historyRequestsPerSecond: Double?
         var historyTool: String
     }
@@ -56,7 +60,7 @@ extension Runner {
             }
             senders.append(sockets[sockets.count - perTransport])
         }
-        let streamsOpen = Counter(), polls = Counter(), gzipBytes = Counter(), plainBytes = Counter()
+        let streamsOpen = Counter(), polls = Counter(), gzipBytes = Counter(), plainBytes = Counter(), gzipped = Counter()
         let stop = StopFlag()
         let rooms = fixture.rooms
         let port = server.port
@@ -74,7 +78,7 @@ extension Runner {
                     group.addTask {
                         try? await Self.pollClient(
                             port: port, token: member.token, conversationId: room.conversationId, stats: poll, opened: streamsOpen,
-                            polls: polls, gzipBytes: gzipBytes, plainBytes: plainBytes, stop: stop)
+                            polls: polls, gzipBytes: gzipBytes, plainBytes: plainBytes, gzipped: gzipped, stop: stop)
                         return nil
                     }
                 }
@@ -107,6 +111,7 @@ extension Runner {
                         let snapshot = stats.snapshot()
                         return TransportFigures(clients: rooms.count * perTransport, deliveriesPerSecond: Double(snapshot.deliveries) / Double(seconds), latency: snapshot)
                     }
+                    let catchUp = await Self.catchUpRatio(port: port, token: rooms[0].members[0].token, conversationId: rooms[0].conversationId)
                     let (historyRate, tool) = await Self.historyReads(port: port, token: reader.token, conversationId: history.id, seconds: wrkSeconds)
                     let wsFigures = figures(ws), sseFigures = figures(sse)
                     return TransportsResult(
@@ -114,6 +119,7 @@ extension Runner {
                         sseToWebSocketRatio: wsFigures.deliveriesPerSecond > 0 ? sseFigures.deliveriesPerSecond / wsFigures.deliveriesPerSecond : 0,
                         completedPollsPerSecond: Double(pollCount) / elapsed,
                         pollGzipRatio: plainBytes.value > 0 ? Double(gzipBytes.value) / Double(plainBytes.value) : 0,
+                        gzippedPolls: gzipped.value, catchUpGzipRatio: catchUp,
                         historyRequestsPerSecond: historyRate, historyTool: tool)
                 }
             }
@@ -155,18 +161,18 @@ extension Runner {
     /// A long-poll client on one keep-alive connection, accepting gzip.
     static func pollClient(
         port: Int, token: String, conversationId: String, stats: DeliveryStats, opened: Counter, polls: Counter,
-        gzipBytes: Counter, plainBytes: Counter, stop: StopFlag
+        gzipBytes: Counter, plainBytes: Counter, gzipped: Counter, stop: StopFlag
     ) async throws {
         try await HTTPClient.withConnection(port: port) { connection in
             let headers = [("Authorization", "Bearer \(token)"), ("Accept-Encoding", "gzip")]
             var start = try await connection.get("/api/chat/poll?conversationId=\(conversationId)", headers: headers)
-            var cursor = cursorOf(try body(&start, gzipBytes: gzipBytes, plainBytes: plainBytes)) ?? "0"
+            var cursor = cursorOf(try body(&start, gzipBytes: gzipBytes, plainBytes: plainBytes, gzipped: gzipped)) ?? "0"
             opened.add(1)
             var tracker = SeqTracker()
             while !stop.isSet {
                 var response = try await connection.get("/api/chat/poll?cursor=\(cursor)&conversationId=\(conversationId)&timeout=20", headers: headers)
                 polls.add(1)
-                let text = try body(&response, gzipBytes: gzipBytes, plainBytes: plainBytes)
+                let text = try body(&response, gzipBytes: gzipBytes, plainBytes: plainBytes, gzipped: gzipped)
                 let now = nowNanos()
                 var rest = Substring(text)
                 while let range = rest.range(of: #"{"type":"new_message""#) {
@@ -183,8 +189,9 @@ extension Runner {
         }
     }
 
-    private static func body(_ response: inout HTTPClient.Response, gzipBytes: Counter, plainBytes: Counter) throws -> String {
+    private static func body(_ response: inout HTTPClient.Response, gzipBytes: Counter, plainBytes: Counter, gzipped: Counter) throws -> String {
         if response.headers["Content-Encoding"].first == "gzip" {
+            gzipped.add(1)
             gzipBytes.add(response.body.readableBytes)
             let plain = try response.body.decompress(with: .gzip())
             plainBytes.add(plain.readableBytes)
@@ -196,6 +203,17 @@ extension Runner {
     private static func cursorOf(_ text: String) -> String? {
         guard let range = text.range(of: #""cursor":""#, options: .backwards) else { return nil }
         return String(text[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// One poll from the start of the log (a client catching up after a reconnect): compressed / plain size.
+    static func catchUpRatio(port: Int, token: String, conversationId: String) async -> Double {
+        let headers = [("Authorization", "Bearer \(token)"), ("Accept-Encoding", "gzip")]
+        guard var response = try? await HTTPClient.get(port: port, path: "/api/chat/poll?cursor=0&conversationId=\(conversationId)&timeout=0", headers: headers),
+              response.headers["Content-Encoding"].first == "gzip"
+        else { return 0 }
+        let compressed = response.body.readableBytes
+        guard let plain = try? response.body.decompress(with: .gzip()), plain.readableBytes > 0 else { return 0 }
+        return Double(compressed) / Double(plain.readableBytes)
     }
 
     /// History reads (`GET …/messages`) under wrk when it is installed.
