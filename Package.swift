@@ -41,6 +41,7 @@ let package = Package(
             dependencies: [
                 "ChatCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A workspace: every other row belongs to exactly one.
 public struct Tenant: Sendable, Equatable, Codable {
     public var id: String
@@ -192,9 +194,9 @@ public struct MessagePage: Sendable, Equatable {
     public var messages: [Message]
     public var nextCursor: String?
     /// The page as the API's JSON body (`JSONText.messagePage`), when a store kept it ready with a cached page.
-    public var body: [UInt8]?
+    public var body: ByteBuffer?
 
-    public init(messages: [Message], nextCursor: String?, body: [UInt8]? = nil) {
+    public init(messages: [Message], nextCursor: String?, body: ByteBuffer? = nil) {
         self.messages = messages
         self.nextCursor = nextCursor
         self.body = body

@@ -1,5 +1,6 @@
 import ChatCore
 import GRDB
+import NIOCore
 
 /// The embedded store: one SQLite file in WAL mode, written with `synchronous=FULL` so that a commit survives
 /// power loss, read through a pool of reader connections.
@@ -213,7 +214,7 @@ public final class SQLiteChatStore: ChatStore {
             let page = rows.prefix(limit).reversed().map(Self.message)
             return MessagePage(messages: page, nextCursor: hasMore ? page.first.map { String($0.seq) } : nil)
         }
-        let ready = MessagePage(messages: page.messages, nextCursor: page.nextCursor, body: JSONText.messagePage(page))
+        let ready = MessagePage(messages: page.messages, nextCursor: page.nextCursor, body: ByteBuffer(bytes: JSONText.messagePage(page)))
         pageCache.put(key, tenantId: tenantId, version: version, page: ready)
         return ready
     }

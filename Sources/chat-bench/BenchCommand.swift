@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
     @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
-    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable,commit.") var workloads = "w1,durable,w3,w4,w2"
+    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable,commit.") var workloads = "w1,durable,commit,w3,w4,w2"
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
     @Option(help: "Concurrent senders in the durable-send workload (each its own WebSocket and conversation).") var durableSenders = 1500
 

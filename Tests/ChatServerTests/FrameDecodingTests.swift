@@ -54,3 +54,18 @@ import Testing
         #expect(FlatJSON.parse(#"{"a":1,"a":2}"#) == nil)
     }
 }
+
+@Suite struct HeaderParsingTests {
+    @Test func bearerTokens() {
+        #expect(AuthMiddleware.bearerToken("Bearer abc") == "abc")
+        #expect(AuthMiddleware.bearerToken("bearer   abc  ") == "abc")
+        #expect(AuthMiddleware.bearerToken("  BEARER abc") == "abc")
+        #expect(AuthMiddleware.bearerToken("Bearer") == nil)
+        #expect(AuthMiddleware.bearerToken("Bearer    ") == nil)
+        #expect(AuthMiddleware.bearerToken("Bearerabc") == nil)
+        #expect(AuthMiddleware.bearerToken("Basic abc") == nil)
+        #expect(AuthMiddleware.bearerToken("Bearor abc") == nil)
+        #expect(AuthMiddleware.bearerToken("") == nil)
+        #expect(AuthMiddleware.bearerToken("Bearer é✓") == "é✓")
+    }
+}

@@ -80,8 +80,8 @@ struct ChatController {
             before: request.uri.queryParameters.get("before"), limit: try request.integerQuery("limit"))
         // Hand-written JSON on the history hot path (the same bytes as the shared encoder, see PrimitivesTests); the
         // store may hand it over ready with a cached page.
-        let body = page.body ?? JSONText.messagePage(page)
-        return JSONResponse.make(bytes: body)
+        // A cached page's buffer is shared, not copied, into the response.
+        return JSONResponse.make(buffer: page.body ?? ByteBuffer(bytes: JSONText.messagePage(page)))
     }
 
     @Sendable func reply(_ request: Request, context: ChatRequestContext) async throws -> Response {

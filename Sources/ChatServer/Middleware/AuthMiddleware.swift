@@ -23,11 +23,22 @@ struct AuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
+    /// The token of `Bearer <token>` (scheme case-insensitive, spaces and tabs around the token ignored). Byte
+    /// scanning: Foundation's `trimmingCharacters` was 7 % of a history read.
     static func bearerToken(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : String(token)
+        let bytes = Array(header.utf8)
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+        var start = 0
+        while start < bytes.count, isSpace(bytes[start]) { start += 1 }
+        let scheme = Array("bearer".utf8)
+        guard bytes.count - start > scheme.count else { return nil }
+        for (offset, letter) in scheme.enumerated() where bytes[start + offset] | 0x20 != letter { return nil }
+        var from = start + scheme.count
+        guard isSpace(bytes[from]) else { return nil }
+        while from < bytes.count, isSpace(bytes[from]) { from += 1 }
+        var end = bytes.count
+        while end > from, isSpace(bytes[end - 1]) { end -= 1 }
+        return end > from ? String(decoding: bytes[from..<end], as: UTF8.self) : nil
     }
 }
 
