@@ -70,13 +70,13 @@ extension Runner {
             for room in rooms {
                 for member in room.members.dropFirst(perTransport).prefix(perTransport) {
                     group.addTask {
-                        try? await Self.sseClient(port: port, token: member.token, conversationId: room.conversationId, stats: sse, opened: streamsOpen, stop: stop)
+                        await HTTPLoadClients.sse(port: port, token: member.token, conversationId: room.conversationId, stats: sse, opened: streamsOpen)
                         return nil
                     }
                 }
                 for member in room.members.dropFirst(perTransport * 2).prefix(perTransport) {
                     group.addTask {
-                        try? await Self.pollClient(
+                        await HTTPLoadClients.poll(
                             port: port, token: member.token, conversationId: room.conversationId, stats: poll, opened: streamsOpen,
                             polls: polls, gzipBytes: gzipBytes, plainBytes: plainBytes, gzipped: gzipped, stop: stop)
                         return nil
@@ -132,77 +132,6 @@ extension Runner {
             }
             return result!
         }
-    }
-
-    /// An SSE client: records each `new_message` it is sent.
-    static func sseClient(port: Int, token: String, conversationId: String, stats: DeliveryStats, opened: Counter, stop: StopFlag) async throws {
-        try await HTTPClient.withConnection(port: port) { connection in
-            var carry = ""
-            var tracker = SeqTracker()
-            var first = true
-            _ = try await connection.get("/api/chat/events?conversationId=\(conversationId)", headers: [("Authorization", "Bearer \(token)")]) { chunk in
-                if first { first = false; opened.add(1) }
-                carry += String(buffer: chunk)
-                while let end = carry.range(of: "\n\n") {
-                    let message = carry[..<end.lowerBound]
-                    carry = String(carry[end.upperBound...])
-                    guard let data = message.range(of: "data: ") else { continue }
-                    let buffer = ByteBuffer(string: String(message[data.upperBound...]))
-                    if let m = Scan.message(buffer) {
-                        let now = nowNanos()
-                        stats.record(latencyMicros: (now - min(now, m.sentNanos)) / 1000)
-                        tracker.see(m.seq, stats: stats)
-                    }
-                }
-            }
-        }
-    }
-
-    /// A long-poll client on one keep-alive connection, accepting gzip.
-    static func pollClient(
-        port: Int, token: String, conversationId: String, stats: DeliveryStats, opened: Counter, polls: Counter,
-        gzipBytes: Counter, plainBytes: Counter, gzipped: Counter, stop: StopFlag
-    ) async throws {
-        try await HTTPClient.withConnection(port: port) { connection in
-            let headers = [("Authorization", "Bearer \(token)"), ("Accept-Encoding", "gzip")]
-            var start = try await connection.get("/api/chat/poll?conversationId=\(conversationId)", headers: headers)
-            var cursor = cursorOf(try body(&start, gzipBytes: gzipBytes, plainBytes: plainBytes, gzipped: gzipped)) ?? "0"
-            opened.add(1)
-            var tracker = SeqTracker()
-            while !stop.isSet {
-                var response = try await connection.get("/api/chat/poll?cursor=\(cursor)&conversationId=\(conversationId)&timeout=20", headers: headers)
-                polls.add(1)
-                let text = try body(&response, gzipBytes: gzipBytes, plainBytes: plainBytes, gzipped: gzipped)
-                let now = nowNanos()
-                var rest = Substring(text)
-                while let range = rest.range(of: #"{"type":"new_message""#) {
-                    let tail = rest[range.lowerBound...]
-                    let next = tail.dropFirst().range(of: #"{"type":""#)?.lowerBound ?? tail.endIndex
-                    if let m = Scan.message(ByteBuffer(string: String(tail[..<next]))) {
-                        stats.record(latencyMicros: (now - min(now, m.sentNanos)) / 1000)
-                        tracker.see(m.seq, stats: stats)
-                    }
-                    rest = tail[next...]
-                }
-                cursor = cursorOf(text) ?? cursor
-            }
-        }
-    }
-
-    private static func body(_ response: inout HTTPClient.Response, gzipBytes: Counter, plainBytes: Counter, gzipped: Counter) throws -> String {
-        if response.headers["Content-Encoding"].first == "gzip" {
-            gzipped.add(1)
-            gzipBytes.add(response.body.readableBytes)
-            let plain = try response.body.decompress(with: .gzip())
-            plainBytes.add(plain.readableBytes)
-            return String(buffer: plain)
-        }
-        return String(buffer: response.body)
-    }
-
-    private static func cursorOf(_ text: String) -> String? {
-        guard let range = text.range(of: #""cursor":""#, options: .backwards) else { return nil }
-        return String(text[range.upperBound...].prefix { $0.isNumber })
     }
 
     /// One poll from the start of the log (a client catching up after a reconnect): compressed / plain size.
