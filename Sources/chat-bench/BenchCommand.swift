@@ -46,7 +46,7 @@ struct BenchCommand: AsyncParsableCommand {
                 : try await runner.durableSends(senders: durableSenders, inFlight: 2, seconds: seconds)
         }
         if selected.contains("commit") {
-            results.commitProbe = try await runner.commitProbe(batchSize: smoke ? 10 : 1000, batches: smoke ? 2 : 30)
+            results.commitProbe = try await runner.commitProbe(batchSize: smoke ? 10 : 1000, batches: smoke ? 2 : Int(ProcessInfo.processInfo.environment["CHAT_BENCH_COMMIT_BATCHES"] ?? "") ?? 30)
         }
         if selected.contains("w3") {
             results.w3 = smoke
