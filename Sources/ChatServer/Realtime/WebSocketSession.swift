@@ -48,18 +48,14 @@ struct WebSocketSession {
         let expiry = channel.eventLoop.scheduleTask(in: .milliseconds(remaining)) { queue.close(.expired) }
         defer { expiry.cancel() }
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Bool.self) { group in
-                group.addTask {
-                    await writeLoop(queue: queue, outbound: outbound)
-                    return true
-                }
+            // The reader is the one child task; the writer runs on the connection's own task (one task less per
+            // socket: idle memory). Every way out closes the queue; the writer then sends the close frame and ends,
+            // and only then is the reader cancelled.
+            await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     await readLoop(queue: queue, inbound: inbound)
-                    return false
                 }
-                // Every way out closes the queue; the writer then sends the close frame and ends, and only then
-                // are the others cancelled.
-                while let isWriter = await group.next(), !isWriter {}
+                await writeLoop(queue: queue, outbound: outbound)
                 group.cancelAll()
             }
         } onGracefulShutdown: {
