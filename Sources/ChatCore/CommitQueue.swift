@@ -1,11 +1,13 @@
 import Synchronization
 
 /// Group commit: writes that arrive while a transaction is committing wait and are then committed together in
-/// the next transaction. Each caller resumes only after the transaction holding its write has committed, and
-/// the events of every batch are published in commit order before the next batch starts.
+/// the next transaction. Each caller resumes only after the transaction holding its write has committed and its
+/// events have been published; the events of every batch are published in commit order.
 ///
-/// There is no background task: the first caller to find the queue idle becomes the leader and commits; when its
-/// batch is done it hands leadership to the oldest waiting caller, which commits everything queued by then.
+/// There is no background task: the first caller to find the queue idle becomes the leader and commits; as soon as
+/// its transaction has committed it hands leadership to the oldest waiting caller, which commits everything queued
+/// by then while the previous leader publishes its batch (the one writer never waits for fan-out). A ticket per
+/// batch keeps publication in commit order.
 public final class CommitQueue: Sendable {
     private enum Signal: Sendable {
         case done(Result<AppliedWrite, any Error>)
@@ -20,6 +22,10 @@ public final class CommitQueue: Sendable {
     private struct State {
         var waiting: [Waiter] = []
         var leaderActive = false
+        /// Batches are numbered in commit order; `publishedThrough` is the last one whose events went out.
+        var lastTicket = 0
+        var publishedThrough = 0
+        var turnWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var batches = 0
         var commands = 0
         var applyNanoseconds: UInt64 = 0
@@ -66,32 +72,28 @@ public final class CommitQueue: Sendable {
     public var applySeconds: Double { state.withLock { Double($0.applyNanoseconds) / 1e9 } }
 
     private func lead(with own: WriteCommand) async -> Result<AppliedWrite, any Error> {
-        let others = state.withLock { s -> [Waiter] in
+        let (others, ticket) = state.withLock { s -> ([Waiter], Int) in
             let count = min(s.waiting.count, maxBatch - 1)
             let taken = Array(s.waiting.prefix(count))
             s.waiting.removeFirst(count)
             s.batches += 1
             s.commands += count + 1
-            return taken
+            s.lastTicket += 1
+            return (taken, s.lastTicket)
         }
         var results: [Result<AppliedWrite, any Error>]
+        var events: [ChatEvent] = []
         do {
             let began = ContinuousClock.now
             let applied = try await store.apply([own] + others.map(\.command))
             let spent = ContinuousClock.now - began
             state.withLock { $0.applyNanoseconds += UInt64(spent.components.seconds) * 1_000_000_000 + UInt64(spent.components.attoseconds / 1_000_000_000) }
             results = applied.map { $0.mapError { $0 as any Error } }
-            var events: [ChatEvent] = []
             for case .success(let write) in applied { events += write.events }
-            // The ring first: a feed that subscribes after this publish finds these events there.
-            recent?.append(events)
-            broker.publish(events)
         } catch {
             results = Array(repeating: .failure(error), count: others.count + 1)
         }
-        for (index, waiter) in others.enumerated() {
-            waiter.continuation.resume(returning: .done(results[index + 1]))
-        }
+        // Committed: the next batch may start its transaction now.
         let next = state.withLock { s -> Waiter? in
             if s.waiting.isEmpty {
                 s.leaderActive = false
@@ -99,9 +101,27 @@ public final class CommitQueue: Sendable {
             }
             return s.waiting.removeFirst()
         }
-        if let next {
-            // The next leader commits its own command and everything queued behind it.
-            next.continuation.resume(returning: .lead)
+        next?.continuation.resume(returning: .lead)
+
+        // Publish in commit order: wait for the batch before this one.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.publishedThrough == ticket - 1 { return true }
+                s.turnWaiters[ticket] = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        // The ring first: a feed that subscribes after this publish finds these events there.
+        recent?.append(events)
+        broker.publish(events)
+        let following = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.publishedThrough = ticket
+            return s.turnWaiters.removeValue(forKey: ticket + 1)
+        }
+        following?.resume()
+        for (index, waiter) in others.enumerated() {
+            waiter.continuation.resume(returning: .done(results[index + 1]))
         }
         return results[0]
     }

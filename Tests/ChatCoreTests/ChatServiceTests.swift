@@ -146,6 +146,43 @@ import Testing
         #expect(try await f.chat.events(dave, after: start, conversationId: nil, limit: 100).isEmpty)
     }
 
+    @Test func pipelinedBatchesArePublishedInCommitOrderWithoutGaps() async throws {
+        // Leadership passes on at commit, so one batch commits while the one before is still being published:
+        // every subscriber must still see the log's order, and every caller its own event before its answer.
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let recorder = Recorder()
+        let subscription = f.hub.subscribe(recorder, to: .tenant(alice.tenantId))
+        defer { subscription.cancel() }
+        let start = try await f.store.eventLogBounds().latest
+        var rooms: [String] = []
+        for i in 0..<8 { rooms.append(try await f.chat.startConversation(alice, title: "p\(i)", participantIds: []).id) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (task, room) in rooms.enumerated() {
+                group.addTask {
+                    for i in 0..<60 {
+                        let (message, _) = try await f.chat.send(alice, conversationId: room, content: "\(task)-\(i)", threadParentId: nil, clientMessageId: nil)
+                        // Published before the caller hears back.
+                        #expect(recorder.received.contains { String(buffer: $0.envelope).contains(message.id) })
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        var logged: [ChatEvent] = []
+        var after = start
+        while true {
+            let page = try await f.chat.events(alice, after: after, conversationId: nil, limit: 500)
+            logged += page
+            guard page.count == 500, let last = page.last?.eventId else { break }
+            after = last
+        }
+        #expect(logged.count == 8 + 8 * 60)
+        #expect(recorder.received.compactMap(\.eventId) == logged.compactMap(\.eventId))
+        #expect(f.chat.commits.statistics.batches < f.chat.commits.statistics.commands)
+    }
+
     @Test func databaseRefusesRowsThatMixTenants() async throws {
         let f = try await CoreFixture()
         defer { f.cleanUp() }
