@@ -17,14 +17,15 @@ public struct ChatService: Sendable {
     public let store: any ChatStore
     public let broker: any EventBroker
     public let commits: CommitQueue
-    /// The newest durable events, for replays from recent cursors without a database read.
-    public let recent: RecentEvents
+    /// The newest durable events, for replays from recent cursors without a database read; only when the store
+    /// says this process is the log's one writer.
+    public let recent: RecentEvents?
     public let limits: ChatLimits
 
     public init(store: any ChatStore, broker: any EventBroker, limits: ChatLimits = ChatLimits()) {
         self.store = store
         self.broker = broker
-        let recent = RecentEvents()
+        let recent = store.eventLogIsLocal ? RecentEvents() : nil
         self.recent = recent
         self.commits = CommitQueue(store: store, broker: broker, recent: recent)
         self.limits = limits
@@ -33,7 +34,7 @@ public struct ChatService: Sendable {
     /// Deletes log events older than `cutoff` (retention); their cursors then get `resync_required`.
     public func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int {
         let count = try await store.pruneEvents(createdBefore: cutoff)
-        recent.discard(through: try await store.eventLogBounds().pruned)
+        if let recent { recent.discard(through: try await store.eventLogBounds().pruned) }
         return count
     }
 

@@ -51,6 +51,11 @@ public struct AppliedWrite: Sendable {
 /// Everything the chat needs from a database. Every method is scoped to one tenant; implementations must
 /// never return or touch a row of another tenant, and treat a non-participant like a missing conversation.
 public protocol ChatStore: Sendable {
+    /// True when every write to the event log goes through this process's commit queue (an embedded database that
+    /// one server process serves). Only then may the process keep an in-memory view of the log's newest events
+    /// (`RecentEvents`); a store shared by several nodes must say false.
+    var eventLogIsLocal: Bool { get }
+
     // MARK: Tenants and users
     func createTenant(slug: String, name: String) async throws -> Tenant
     func tenant(id: String) async throws -> Tenant?
@@ -94,4 +99,8 @@ public protocol ChatStore: Sendable {
     func eventLogBounds() async throws -> (latest: Int64, pruned: Int64)
     /// Deletes events created before `cutoff`; returns how many.
     func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int
+}
+
+extension ChatStore {
+    public var eventLogIsLocal: Bool { false }
 }

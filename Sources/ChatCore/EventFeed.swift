@@ -123,14 +123,15 @@ public final class EventFeed: EventSubscriber {
 
     /// Replays from the in-memory ring when it covers `cursor`; false when the store has to.
     private func replayRecent(after cursor: Int64) async throws -> Bool {
+        guard let ring = chat.recent else { return false }
         let tenantId = principal.tenantId, userId = principal.userId
         let events: [ChatEvent]?
         switch scope {
         case .conversation(let id):
-            events = chat.recent.events(after: cursor, limit: .max) { $0.tenantId == tenantId && $0.conversationId == id }
+            events = ring.events(after: cursor, limit: .max) { $0.tenantId == tenantId && $0.conversationId == id }
         case .allConversations:
             let members = state.withLock { $0.members }
-            events = chat.recent.events(after: cursor, limit: .max) { event in
+            events = ring.events(after: cursor, limit: .max) { event in
                 event.tenantId == tenantId
                     && (members.contains(event.conversationId)
                         || (event.type == .conversationCreated && event.participantIds?.contains(userId) == true))

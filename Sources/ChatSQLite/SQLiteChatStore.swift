@@ -9,6 +9,10 @@ public final class SQLiteChatStore: ChatStore {
     public let pool: DatabasePool
 
     /// Opens (creating if needed) the database at `path` and migrates it.
+    /// One server process serves a database file (`chat-server serve` holds a lock on it), and every write to the
+    /// log goes through its commit queue: the in-memory views of the log and the read caches stay exact.
+    public var eventLogIsLocal: Bool { true }
+
     private let participantCache = ParticipantCache()
     private let pageCache = HistoryPageCache()
 

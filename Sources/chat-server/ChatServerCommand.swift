@@ -40,7 +40,11 @@ struct Serve: AsyncParsableCommand {
         var config = AppConfiguration()
         config.host = host
         config.port = port
-        config.databasePath = db.database
+        config.databasePath = try prepare(db.database)
+        // One server per database file: the commit queue, the event ring and the read caches assume every write
+        // to the log is this process's. A second `serve` on the same file stops here.
+        let lock = try ServeLock(databasePath: config.databasePath)
+        defer { withExtendedLifetime(lock) {} }
         config.seedDemoData = demo
         config.bcryptCost = bcryptCost
         config.allowedOrigins = allowedOrigin
@@ -116,4 +120,21 @@ func prepare(_ path: String) throws -> String {
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     return path
+}
+
+/// An exclusive `flock` on `<database>.lock`, held while the server runs (released by the kernel if it dies).
+final class ServeLock {
+    private let descriptor: Int32
+
+    init(databasePath: String) throws {
+        let path = databasePath + ".lock"
+        descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw ValidationError("cannot open \(path)") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw ValidationError("another chat-server is already serving \(databasePath) (one server per database file)")
+        }
+    }
+
+    deinit { close(descriptor) }
 }

@@ -32,11 +32,11 @@ import Testing
             _ = try await f.chat.send(alice, conversationId: secret.id, content: "s\(i)", threadParentId: nil, clientMessageId: nil)
             _ = try await f.chat.send(dave, conversationId: globexRoom.id, content: "x\(i)", threadParentId: nil, clientMessageId: nil)
         }
-        #expect(f.chat.recent.events(after: start, limit: 1) { _ in true } != nil)  // the ring covers the cursor
+        #expect(f.chat.recent!.events(after: start, limit: 1) { _ in true } != nil)  // the ring covers the cursor
 
         // A second service on the same database has an empty ring: it reads the store.
         let cold = ChatService(store: f.store, broker: RoomHub())
-        #expect(cold.recent.events(after: start, limit: 1) { _ in true } == nil)
+        #expect(cold.recent!.events(after: start, limit: 1) { _ in true } == nil)
         for (who, scope) in [(carol, EventFeed.Scope.allConversations), (alice, .allConversations), (alice, .conversation(general.id)), (dave, .allConversations)] {
             let warm = try await collect(f.chat, who, scope: scope, after: start)
             let fromStore = try await collect(cold, who, scope: scope, after: start)

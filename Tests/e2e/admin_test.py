@@ -1,5 +1,5 @@
 """The admin commands: create a tenant and a user (password on stdin) on a fresh database, then sign in as that user.
-Without --demo nothing else is seeded."""
+Without --demo nothing else is seeded. A second server on the same database file refuses to start."""
 import subprocess
 import sys
 
@@ -26,6 +26,12 @@ try:
     me = httpx.get(server.base + "/api/auth/me", headers={"Authorization": "Bearer " + tok}).json()
     if me["user"]["username"] != "peter" or me["tenant"]["slug"] != "initech":
         failures.append(f"unexpected /me: {me}")
+    # One server per database file: a second `serve` on it refuses to start, and the first keeps serving.
+    second = subprocess.run([BINARY, "serve", "--database", server.database, "--port", "0"], capture_output=True, text=True, timeout=30)
+    if second.returncode == 0 or "already serving" not in second.stderr:
+        failures.append(f"a second server started on the same database: {second.returncode} {second.stderr[-200:]}")
+    if httpx.get(server.base + "/health").status_code != 200:
+        failures.append("the first server stopped answering")
     # No demo data without --demo.
     if httpx.post(server.base + "/api/auth/token", json={"tenant": "acme", "username": "alice", "password": "demo-password"}).status_code != 401:
         failures.append("demo data exists without --demo")

@@ -138,7 +138,7 @@ struct RealtimeController {
             // participation itself.)
             if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
             // The ring's newest id may lag the database by a batch being published: an older cursor is safe.
-            var latest = chat.recent.latest
+            var latest = chat.recent?.latest
             if latest == nil { latest = try await chat.store.eventLogBounds().latest }
             return try pollResponse(events: [], cursor: latest ?? 0, request: request)
         }
