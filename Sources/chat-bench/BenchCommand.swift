@@ -121,7 +121,7 @@ struct BenchCommand: AsyncParsableCommand {
             for (name, t) in [("WebSocket", w4.webSocket), ("SSE", w4.serverSentEvents), ("long-poll", w4.longPoll)] {
                 lines.append("  \(name) | \(t.clients) | \(Int(t.deliveriesPerSecond)) | \(f(t.latency.p50ms)) | \(f(t.latency.p99ms)) | \(t.latency.gaps)/\(t.latency.duplicates)/\(t.latency.reorders)")
             }
-            lines.append("  SSE/WebSocket \(f(w4.sseToWebSocketRatio * 100, 0))% | \(Int(w4.completedPollsPerSecond)) polls/s | gzip ratio \(f(w4.pollGzipRatio, 2)) over \(w4.gzippedPolls) polls of 1 KiB or more, \(f(w4.catchUpGzipRatio, 2)) for a 500-event catch-up | history reads \(w4.historyRequestsPerSecond.map { String(Int($0)) } ?? "-") req/s (\(w4.historyTool))")
+            lines.append("  SSE/WebSocket \(f(w4.sseToWebSocketRatio * 100, 0))% | \(Int(w4.completedPollsPerSecond)) polls/s | gzip ratio \(f(w4.pollGzipRatio, 2)) over \(w4.gzippedPolls) polls, \(f(w4.catchUpGzipRatio, 2)) for a 500-event catch-up | history reads \(w4.historyRequestsPerSecond.map { String(Int($0)) } ?? "-") req/s (\(w4.historyTool))")
         }
         if let w2 = r.w2 {
             lines.append("W2 capacity: \(w2.connected)/\(w2.target) idle sockets | \(Int(w2.connectsPerSecond)) connects/s | \(Int(w2.rssBytesPerConnection)) B RSS per socket | idle CPU \(f(w2.idleCPUPercent))% | churn \(w2.churned) at \(Int(w2.churnConnectsPerSecond))/s")

@@ -21,7 +21,7 @@ extension Runner {
         var longPoll: TransportFigures
         var sseToWebSocketRatio: Double
         var completedPollsPerSecond: Double
-        /// Compressed / plain bytes over the polls that came back gzip-compressed (answers of 1 KiB or more).
+        /// Compressed / plain bytes over the polls that came back gzip-compressed.
         var pollGzipRatio: Double
         var gzippedPolls: Int
         /// The same for one catch-up poll of a whole page of events (up to 500), as after a reconnect.

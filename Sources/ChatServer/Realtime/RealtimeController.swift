@@ -200,16 +200,15 @@ struct RealtimeController {
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"
         headers[.vary] = "Accept-Encoding"
-        // Small answers (one or two events) gain little from gzip and cost a compressor each: like nginx's
-        // gzip_min_length, only bodies of 1 KiB or more are compressed.
-        if body.readableBytes >= Self.gzipMinimumBytes && Self.acceptsGzip(request) {
-            body = try body.compress(with: .gzip())
+        // API.md: gzip-encoded whenever the request accepts gzip (pooled compressors keep small answers cheap).
+        if Self.acceptsGzip(request) {
+            body = try Self.gzip.compress(body)
             headers[.contentEncoding] = "gzip"
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
-    static let gzipMinimumBytes = 1024
+    static let gzip = GzipPool()
 
     static func acceptsGzip(_ request: Request) -> Bool {
         guard let accept = request.headers[.acceptEncoding]?.lowercased() else { return false }
