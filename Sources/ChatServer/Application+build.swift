@@ -62,7 +62,9 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
             _ = try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 64).get()
         },
         logger: logger)
-    app.addServices(MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger))
+    app.addServices(
+        MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger),
+        CheckpointService(store: dependencies.store, logger: logger))
     return app
 }
 
@@ -150,6 +152,27 @@ struct MaintenanceService: Service {
     private func gracefulShutdownSleep(seconds: Int) async throws {
         try await cancelWhenGracefulShutdown {
             try await Task.sleep(for: .seconds(seconds))
+        }
+    }
+}
+
+/// Checkpoints the WAL every 200 ms on its own connection (passive: never blocks the writer or readers), so that no
+/// commit has to do it. Listed after the maintenance service, so it stops before the database is closed.
+struct CheckpointService: Service {
+    let store: SQLiteChatStore
+    let logger: Logger
+    var interval: Duration = .milliseconds(200)
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await store.checkpoint()
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.warning("checkpoint failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -19,6 +19,14 @@ extension Runner {
         defer { try? store.close() }
         let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 0, membersPerRoom: 0, soloRooms: batchSize, prefix: "probe")
         let rooms = fixture.soloRooms
+        // As in the server: WAL checkpoints on their own connection in the background, not inside commits.
+        let checkpoints = Task {
+            while !Task.isCancelled {
+                _ = try? await store.checkpoint()
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { checkpoints.cancel() }
         var total: Duration = .zero
         for batch in 0..<batches {
             let commands = rooms.map { room in

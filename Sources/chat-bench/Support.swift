@@ -12,7 +12,8 @@ import Synchronization
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// Latencies (microseconds) and delivery-order counters shared by many receivers.
+/// Latencies (microseconds) and delivery-order counters shared by many receivers. Sharded by thread, so the
+/// generator's event loops do not contend on one lock for every frame; snapshots merge the shards.
 final class DeliveryStats: Sendable {
     private struct State {
         var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
@@ -21,24 +22,31 @@ final class DeliveryStats: Sendable {
         var duplicates = 0
         var reorders = 0
     }
-    private let state = Mutex(State())
+    private final class Shard: Sendable {
+        let state = Mutex(State())
+    }
+    private let shards: [Shard] = (0..<8).map { _ in Shard() }
+
+    private var shard: Shard {
+        shards[Int((UInt(pthread_self()) >> 12) & 7)]
+    }
 
     func record(latencyMicros: UInt64) {
-        state.withLock { s in
+        shard.state.withLock { s in
             _ = s.latency.record(max(1, latencyMicros))
             s.deliveries += 1
         }
     }
 
     func order(gap: Bool = false, duplicate: Bool = false, reorder: Bool = false) {
-        state.withLock { s in
+        shard.state.withLock { s in
             if gap { s.gaps += 1 }
             if duplicate { s.duplicates += 1 }
             if reorder { s.reorders += 1 }
         }
     }
 
-    var deliveries: Int { state.withLock { $0.deliveries } }
+    var deliveries: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.deliveries } } }
 
     struct Snapshot: Codable {
         var deliveries: Int
@@ -52,12 +60,20 @@ final class DeliveryStats: Sendable {
     }
 
     func snapshot() -> Snapshot {
-        state.withLock { s in
-            Snapshot(
-                deliveries: s.deliveries, p50ms: Double(s.latency.valueAtPercentile(50)) / 1000,
-                p99ms: Double(s.latency.valueAtPercentile(99)) / 1000, p999ms: Double(s.latency.valueAtPercentile(99.9)) / 1000,
-                maxms: Double(s.latency.max) / 1000, gaps: s.gaps, duplicates: s.duplicates, reorders: s.reorders)
+        var total = State()
+        for shard in shards {
+            shard.state.withLock { s in
+                total.latency.add(s.latency)
+                total.deliveries += s.deliveries
+                total.gaps += s.gaps
+                total.duplicates += s.duplicates
+                total.reorders += s.reorders
+            }
         }
+        return Snapshot(
+            deliveries: total.deliveries, p50ms: Double(total.latency.valueAtPercentile(50)) / 1000,
+            p99ms: Double(total.latency.valueAtPercentile(99)) / 1000, p999ms: Double(total.latency.valueAtPercentile(99.9)) / 1000,
+            maxms: Double(total.latency.max) / 1000, gaps: total.gaps, duplicates: total.duplicates, reorders: total.reorders)
     }
 }
 
