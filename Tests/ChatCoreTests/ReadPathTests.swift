@@ -131,4 +131,17 @@ import Testing
         // Another tenant never gets the cached page.
         await #expect(throws: ChatError.self) { try await f.chat.messages(dave, conversationId: room.id, before: nil, limit: 50) }
     }
+
+    @Test func aBackgroundCheckpointCopiesEveryCommittedFrame() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.conversations(alice).first!
+        for i in 0..<50 { _ = try await f.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
+        let result = try await f.store.checkpoint()
+        #expect(result.walFrames > 0)
+        #expect(result.checkpointed == result.walFrames)
+        // The data is still all there, through the pool's connections.
+        #expect(try await f.chat.messages(alice, conversationId: room.id, before: nil, limit: 50).messages.count == 50)
+    }
 }
