@@ -68,4 +68,13 @@ import Testing
         #expect(AuthMiddleware.bearerToken("") == nil)
         #expect(AuthMiddleware.bearerToken("Bearer é✓") == "é✓")
     }
+
+    @Test func acceptEncoding() {
+        for yes in ["gzip", "gzip, deflate, br", " deflate ,GZIP ", "gzip;q=0.5", "*", "br, *;q=1", "gzip ; q=1.0"] {
+            #expect(RealtimeController.acceptsGzip(yes), "\(yes)")
+        }
+        for no in ["", "identity", "deflate, br", "gzip;q=0", "gzip; q = 0", "gzip;q=0.000", "*;q=0", "gzip;q=0, *", "gzipx"] {
+            #expect(!RealtimeController.acceptsGzip(no), "\(no)")
+        }
+    }
 }
