@@ -3,6 +3,8 @@ import Synchronization
 
 /// Who is in each conversation. Participants are written once, in the transaction that creates the conversation,
 /// and never change, so an entry never goes stale; the map is bounded and simply emptied when full.
+/// If a write ever adds or removes participants (invitations, leaving), it must drop the conversation's entry here in
+/// `SQLiteChatStore.apply`, after its commit, the way history pages are dropped.
 final class ParticipantCache: Sendable {
     private struct Entry {
         let tenantId: String
