@@ -34,7 +34,7 @@ enum HTTPLoadClients {
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
+            .connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port)).get()
         try? await channel?.closeFuture.get()
     }
 
