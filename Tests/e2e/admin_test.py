@@ -32,6 +32,11 @@ try:
         failures.append(f"a second server started on the same database: {second.returncode} {second.stderr[-200:]}")
     if httpx.get(server.base + "/health").status_code != 200:
         failures.append("the first server stopped answering")
+    # Admin commands work while the server runs, and the server sees the new user at once.
+    if admin("create-user", "--tenant", "initech", "--username", "milton", "--bcrypt-cost", "4", stdin="stapler-password\n").returncode != 0:
+        failures.append("create-user failed while the server runs")
+    else:
+        token(server.base, "initech", "milton", password="stapler-password")
     # No demo data without --demo.
     if httpx.post(server.base + "/api/auth/token", json={"tenant": "acme", "username": "alice", "password": "demo-password"}).status_code != 401:
         failures.append("demo data exists without --demo")
