@@ -83,35 +83,8 @@ public final class EventFeed: EventSubscriber {
         if let cursor { state.withLock { $0.lastId = max($0.lastId, cursor) } }
         // Live events wait in the buffer until the replay is done, so this comes before all of them.
         onSubscribed?()
-        if let cursor, try await replayRecent(after: cursor) {
-            // Served from memory.
-        } else if let cursor {
-            let bounds = try await chat.store.eventLogBounds()
-            if cursor < bounds.pruned || cursor > bounds.latest {
-                let keepGoing = state.withLock { s -> Bool in
-                    s.lastId = max(s.lastId, bounds.latest)
-                    return emit(.resyncRequired(conversationId: scope.conversationId), &s)
-                }
-                guard keepGoing else { return }
-            } else {
-                var after = cursor
-                while true {
-                    await pace?()
-                    if state.withLock({ $0.stopped }) { return }
-                    let page = try await chat.events(principal, after: after, conversationId: scope.conversationId, limit: pageSize)
-                    let keepGoing = state.withLock { s -> Bool in
-                        for event in page {
-                            s.members.insert(event.conversationId)
-                            if let id = event.eventId { s.lastId = max(s.lastId, id) }
-                            guard emit(.event(event), &s) else { return false }
-                        }
-                        return true
-                    }
-                    guard keepGoing else { return }
-                    guard page.count == pageSize, let last = page.last?.eventId else { break }
-                    after = last
-                }
-            }
+        if let cursor {
+            guard try await replay(after: cursor) else { return }
         }
         state.withLock { s in
             s.replaying = false
@@ -121,40 +94,64 @@ public final class EventFeed: EventSubscriber {
         }
     }
 
-    /// Replays from the in-memory ring when it covers `cursor`; false when the store has to.
-    private func replayRecent(after cursor: Int64) async throws -> Bool {
-        guard let ring = chat.recent else { return false }
+    /// Hands over everything after `cursor`, in pages at the transport's pace: from the in-memory ring when it covers
+    /// the cursor, else from the store (or `resync_required` when the store no longer has it). False once the feed
+    /// has stopped.
+    private func replay(after cursor: Int64) async throws -> Bool {
+        if let recent = recentEvents(after: cursor) {
+            var start = 0
+            repeat {
+                let end = min(start + pageSize, recent.count)
+                guard await emitPage(recent[start..<end]) else { return false }
+                start = end
+            } while start < recent.count
+            return true
+        }
+        let bounds = try await chat.store.eventLogBounds()
+        if cursor < bounds.pruned || cursor > bounds.latest {
+            return state.withLock { s -> Bool in
+                s.lastId = max(s.lastId, bounds.latest)
+                return emit(.resyncRequired(conversationId: scope.conversationId), &s)
+            }
+        }
+        var after = cursor
+        while true {
+            if state.withLock({ $0.stopped }) { return false }
+            let page = try await chat.events(principal, after: after, conversationId: scope.conversationId, limit: pageSize)
+            guard await emitPage(page) else { return false }
+            guard page.count == pageSize, let last = page.last?.eventId else { return true }
+            after = last
+        }
+    }
+
+    /// The ring's events after `cursor` that this feed follows; nil when the ring does not cover the cursor.
+    private func recentEvents(after cursor: Int64) -> [ChatEvent]? {
+        guard let ring = chat.recent else { return nil }
         let tenantId = principal.tenantId, userId = principal.userId
-        let events: [ChatEvent]?
         switch scope {
         case .conversation(let id):
-            events = ring.events(after: cursor, limit: .max) { $0.tenantId == tenantId && $0.conversationId == id }
+            return ring.events(after: cursor, limit: .max) { $0.tenantId == tenantId && $0.conversationId == id }
         case .allConversations:
             let members = state.withLock { $0.members }
-            events = ring.events(after: cursor, limit: .max) { event in
+            return ring.events(after: cursor, limit: .max) { event in
                 event.tenantId == tenantId
                     && (members.contains(event.conversationId)
                         || (event.type == .conversationCreated && event.participantIds?.contains(userId) == true))
             }
         }
-        guard let events else { return false }
-        var start = 0
-        repeat {
-            let end = min(start + pageSize, events.count)
-            await pace?()
-            if state.withLock({ $0.stopped }) { return true }
-            let keepGoing = state.withLock { s -> Bool in
-                for event in events[start..<end] {
-                    s.members.insert(event.conversationId)
-                    if let id = event.eventId { s.lastId = max(s.lastId, id) }
-                    guard emit(.event(event), &s) else { return false }
-                }
-                return true
+    }
+
+    /// Waits for the transport, then hands over one page of replayed events; false once the feed has stopped.
+    private func emitPage(_ page: some Collection<ChatEvent>) async -> Bool {
+        await pace?()
+        return state.withLock { s -> Bool in
+            for event in page {
+                s.members.insert(event.conversationId)
+                if let id = event.eventId { s.lastId = max(s.lastId, id) }
+                guard emit(.event(event), &s) else { return false }
             }
-            guard keepGoing else { return true }
-            start = end
-        } while start < events.count
-        return true
+            return !s.stopped
+        }
     }
 
     /// Unsubscribes; nothing more reaches the sink.

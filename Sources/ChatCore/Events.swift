@@ -62,21 +62,21 @@ public enum EventEnvelope {
     public static func encode(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8]) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(data.count + 160)
-        out += Array(#"{"type":""#.utf8)
-        out += Array(type.rawValue.utf8)
-        out += Array(#"","eventId":"#.utf8)
+        JSONText.appendRaw(#"{"type":"#, to: &out)
+        JSONText.appendString(type.rawValue, to: &out)
+        JSONText.appendRaw(#","eventId":"#, to: &out)
         if let eventId {
             out.append(UInt8(ascii: "\""))
-            out += Array(String(eventId).utf8)
+            JSONText.appendInteger(eventId, to: &out)
             out.append(UInt8(ascii: "\""))
         } else {
-            out += Array("null".utf8)
+            JSONText.appendRaw("null", to: &out)
         }
-        out += Array(#","room":"#.utf8)
+        JSONText.appendRaw(#","room":"#, to: &out)
         JSONText.appendString(tenantId + ":" + conversationId, to: &out)
-        out += Array(#","conversationId":"#.utf8)
+        JSONText.appendRaw(#","conversationId":"#, to: &out)
         JSONText.appendString(conversationId, to: &out)
-        out += Array(#","data":"#.utf8)
+        JSONText.appendRaw(#","data":"#, to: &out)
         out += data
         out.append(UInt8(ascii: "}"))
         return out

@@ -17,6 +17,16 @@ public final class RecentEvents: Sendable {
         var latest: Int64 = 0
 
         func at(_ logical: Int) -> ChatEvent { ring[(head + logical) % ring.count]! }
+
+        @discardableResult
+        mutating func dropOldest() -> ChatEvent {
+            let oldest = ring[head]!
+            ring[head] = nil
+            head = (head + 1) % ring.count
+            count -= 1
+            bytes -= RecentEvents.size(of: oldest)
+            return oldest
+        }
     }
 
     private let state: Mutex<State>
@@ -37,12 +47,7 @@ public final class RecentEvents: Sendable {
                 if s.floor == nil { s.floor = id - 1 }
                 let size = Self.size(of: event)
                 while s.count > 0 && (s.count == s.ring.count || s.bytes + size > maxBytes) {
-                    let oldest = s.ring[s.head]!
-                    s.ring[s.head] = nil
-                    s.head = (s.head + 1) % s.ring.count
-                    s.count -= 1
-                    s.bytes -= Self.size(of: oldest)
-                    s.floor = oldest.eventId
+                    s.floor = s.dropOldest().eventId
                 }
                 s.ring[(s.head + s.count) % s.ring.count] = event
                 s.count += 1
@@ -56,12 +61,7 @@ public final class RecentEvents: Sendable {
     public func discard(through id: Int64) {
         state.withLock { s in
             guard let floor = s.floor, id > floor else { return }
-            while s.count > 0, let oldest = s.ring[s.head], oldest.eventId! <= id {
-                s.ring[s.head] = nil
-                s.head = (s.head + 1) % s.ring.count
-                s.count -= 1
-                s.bytes -= Self.size(of: oldest)
-            }
+            while s.count > 0, s.at(0).eventId! <= id { s.dropOldest() }
             s.floor = id
             s.latest = max(s.latest, id)
         }
@@ -92,7 +92,7 @@ public final class RecentEvents: Sendable {
         }
     }
 
-    private static func size(of event: ChatEvent) -> Int {
+    fileprivate static func size(of event: ChatEvent) -> Int {
         event.envelope.readableBytes + event.sseMessage.readableBytes + 128
     }
 }

@@ -139,7 +139,8 @@ struct Fixture {
     }
 }
 
-/// A minimal HTTP/1.1 client on NIO for health checks, metrics, long-polls and SSE.
+/// A minimal HTTP/1.1 client on NIO for health checks, metrics and one-off requests (the load clients are NIO
+/// handlers, see HTTPLoadClients).
 enum HTTPClient {
     struct Response {
         var status: Int
@@ -170,7 +171,7 @@ enum HTTPClient {
         let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
         let next: () async throws -> HTTPClientResponsePart?
 
-        func get(_ path: String, headers: [(String, String)] = [], onBody: ((ByteBuffer) -> Void)? = nil) async throws -> Response {
+        func get(_ path: String, headers: [(String, String)] = []) async throws -> Response {
             var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
             head.headers.add(name: "Host", value: "127.0.0.1")
             for (name, value) in headers { head.headers.add(name: name, value: value) }
@@ -183,7 +184,7 @@ enum HTTPClient {
                     response.status = Int(responseHead.status.code)
                     response.headers = responseHead.headers
                 case .body(var buffer):
-                    if let onBody { onBody(buffer) } else { response.body.writeBuffer(&buffer) }
+                    response.body.writeBuffer(&buffer)
                 case .end:
                     return response
                 }

@@ -70,7 +70,10 @@ struct ChatController {
 
     /// `{"message": …}` with the hand-written encoding.
     static func messageResponse(_ message: Message, created: Bool) -> Response {
-        JSONResponse.make(bytes: Array(#"{"message":"#.utf8) + JSONText.message(message) + [UInt8(ascii: "}")], status: created ? .created : .ok)
+        var body = Array(#"{"message":"#.utf8)
+        JSONText.appendMessage(message, to: &body)
+        body.append(UInt8(ascii: "}"))
+        return JSONResponse.make(bytes: body, status: created ? .created : .ok)
     }
 
     @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {

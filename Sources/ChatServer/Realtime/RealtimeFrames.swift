@@ -266,7 +266,7 @@ enum ControlFrame {
         var bytes: [UInt8] = Array(#"{"type":"ack","clientMessageId":"#.utf8)
         if let clientMessageId { JSONText.appendString(clientMessageId, to: &bytes) } else { bytes += Array("null".utf8) }
         bytes += Array(#","message":"#.utf8)
-        bytes += JSONText.message(message)
+        JSONText.appendMessage(message, to: &bytes)
         bytes.append(UInt8(ascii: "}"))
         return ByteBuffer(bytes: bytes)
     }
