@@ -41,6 +41,8 @@ function refreshTimes() {
 }
 function newer(a, b) { return Number(a) > Number(b); }
 function replyLabel(count) { return count === 0 ? 'Reply' : count === 1 ? 'reply' : 'replies'; }
+// The thread panel's count, worded as the server renders it (PageModels.replyCountText).
+function replyCountText(count) { return count === 0 ? 'No replies yet' : count === 1 ? '1 reply' : `${count} replies`; }
 async function api(method, path, payload) {
   const response = await fetch(path, {
     method,
@@ -121,9 +123,9 @@ function bumpReplyCount(rootId) {
   if (threadId === rootId) {
     const counter = $('.thread-count');
     if (counter) {
-      const count = Number(counter.textContent) + 1;
-      counter.textContent = String(count);
-      $('.thread-count-label').textContent = replyLabel(count);
+      const count = Number(counter.dataset.count) + 1;
+      counter.dataset.count = String(count);
+      counter.textContent = replyCountText(count);
     }
   }
 }

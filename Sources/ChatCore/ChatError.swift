@@ -30,7 +30,14 @@ public struct ChatError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let invalidCredentials = ChatError(.unauthenticated, "invalid_credentials", "The tenant, username or password is wrong.")
     public static let conversationClosed = ChatError(.conflict, "conversation_closed", "The conversation is closed.")
     public static func contentTooLong(limit: Int) -> ChatError {
-        ChatError(.tooLarge, "content_too_long", "Content is limited to \(limit) characters.")
+        ChatError(.badRequest, "content_too_long", "Content is limited to \(limit) characters.")
     }
     public static let emptyContent = ChatError(.badRequest, "empty_content", "Content must not be empty.")
+}
+
+/// A store answered a command with an outcome of another kind: a bug, never the client's fault. It is not a
+/// `ChatError`, so it is logged and answered 500 instead of passing for "not found".
+public struct UnexpectedOutcome: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ outcome: Any) { description = "unexpected store outcome: \(outcome)" }
 }

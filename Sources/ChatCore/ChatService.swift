@@ -1,6 +1,6 @@
 /// Limits on what clients may send; shared by every way in (JSON, forms, WebSocket frames).
 public struct ChatLimits: Sendable {
-    /// Characters (grapheme clusters) in one message.
+    /// Characters (Unicode scalars, as JSON Schema counts them) in one message.
     public var maxContentLength = 10_000
     public var maxTitleLength = 200
     public var maxParticipants = 500
@@ -79,7 +79,7 @@ public struct ChatService: Sendable {
         let pageSize = try pageSize(limit)
         var beforeSeq: Int64? = nil
         if let before {
-            guard let seq = Int64(before), seq > 0, before.utf8.count <= 19 else {
+            guard let seq = EventCursor.parse(before) else {
                 throw ChatError.badRequest("`before` is not a cursor this server issued.", code: "invalid_cursor")
             }
             beforeSeq = seq
@@ -106,8 +106,7 @@ public struct ChatService: Sendable {
     // MARK: Writes
 
     public func startConversation(_ caller: Principal, title: String?, participantIds: [String]) async throws -> Conversation {
-        let title = (title ?? "").trimmingWhitespace()
-        guard title.count <= limits.maxTitleLength else {
+        guard !InputRules.length(title ?? "", exceeds: limits.maxTitleLength) else {
             throw ChatError(.badRequest, "title_too_long", "A title is limited to \(limits.maxTitleLength) characters.")
         }
         guard participantIds.count <= limits.maxParticipants else {
@@ -118,9 +117,9 @@ public struct ChatService: Sendable {
             guard Identifier.isPlausible(id) else { throw ChatError.notFound("participant") }
             ids.append(id)
         }
-        let applied = try await commits.submit(
-            .startConversation(tenantId: caller.tenantId, creatorId: caller.userId, title: title, participantIds: ids))
-        guard case .conversation(let conversation) = applied.outcome else { throw ChatError.notFound() }
+        let applied = try await commits.submit(.startConversation(
+            tenantId: caller.tenantId, creatorId: caller.userId, title: (title ?? "").trimmingWhitespace(), participantIds: ids))
+        guard case .conversation(let conversation) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
         return conversation
     }
 
@@ -129,20 +128,13 @@ public struct ChatService: Sendable {
         _ caller: Principal, conversationId: String?, content: String, threadParentId: String?, clientMessageId: String?
     ) async throws -> (Message, created: Bool) {
         try validate(content: content)
-        if let clientMessageId {
-            guard !clientMessageId.isEmpty, clientMessageId.count <= limits.maxClientMessageIdLength,
-                  !clientMessageId.unicodeScalars.contains(where: { $0.value < 0x20 })
-            else {
-                throw ChatError.badRequest(
-                    "clientMessageId must be 1 to \(limits.maxClientMessageIdLength) printable characters.", code: "invalid_client_message_id")
-            }
-        }
+        try validate(clientMessageId: clientMessageId)
         if let conversationId, !Identifier.isPlausible(conversationId) { throw ChatError.notFound("conversation") }
         if let threadParentId, !Identifier.isPlausible(threadParentId) { throw ChatError.notFound("message") }
         let applied = try await commits.submit(.sendMessage(NewMessage(
             tenantId: caller.tenantId, senderId: caller.userId, conversationId: conversationId,
             threadParentId: threadParentId, content: content, clientMessageId: clientMessageId)))
-        guard case .message(let message, let created) = applied.outcome else { throw ChatError.notFound() }
+        guard case .message(let message, let created) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
         return (message, created)
     }
 
@@ -150,7 +142,7 @@ public struct ChatService: Sendable {
         guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
         let applied = try await commits.submit(
             .setClosed(tenantId: caller.tenantId, userId: caller.userId, conversationId: conversationId, closed: closed))
-        guard case .conversation(let conversation) = applied.outcome else { throw ChatError.notFound() }
+        guard case .conversation(let conversation) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
         return conversation
     }
 
@@ -164,10 +156,17 @@ public struct ChatService: Sendable {
     // MARK: Checks
 
     public func validate(content: String) throws {
-        if content.unicodeScalars.allSatisfy({ $0.properties.isWhitespace || $0.value == 0 }) { throw ChatError.emptyContent }
-        // Cheap bound first: a string with fewer UTF-8 bytes than the limit cannot exceed it.
-        if content.utf8.count > limits.maxContentLength, content.count > limits.maxContentLength {
-            throw ChatError.contentTooLong(limit: limits.maxContentLength)
+        if InputRules.isBlank(content) { throw ChatError.emptyContent }
+        if InputRules.length(content, exceeds: limits.maxContentLength) { throw ChatError.contentTooLong(limit: limits.maxContentLength) }
+    }
+
+    func validate(clientMessageId: String?) throws {
+        guard let clientMessageId else { return }
+        guard !clientMessageId.isEmpty, !InputRules.length(clientMessageId, exceeds: limits.maxClientMessageIdLength),
+              !InputRules.hasControlCharacters(clientMessageId)
+        else {
+            throw ChatError.badRequest(
+                "clientMessageId must be 1 to \(limits.maxClientMessageIdLength) printable characters.", code: "invalid_client_message_id")
         }
     }
 

@@ -214,11 +214,15 @@ extension JSONText {
 
 /// The opaque cursor of API.md: the decimal id of an event-log row.
 public enum EventCursor {
-    /// Parses a cursor a client sent; nil when it is not one we could have issued.
+    /// Parses a cursor a client sent (event cursors and history `before` cursors alike); nil when it is not one we
+    /// could have issued. 18 digits always fit an Int64, so every string the pattern allows parses.
     public static func parse(_ text: String) -> Int64? {
-        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
         return Int64(text)
     }
+
+    /// `parse` as a JSON Schema pattern, for the OpenAPI document.
+    public static let pattern = "^[0-9]{1,18}$"
 
     public static func format(_ id: Int64) -> String { String(id) }
 }

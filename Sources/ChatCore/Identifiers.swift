@@ -25,6 +25,9 @@ public enum Identifier {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// `isPlausible` as a JSON Schema pattern, for the OpenAPI document.
+    public static let pattern = "^[A-Za-z0-9_]{1,64}$"
+
     /// True when `text` could be an identifier we issued: short, ASCII letters, digits and `_` only.
     /// Anything else is answered as not found without touching the database.
     public static func isPlausible(_ text: String) -> Bool {

@@ -323,48 +323,44 @@ public final class SQLiteChatStore: ChatStore {
     private func applyInTransaction(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>] {
         try await pool.write { db in
             let now = Timestamp.now()
-            var results: [Result<AppliedWrite, ChatError>] = []
-            results.reserveCapacity(commands.count)
             var senders: [String: User] = [:]
-            for command in commands {
-                var result: Result<AppliedWrite, ChatError> = .failure(.notFound())
-                if case .sendMessage(let new) = command {
+            return try commands.map { command in
+                switch command {
+                case .sendMessage(let new):
                     // A send checks everything before its first write, so a refusal leaves nothing to roll back:
                     // no savepoint (two statements per message less in the writer).
-                    do {
-                        result = .success(try Self.send(db, new, now: now, senders: &senders))
-                    } catch let error as ChatError {
-                        result = .failure(error)
+                    do { return .success(try Self.send(db, new, now: now, senders: &senders)) } catch let error as ChatError { return .failure(error) }
+                case .startConversation(let tenantId, let creatorId, let title, let participantIds):
+                    return try Self.inSavepoint(db) {
+                        try Self.startConversation(db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds, now: now)
                     }
-                    results.append(result)
-                    continue
-                }
-                try db.inSavepoint {
-                    do {
-                        result = .success(try Self.apply(command, db: db, now: now, senders: &senders))
-                        return .commit
-                    } catch let error as ChatError {
-                        result = .failure(error)
-                        return .rollback
+                case .setClosed(let tenantId, let userId, let conversationId, let closed):
+                    return try Self.inSavepoint(db) {
+                        try Self.setClosed(db, tenantId: tenantId, userId: userId, conversationId: conversationId, closed: closed, now: now)
+                    }
+                case .markRead(let tenantId, let userId, let conversationId, let messageId):
+                    return try Self.inSavepoint(db) {
+                        try Self.markRead(db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId, now: now)
                     }
                 }
-                results.append(result)
             }
-            return results
         }
     }
 
-    private static func apply(_ command: WriteCommand, db: Database, now: Timestamp, senders: inout [String: User]) throws -> AppliedWrite {
-        switch command {
-        case .startConversation(let tenantId, let creatorId, let title, let participantIds):
-            return try startConversation(db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds, now: now)
-        case .sendMessage(let new):
-            return try send(db, new, now: now, senders: &senders)
-        case .setClosed(let tenantId, let userId, let conversationId, let closed):
-            return try setClosed(db, tenantId: tenantId, userId: userId, conversationId: conversationId, closed: closed, now: now)
-        case .markRead(let tenantId, let userId, let conversationId, let messageId):
-            return try markRead(db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId, now: now)
+    /// Runs one command in a savepoint: a refusal (`ChatError`) rolls back just that command; any other error
+    /// fails the whole batch.
+    private static func inSavepoint(_ db: Database, _ body: () throws -> AppliedWrite) throws -> Result<AppliedWrite, ChatError> {
+        var result: Result<AppliedWrite, ChatError>!
+        try db.inSavepoint {
+            do {
+                result = .success(try body())
+                return .commit
+            } catch let error as ChatError {
+                result = .failure(error)
+                return .rollback
+            }
         }
+        return result
     }
 
     private static func startConversation(

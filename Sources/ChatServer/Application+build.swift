@@ -68,28 +68,44 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
     return app
 }
 
-/// The router with every middleware and route; shared by HTTP and the WebSocket upgrade.
+/// The router with every middleware and route, and 405 answers for the methods a path does not serve; shared by HTTP
+/// and the WebSocket upgrade.
 func buildRouter(_ config: AppConfiguration, dependencies: ChatDependencies) async throws -> Router<ChatRequestContext> {
+    let router = try await buildRoutes(config, dependencies: dependencies)
+    router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
+    return router
+}
+
+/// Every route the server serves (what the OpenAPI document and docs/API.md must describe).
+func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) async throws -> Router<ChatRequestContext> {
     let renderer = try await PageRenderer.load(directory: config.templatesDirectory)
     let assets = try StaticAssets.load(directory: config.publicDirectory)
-    let router = Router(context: ChatRequestContext.self)
+    let router = Router(context: ChatRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(renderer: renderer))
+    router.add(middleware: ForwardedHeadersMiddleware(trust: config.proxyTrust))
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
-    router.add(middleware: CSRFMiddleware(origins: OriginPolicy(allowedOrigins: config.allowedOrigins)))
+
+    // Cross-site and CSRF checks by route group: the JSON API wants the session's token in a header (signing in
+    // wants none: it is not an action of the old session); pages check `_csrf` in their handlers.
+    let origins = OriginPolicy(allowedOrigins: config.allowedOrigins)
+    let signIn = router.group("api/auth").add(middleware: CSRFMiddleware(origins: origins, requireToken: false))
+    let api = router.group("api").add(middleware: CSRFMiddleware(origins: origins, requireToken: true))
+    let pages = router.group().add(middleware: CSRFMiddleware(origins: origins, requireToken: false))
 
     let cookies = SessionCookies(
         name: config.sessionCookieName, security: config.secureCookies, maxAgeSeconds: Int(dependencies.auth.sessionLifetimeSeconds))
-    AuthController(auth: dependencies.auth, chat: dependencies.chat, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
-        .addRoutes(to: router.group("api/auth"), users: router.group("api/users"))
-    ChatController(chat: dependencies.chat, maxBodyBytes: config.maxBodyBytes).addRoutes(to: router.group("api/chat"))
+    let auth = AuthController(auth: dependencies.auth, chat: dependencies.chat, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
+    auth.addSignInRoutes(to: signIn)
+    auth.addRoutes(to: api.group("auth"), users: api.group("users"))
+    ChatController(chat: dependencies.chat, maxBodyBytes: config.maxBodyBytes).addRoutes(to: api.group("chat"))
     RealtimeController(
-        chat: dependencies.chat, auth: dependencies.auth, origins: OriginPolicy(allowedOrigins: config.allowedOrigins),
-        settings: config.realtime, connections: dependencies.connections
+        chat: dependencies.chat, auth: dependencies.auth, origins: origins, settings: config.realtime, connections: dependencies.connections
     ).addRoutes(to: router)
-    router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: OpenAPIDocument.bytes) }
+    let openAPI = OpenAPIDocument(limits: config.limits, realtime: config.realtime).bytes
+    router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: openAPI) }
     PageController(chat: dependencies.chat, auth: dependencies.auth, renderer: renderer, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
-        .addRoutes(to: router)
+        .addRoutes(to: router, forms: pages)
     assets.addRoutes(to: router)
     router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }
     // Counters for the bench and for operators; answered on loopback only.

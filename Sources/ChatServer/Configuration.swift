@@ -12,6 +12,8 @@ public struct AppConfiguration: Sendable {
     public var bcryptCost: UInt8 = 10
     /// Origins besides the server's own that may use cookie-authenticated requests and WebSocket upgrades.
     public var allowedOrigins: [String] = []
+    /// Peers whose `X-Forwarded-For`/`-Host`/`-Proto` headers are believed (the operator's reverse proxies).
+    public var proxyTrust = ProxyTrust.none
     /// When to mark the session cookie `Secure`.
     public var secureCookies: CookieSecurity = .auto
     public var sessionCookieName = "chat_session"
@@ -32,7 +34,7 @@ public struct AppConfiguration: Sendable {
 
     /// `Secure` cookie attribute policy.
     public enum CookieSecurity: String, Sendable {
-        /// Secure when the request came over HTTPS (`X-Forwarded-Proto: https` from a proxy).
+        /// Secure when the request came over HTTPS (directly, or `X-Forwarded-Proto: https` from a trusted proxy).
         case auto
         case always
         case never

@@ -39,8 +39,11 @@ extension Request {
     /// An optional integer query parameter; present but not an integer is a 400.
     func integerQuery(_ name: String) throws -> Int? {
         guard let text = uri.queryParameters.get(name) else { return nil }
-        guard let value = Int(text) else { throw ChatError.badRequest("`\(name)` must be an integer.", code: "invalid_\(name)") }
-        return value
+        if let value = Int(text) { return value }
+        // An integer too large for Int is still an integer (a schema-driven client may send one): the largest.
+        let digits = text.hasPrefix("+") ? text.utf8.dropFirst() : text.utf8[...]
+        if !digits.isEmpty, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return Int.max }
+        throw ChatError.badRequest("`\(name)` must be an integer.", code: "invalid_\(name)")
     }
 }
 

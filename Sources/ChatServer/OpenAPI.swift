@@ -1,9 +1,25 @@
+import ChatCore
 import Foundation
 
 /// The OpenAPI 3.1 description of every JSON endpoint, served at `/api/openapi.json`.
-/// A test checks that every route the router knows is listed here, so the two cannot drift apart.
-enum OpenAPIDocument {
+///
+/// It states exactly what the server enforces: formats and bounds come from `InputRules`, `Identifier`,
+/// `EventCursor` and the configured limits, and each operation lists every status it can answer. A test checks that
+/// every route the router serves is listed here (and in docs/API.md), and the fuzz test runs schemathesis with every
+/// check against it.
+struct OpenAPIDocument {
     typealias JSON = [String: Any]
+
+    let limits: ChatLimits
+    let realtime: RealtimeSettings
+
+    /// The document as JSON bytes.
+    var bytes: [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(data)
+    }
+
+    // MARK: Schemas
 
     static func ref(_ name: String) -> JSON { ["$ref": "#/components/schemas/\(name)"] }
     static func string(_ description: String? = nil) -> JSON {
@@ -11,178 +27,257 @@ enum OpenAPIDocument {
         if let description { s["description"] = description }
         return s
     }
+    static func nullable(_ schema: JSON) -> JSON {
+        var s = schema
+        s["type"] = ["string", "null"]
+        return s
+    }
+    static var id: JSON { ["type": "string", "pattern": Identifier.pattern, "description": "An id as the server issues them"] }
+    static var cursor: JSON { ["type": "string", "pattern": EventCursor.pattern, "description": "A cursor as the server issues them"] }
     static var timestamp: JSON { ["type": "string", "format": "date-time", "description": "RFC 3339 UTC with milliseconds"] }
     static var nullableTimestamp: JSON { ["type": ["string", "null"], "format": "date-time"] }
+    static func bounded(_ max: Int, _ description: String? = nil) -> JSON {
+        var s: JSON = ["type": "string", "minLength": 1, "maxLength": max]
+        if let description { s["description"] = description }
+        return s
+    }
+    static func array(_ items: JSON, maxItems: Int? = nil) -> JSON {
+        var s: JSON = ["type": "array", "items": items]
+        if let maxItems { s["maxItems"] = maxItems }
+        return s
+    }
     static func object(_ properties: JSON, required: [String]? = nil) -> JSON {
         ["type": "object", "properties": properties, "required": required ?? Array(properties.keys).sorted()]
     }
-    static func jsonBody(_ schema: JSON) -> JSON {
-        ["required": true, "content": ["application/json": ["schema": schema]]]
+
+    var content: JSON {
+        [
+            "type": "string", "minLength": 1, "maxLength": limits.maxContentLength, "pattern": InputRules.notBlankPattern,
+            "description": "1 to \(limits.maxContentLength) characters, not only white space",
+        ]
     }
+    var clientMessageId: JSON {
+        [
+            "type": ["string", "null"], "minLength": 1, "maxLength": limits.maxClientMessageIdLength, "pattern": InputRules.noControlPattern,
+            "description": "The client's key for this message: a resend with the same key stores nothing new",
+        ]
+    }
+
+    // MARK: Operations
+
     static func reply(_ description: String, _ schema: JSON? = nil) -> JSON {
         var r: JSON = ["description": description]
         if let schema { r["content"] = ["application/json": ["schema": schema]] }
         return r
     }
-    static var errorReply: JSON { reply("Error", ref("Error")) }
-    static func errors(_ codes: [Int]) -> JSON {
-        var r: JSON = [:]
-        for code in codes { r[String(code)] = errorReply }
-        return r
-    }
+
+    static let errorDescriptions: [Int: String] = [
+        400: "Malformed input, or a field out of its bounds (the code says which)",
+        401: "Not signed in, or a wrong token or password",
+        403: "A cookie session without the CSRF token, or a cross-site request",
+        404: "No such resource, or not one the caller may see",
+        409: "The conversation is closed",
+        413: "The body is over the byte limit",
+        415: "The body is not application/json",
+        429: "Too many failed sign-ins; see Retry-After",
+    ]
+
     static func operation(
         _ id: String, _ summary: String, tags: [String], auth: Bool = true, parameters: [JSON] = [], body: JSON? = nil,
-        responses: JSON, errorCodes: [Int] = [400, 401, 404]
+        responses: JSON, errors: [Int], links: JSON? = nil
     ) -> JSON {
         var op: JSON = ["operationId": id, "summary": summary, "tags": tags]
         if !parameters.isEmpty { op["parameters"] = parameters }
-        if let body { op["requestBody"] = jsonBody(body) }
-        var all = errors(errorCodes)
-        for (k, v) in responses { all[k] = v }
+        if let body { op["requestBody"] = ["required": true, "content": ["application/json": ["schema": body]]] }
+        var all: JSON = [:]
+        for code in errors { all[String(code)] = reply(errorDescriptions[code] ?? "Error", ref("Error")) }
+        for (status, value) in responses {
+            var response = value as! JSON
+            if let links, status.hasPrefix("2") { response["links"] = links }
+            all[status] = response
+        }
         op["responses"] = all
         op["security"] = auth ? [["bearer": []], ["cookie": []]] : []
         return op
     }
+
     static func pathParam(_ name: String) -> JSON {
-        ["name": name, "in": "path", "required": true, "schema": ["type": "string"]]
+        ["name": name, "in": "path", "required": true, "schema": id]
     }
     static func queryParam(_ name: String, _ schema: JSON, _ description: String) -> JSON {
         ["name": name, "in": "query", "required": false, "schema": schema, "description": description]
     }
+    /// A link that feeds `value` (a runtime expression) into `parameter` of another operation.
+    static func link(_ operationId: String, _ parameter: String, _ value: String) -> JSON {
+        ["operationId": operationId, "parameters": [parameter: value]]
+    }
 
-    static var document: JSON {
-        let bounded: (Int, String?) -> JSON = { max, description in
-            var s: JSON = ["type": "string", "minLength": 1, "maxLength": max]
-            if let description { s["description"] = description }
-            return s
-        }
-        let credentials = object(["tenant": bounded(128, "Tenant slug"), "username": bounded(128, nil), "password": bounded(1024, nil)])
-        let content: JSON = ["type": "string", "minLength": 1, "maxLength": 10_000, "pattern": "\\S", "description": "At least one non-space character"]
-        let conversationReply = object(["conversation": ref("Conversation")])
-        let messageReply = object(["message": ref("Message")])
+    // MARK: The document
+
+    var document: JSON {
+        let credentials = Self.object([
+            "tenant": Self.bounded(128, "Tenant slug"), "username": Self.bounded(128), "password": Self.bounded(1024),
+        ])
+        let conversationReply = Self.object(["conversation": Self.ref("Conversation")])
+        let messageReply = Self.object(["message": Self.ref("Message")])
         let chat = ["chat"]
+        // A cookie-authenticated state change can also be refused as cross-site or without its CSRF token (403).
+        let bodyErrors = [400, 401, 403, 404, 413, 415]
+        let conversationLinks: JSON = [
+            "ReadItsMessages": Self.link("listMessages", "conversationId", "$response.body#/conversation/id"),
+            "CloseIt": Self.link("closeConversation", "conversationId", "$response.body#/conversation/id"),
+            "ReopenIt": Self.link("reopenConversation", "conversationId", "$response.body#/conversation/id"),
+            "TypeInIt": Self.link("typing", "conversationId", "$response.body#/conversation/id"),
+        ]
+        let messageLinks: JSON = [
+            "ReadItsThread": Self.link("getThread", "messageId", "$response.body#/message/id"),
+            "ReplyToIt": Self.link("replyInThread", "messageId", "$response.body#/message/id"),
+            "ReadItsMessages": Self.link("listMessages", "conversationId", "$response.body#/message/conversationId"),
+            "MarkItRead": [
+                "operationId": "markRead",
+                "parameters": ["conversationId": "$response.body#/message/conversationId"],
+                "requestBody": ["messageId": "$response.body#/message/id"],
+            ] as JSON,
+        ]
         let paths: JSON = [
-            "/api/auth/login": ["post": operation(
-                "login", "Sign in with a cookie session", tags: ["auth"], auth: false, body: credentials,
-                responses: ["200": reply("Signed in; sets the session cookie", object(["user": ref("User"), "csrfToken": string()]))],
-                errorCodes: [400, 401, 403, 413, 415, 429])],
-            "/api/auth/token": ["post": operation(
+            "/api/auth/login": ["post": Self.operation(
+                "login", "Sign in with a cookie session (a session cookie already present is neither needed nor ended)",
+                tags: ["auth"], auth: false, body: credentials,
+                responses: ["200": Self.reply("Signed in; sets the session cookie", Self.object(["user": Self.ref("User"), "csrfToken": Self.string()]))],
+                errors: [400, 401, 403, 413, 415, 429])],
+            "/api/auth/token": ["post": Self.operation(
                 "createToken", "Get a bearer token for an API client", tags: ["auth"], auth: false, body: credentials,
-                responses: ["200": reply("Token issued", object(["token": string(), "expiresAt": timestamp, "user": ref("User")]))],
-                errorCodes: [400, 401, 413, 415, 429])],
-            "/api/auth/logout": ["post": operation(
-                "logout", "End the session or token on the server", tags: ["auth"],
-                responses: ["204": reply("Signed out")], errorCodes: [401, 403])],
-            "/api/auth/me": ["get": operation(
+                responses: ["200": Self.reply("Token issued", Self.object([
+                    "token": Self.string(), "expiresAt": Self.timestamp, "user": Self.ref("User"),
+                ]))],
+                errors: [400, 401, 403, 413, 415, 429])],
+            "/api/auth/logout": ["post": Self.operation(
+                "logout", "End the session or token on the server; its realtime connections close", tags: ["auth"],
+                responses: ["204": Self.reply("Signed out")], errors: [401, 403])],
+            "/api/auth/me": ["get": Self.operation(
                 "me", "The caller and their tenant", tags: ["auth"],
-                responses: ["200": reply("The caller", object([
-                    "user": ref("User"),
-                    "tenant": object(["id": string(), "slug": string(), "name": string()]),
-                ]))], errorCodes: [401])],
-            "/api/users": ["get": operation(
+                responses: ["200": Self.reply("The caller", Self.object([
+                    "user": Self.ref("User"),
+                    "tenant": Self.object(["id": Self.string(), "slug": Self.string(), "name": Self.string()]),
+                ]))], errors: [401])],
+            "/api/users": ["get": Self.operation(
                 "listUsers", "Users of the caller's tenant", tags: ["users"],
-                responses: ["200": reply("Users", object(["users": ["type": "array", "items": ref("User")]]))], errorCodes: [401])],
-            "/api/chat/start": ["post": operation(
+                responses: ["200": Self.reply("Users", Self.object(["users": Self.array(Self.ref("User"))]))], errors: [401])],
+            "/api/chat/start": ["post": Self.operation(
                 "startConversation", "Start a conversation; the caller always participates", tags: chat,
-                body: object(["title": string(), "participantIds": ["type": "array", "items": ["type": "string"]]], required: ["participantIds"]),
-                responses: ["201": reply("Created", conversationReply)], errorCodes: [400, 401, 403, 404, 413, 415])],
-            "/api/chat/conversations": ["get": operation(
+                body: Self.object([
+                    "title": ["type": ["string", "null"], "maxLength": limits.maxTitleLength],
+                    "participantIds": Self.array(Self.id, maxItems: limits.maxParticipants),
+                ], required: ["participantIds"]),
+                responses: ["201": Self.reply("Created", conversationReply)], errors: bodyErrors, links: conversationLinks)],
+            "/api/chat/conversations": ["get": Self.operation(
                 "listConversations", "The caller's conversations, most recent activity first", tags: chat,
-                responses: ["200": reply("Conversations", object(["conversations": ["type": "array", "items": ref("Conversation")]]))],
-                errorCodes: [401])],
-            "/api/chat/send": ["post": operation(
+                responses: ["200": Self.reply("Conversations", Self.object(["conversations": Self.array(Self.ref("Conversation"))]))],
+                errors: [401])],
+            "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
-                body: object([
-                    "conversationId": string(), "content": content, "threadParentId": ["type": ["string", "null"]],
-                    "clientMessageId": ["type": ["string", "null"]],
+                body: Self.object([
+                    "conversationId": Self.id, "content": content, "threadParentId": Self.nullable(Self.id), "clientMessageId": clientMessageId,
                 ], required: ["conversationId", "content"]),
-                responses: ["201": reply("Stored", messageReply), "200": reply("Already stored under this clientMessageId", messageReply)],
-                errorCodes: [400, 401, 403, 404, 409, 413, 415])],
-            "/api/chat/{conversationId}/messages": ["get": operation(
+                responses: [
+                    "201": Self.reply("Stored", messageReply),
+                    "200": Self.reply("Already stored under this clientMessageId", messageReply),
+                ],
+                errors: bodyErrors + [409], links: messageLinks)],
+            "/api/chat/{conversationId}/messages": ["get": Self.operation(
                 "listMessages", "Top-level messages, oldest first within the page, newest page first", tags: chat,
                 parameters: [
-                    pathParam("conversationId"),
-                    queryParam("limit", ["type": "integer", "minimum": 1, "maximum": 200, "default": 50], "Page size"),
-                    queryParam("before", ["type": "string"], "nextCursor of the previous page"),
+                    Self.pathParam("conversationId"),
+                    Self.queryParam(
+                        "limit", ["type": "integer", "minimum": 1, "default": limits.defaultPageSize],
+                        "Page size; values above \(limits.maxPageSize) are served as \(limits.maxPageSize)"),
+                    Self.queryParam("before", Self.cursor, "nextCursor of the previous page"),
                 ],
-                responses: ["200": reply("A page", object([
-                    "messages": ["type": "array", "items": ref("Message")], "nextCursor": ["type": ["string", "null"]],
-                ]))])],
-            "/api/chat/thread/{messageId}/reply": ["post": operation(
+                responses: ["200": Self.reply("A page", Self.object([
+                    "messages": Self.array(Self.ref("Message")), "nextCursor": Self.nullable(Self.cursor),
+                ]))], errors: [400, 401, 404])],
+            "/api/chat/thread/{messageId}/reply": ["post": Self.operation(
                 "replyInThread", "Reply in a thread; a reply to a reply lands on the root", tags: chat,
-                parameters: [pathParam("messageId")],
-                body: object(["content": content, "clientMessageId": ["type": ["string", "null"]]], required: ["content"]),
-                responses: ["201": reply("Stored", messageReply), "200": reply("Already stored", messageReply)],
-                errorCodes: [400, 401, 403, 404, 409, 413, 415])],
-            "/api/chat/thread/{messageId}": ["get": operation(
-                "getThread", "A thread's root and its replies, oldest first", tags: chat, parameters: [pathParam("messageId")],
-                responses: ["200": reply("The thread", object(["parent": ref("Message"), "replies": ["type": "array", "items": ref("Message")]]))])],
-            "/api/chat/{conversationId}/close": ["post": operation(
-                "closeConversation", "Close a conversation", tags: chat, parameters: [pathParam("conversationId")],
-                responses: ["200": reply("Closed", conversationReply)], errorCodes: [401, 403, 404])],
-            "/api/chat/{conversationId}/reopen": ["post": operation(
-                "reopenConversation", "Reopen a conversation", tags: chat, parameters: [pathParam("conversationId")],
-                responses: ["200": reply("Open", conversationReply)], errorCodes: [401, 403, 404])],
-            "/api/chat/{conversationId}/read": ["post": operation(
-                "markRead", "Durable read receipt up to a message", tags: chat, parameters: [pathParam("conversationId")],
-                body: object(["messageId": string()]), responses: ["204": reply("Recorded")], errorCodes: [400, 401, 403, 404, 413, 415])],
-            "/api/chat/{conversationId}/typing": ["post": operation(
-                "typing", "Ephemeral typing event", tags: chat, parameters: [pathParam("conversationId")],
-                responses: ["204": reply("Sent")], errorCodes: [401, 403, 404])],
-            "/api/chat/ws": ["get": operation(
+                parameters: [Self.pathParam("messageId")],
+                body: Self.object(["content": content, "clientMessageId": clientMessageId], required: ["content"]),
+                responses: ["201": Self.reply("Stored", messageReply), "200": Self.reply("Already stored", messageReply)],
+                errors: bodyErrors + [409], links: messageLinks)],
+            "/api/chat/thread/{messageId}": ["get": Self.operation(
+                "getThread", "A thread's root and its replies, oldest first", tags: chat, parameters: [Self.pathParam("messageId")],
+                responses: ["200": Self.reply("The thread", Self.object([
+                    "parent": Self.ref("Message"), "replies": Self.array(Self.ref("Message")),
+                ]))], errors: [401, 404])],
+            "/api/chat/{conversationId}/close": ["post": Self.operation(
+                "closeConversation", "Close a conversation (no new messages until reopened)", tags: chat,
+                parameters: [Self.pathParam("conversationId")],
+                responses: ["200": Self.reply("Closed", conversationReply)], errors: [401, 403, 404])],
+            "/api/chat/{conversationId}/reopen": ["post": Self.operation(
+                "reopenConversation", "Reopen a conversation", tags: chat, parameters: [Self.pathParam("conversationId")],
+                responses: ["200": Self.reply("Open", conversationReply)], errors: [401, 403, 404])],
+            "/api/chat/{conversationId}/read": ["post": Self.operation(
+                "markRead", "Durable read receipt up to a message", tags: chat, parameters: [Self.pathParam("conversationId")],
+                body: Self.object(["messageId": Self.id]), responses: ["204": Self.reply("Recorded")], errors: bodyErrors)],
+            "/api/chat/{conversationId}/typing": ["post": Self.operation(
+                "typing", "Ephemeral typing event", tags: chat, parameters: [Self.pathParam("conversationId")],
+                responses: ["204": Self.reply("Sent")], errors: [401, 403, 404])],
+            "/api/chat/ws": ["get": Self.operation(
                 "webSocket", "WebSocket upgrade: join_room/leave_room/new_message/typing/read_receipt frames; events, acks, errors",
-                tags: ["realtime"], responses: ["101": reply("Switching protocols")], errorCodes: [400])],
+                tags: ["realtime"], responses: ["101": Self.reply("Switching protocols")], errors: [400, 401, 403])],
             "/api/chat/events": ["get": [
                 "operationId": "serverSentEvents", "summary": "Server-Sent Events of the caller's conversations, resumable",
                 "tags": ["realtime"], "security": [["bearer": []], ["cookie": []]],
                 "parameters": [
-                    queryParam("conversationId", ["type": "string"], "Only this conversation"),
-                    queryParam("lastEventId", ["type": "string"], "Resume after this eventId (or the Last-Event-ID header)"),
-                    ["name": "Last-Event-ID", "in": "header", "required": false, "schema": ["type": "string"]],
+                    Self.queryParam("conversationId", Self.id, "Only this conversation"),
+                    Self.queryParam("lastEventId", Self.cursor, "Resume after this eventId (or the Last-Event-ID header)"),
+                    ["name": "Last-Event-ID", "in": "header", "required": false, "schema": Self.cursor],
                 ],
                 "responses": [
                     "200": ["description": "An endless text/event-stream", "content": ["text/event-stream": ["schema": ["type": "string"]]]],
-                    "400": errorReply, "401": errorReply, "404": errorReply,
+                    "400": Self.reply(Self.errorDescriptions[400]!, Self.ref("Error")),
+                    "401": Self.reply(Self.errorDescriptions[401]!, Self.ref("Error")),
+                    "404": Self.reply(Self.errorDescriptions[404]!, Self.ref("Error")),
                 ],
             ]],
-            "/api/chat/poll": ["get": operation(
+            "/api/chat/poll": ["get": Self.operation(
                 "longPoll", "Long-poll for events after a cursor (gzip when accepted)", tags: ["realtime"],
                 parameters: [
-                    queryParam("cursor", ["type": "string"], "The cursor of the previous answer; none answers at once with the current one"),
-                    queryParam("conversationId", ["type": "string"], "Only this conversation"),
-                    queryParam("timeout", ["type": "integer", "minimum": 0, "maximum": 60, "default": 25], "Seconds to hold"),
+                    Self.queryParam("cursor", Self.cursor, "The cursor of the previous answer; none answers at once with the current one"),
+                    Self.queryParam("conversationId", Self.id, "Only this conversation"),
+                    Self.queryParam(
+                        "timeout", ["type": "integer", "minimum": 0, "maximum": realtime.pollMaxTimeoutSeconds, "default": realtime.pollDefaultTimeoutSeconds],
+                        "Seconds to hold"),
                 ],
-                responses: ["200": reply("Events and the next cursor", object([
-                    "events": ["type": "array", "items": ref("Event")], "cursor": string(),
-                ]))])],
-            "/api/openapi.json": ["get": operation(
-                "openapi", "This document", tags: ["meta"], auth: false, responses: ["200": reply("OpenAPI 3.1", ["type": "object"])],
-                errorCodes: [])],
+                responses: ["200": Self.reply("Events and the next cursor", Self.object([
+                    "events": Self.array(Self.ref("Event")), "cursor": Self.cursor,
+                ]))], errors: [400, 401, 404])],
+            "/api/openapi.json": ["get": Self.operation(
+                "openapi", "This document", tags: ["meta"], auth: false, responses: ["200": Self.reply("OpenAPI 3.1", ["type": "object"])],
+                errors: [])],
         ]
-        let user = object(["id": string(), "username": string(), "displayName": string(), "tenantId": string()])
-        let conversation = object([
-            "id": string(), "tenantId": string(), "title": string(), "participants": ["type": "array", "items": ref("User")],
-            "createdBy": string(), "createdAt": timestamp, "updatedAt": timestamp, "lastMessageAt": nullableTimestamp,
-            "closedAt": nullableTimestamp, "unreadCount": ["type": "integer", "minimum": 0],
+        let user = Self.object(["id": Self.id, "username": Self.string(), "displayName": Self.string(), "tenantId": Self.id])
+        let conversation = Self.object([
+            "id": Self.id, "tenantId": Self.id, "title": Self.string(), "participants": Self.array(Self.ref("User")),
+            "createdBy": Self.id, "createdAt": Self.timestamp, "updatedAt": Self.timestamp, "lastMessageAt": Self.nullableTimestamp,
+            "closedAt": Self.nullableTimestamp, "unreadCount": ["type": "integer", "minimum": 0],
             "lastSeq": ["type": "integer", "minimum": 0],
         ])
-        let message = object([
-            "id": string(), "tenantId": string(), "conversationId": string(), "senderId": string(), "sender": ref("User"),
-            "threadParentId": ["type": ["string", "null"]], "content": string(), "createdAt": timestamp,
+        let message = Self.object([
+            "id": Self.id, "tenantId": Self.id, "conversationId": Self.id, "senderId": Self.id, "sender": Self.ref("User"),
+            "threadParentId": Self.nullable(Self.id), "content": Self.string(), "createdAt": Self.timestamp,
             "seq": ["type": "integer", "minimum": 1], "replyCount": ["type": "integer", "minimum": 0],
             "clientMessageId": ["type": ["string", "null"]],
         ])
-        let error = object(["error": object(["code": string("snake_case code"), "message": string()])])
-        let event = object([
+        let error = Self.object(["error": Self.object(["code": Self.string("snake_case code"), "message": Self.string()])])
+        let event = Self.object([
             "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "resync_required"]],
-            "eventId": ["type": ["string", "null"]], "room": string("tenantId:conversationId"), "conversationId": ["type": ["string", "null"]],
-            "data": ["type": "object"],
+            "eventId": Self.nullable(Self.cursor), "room": Self.string("tenantId:conversationId"),
+            "conversationId": ["type": ["string", "null"]], "data": ["type": "object"],
         ], required: ["type", "eventId", "conversationId"])
         return [
             "openapi": "3.1.0",
             "info": [
                 "title": "Chat server API", "version": "1.0.0",
-                "description": "Multi-tenant chat: conversations, messages, threads, receipts. Realtime events: see README.",
+                "description": "Multi-tenant chat: conversations, messages, threads, receipts. Realtime events and guarantees: docs/API.md.",
             ],
             "paths": paths,
             "components": [
@@ -194,10 +289,4 @@ enum OpenAPIDocument {
             ],
         ]
     }
-
-    /// The document as JSON bytes, made once.
-    static let bytes: [UInt8] = {
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return Array(data)
-    }()
 }

@@ -9,15 +9,20 @@ public struct ChatRequestContext: RequestContext, WebSocketRequestContext {
     public let webSocket: WebSocketHandlerReference<ChatRequestContext>
     /// The authenticated caller, if any.
     public var principal: Principal?
-    /// The peer's IP address, for login rate limiting.
-    public let remoteAddress: String?
+    /// The TCP peer's IP address (a proxy's, when there is one).
+    public let peerAddress: String?
+    /// The client as the operator's edge saw it (see `ProxyTrust`); set by `ForwardedHeadersMiddleware`.
+    var client: ForwardedClient
+    /// The client's IP address, for login rate limits and logs: forwarded by a trusted proxy, else the peer's.
+    public var remoteAddress: String? { client.address }
     /// The connection, so that a stuck realtime stream can be closed from outside its writer.
     public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.webSocket = .init()
-        self.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.peerAddress = source.channel.remoteAddress?.ipAddress
+        self.client = ForwardedClient(address: peerAddress, host: nil, scheme: "http", viaTrustedProxy: false)
         self.channel = source.channel
     }
 

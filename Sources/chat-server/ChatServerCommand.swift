@@ -30,6 +30,10 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Seed demo tenants and users when the database is empty.") var demo = false
     @Option(help: "bcrypt cost for password hashes.") var bcryptCost: UInt8 = 10
     @Option(help: "Another origin allowed to use cookie sessions (repeatable).") var allowedOrigin: [String] = []
+    @Option(help: ArgumentHelp(
+        "A reverse proxy whose X-Forwarded-For/-Host/-Proto headers are believed: an address or a network such as 10.0.0.0/8 (repeatable).",
+        valueName: "address"))
+    var trustedProxy: [String] = []
     @Option(help: "Secure cookie flag: auto (HTTPS via X-Forwarded-Proto), always or never.") var secureCookies = "auto"
     @Option(help: "Days to keep the durable event log.") var eventRetentionDays = 30
     @Option(help: "Folder of mustache templates.") var templates = "templates"
@@ -48,6 +52,7 @@ struct Serve: AsyncParsableCommand {
         config.seedDemoData = demo
         config.bcryptCost = bcryptCost
         config.allowedOrigins = allowedOrigin
+        do { config.proxyTrust = try ProxyTrust(trustedProxy) } catch { throw ValidationError("\(error)") }
         guard let security = AppConfiguration.CookieSecurity(rawValue: secureCookies) else {
             throw ValidationError("--secure-cookies must be auto, always or never")
         }

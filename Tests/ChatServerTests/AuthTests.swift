@@ -18,11 +18,57 @@ import Testing
             #expect(cookie.contains("SameSite=Lax"))
             #expect(cookie.contains("Path=/"))
             #expect(!cookie.contains("Secure"))
-            // Behind a TLS-terminating proxy the cookie is Secure.
+            // Anyone can send X-Forwarded-Proto: without --trusted-proxy it changes nothing.
+            let forged = try await client.call(
+                .post, "/api/auth/login", json: ["tenant": "acme", "username": "alice", "password": "demo-password"],
+                headers: [HTTPField.Name("X-Forwarded-Proto")!: "https"])
+            #expect(setCookie(forged.headers)?.contains("Secure") == false)
+        }
+    }
+
+    @Test func behindATrustedTLSProxyTheCookieIsSecure() async throws {
+        var config = testConfiguration()
+        config.proxyTrust = try ProxyTrust(["127.0.0.0/8", "::1"])
+        try await withApp(.live, config: config) { client, _ in
             let https = try await client.call(
                 .post, "/api/auth/login", json: ["tenant": "acme", "username": "alice", "password": "demo-password"],
                 headers: [HTTPField.Name("X-Forwarded-Proto")!: "https"])
+            #expect(https.status == .ok)
             #expect(setCookie(https.headers)?.contains("Secure") == true)
+        }
+    }
+
+    @Test func jsonLoginWithALiveSessionCookieSignsInAfresh() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.browserSignIn("acme", "alice")
+            guard case .browser(let aliceCookie, _) = alice else { return }
+            // No X-CSRF-Token: signing in is not an action of the session the browser still holds.
+            let asBob = try await client.call(
+                .post, "/api/auth/login", as: .browser(cookie: aliceCookie, csrf: nil),
+                json: ["tenant": "acme", "username": "bob", "password": "demo-password"])
+            #expect(asBob.status == .ok)
+            #expect(asBob.json["user"]["username"].string == "bob")
+            let bobCookie = try #require(sessionCookie(asBob.headers))
+            #expect(bobCookie != aliceCookie)
+            #expect(try await client.call(.get, "/api/auth/me", as: .browser(cookie: bobCookie, csrf: nil)).json["user"]["username"].string == "bob")
+            // Nothing else is invalidated: the old session still works.
+            #expect(try await client.call(.get, "/api/auth/me", as: alice).json["user"]["username"].string == "alice")
+            // The same for a token, and the cross-site check still applies.
+            let token = try await client.call(
+                .post, "/api/auth/token", as: alice, json: ["tenant": "acme", "username": "alice", "password": "demo-password"])
+            #expect(token.status == .ok)
+            #expect(setCookie(token.headers) == nil)
+            let crossSite = try await client.call(
+                .post, "/api/auth/login", as: alice, json: ["tenant": "acme", "username": "bob", "password": "demo-password"],
+                headers: [HTTPField.Name("Sec-Fetch-Site")!: "cross-site"])
+            #expect(crossSite.status == .forbidden)
+            #expect(crossSite.json["error"]["code"].string == "origin_rejected")
+            // A wrong password answers exactly as without the cookie.
+            let wrongWithCookie = try await client.call(
+                .post, "/api/auth/login", as: alice, json: ["tenant": "acme", "username": "bob", "password": "nope"])
+            let wrongWithout = try await client.call(.post, "/api/auth/login", json: ["tenant": "acme", "username": "bob", "password": "nope"])
+            #expect(wrongWithCookie.status == .unauthorized)
+            #expect(String(buffer: wrongWithCookie.raw) == String(buffer: wrongWithout.raw))
         }
     }
 

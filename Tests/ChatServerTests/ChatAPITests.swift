@@ -97,7 +97,7 @@ import Testing
             let big = try await client.call(.get, "/api/chat/\(room)/messages?limit=100000", as: alice)
             #expect(big.status == .ok)
             #expect(big.json["messages"].array.count == 5)
-            for bad in ["limit=0", "limit=-3", "limit=abc", "before=xyz", "before=-1"] {
+            for bad in ["limit=0", "limit=-3", "limit=abc", "before=xyz", "before=-1", "before=+5", "before=1234567890123456789"] {
                 let response = try await client.call(.get, "/api/chat/\(room)/messages?\(bad)", as: alice)
                 #expect(response.status == .badRequest, "\(bad)")
             }
@@ -111,10 +111,31 @@ import Testing
             let long = String(repeating: "é", count: 8000)
             #expect(try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": long]).status == .created)
             let before = try await snapshot(deps.store)
-            let tooLong = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": String(repeating: "x", count: 10_001)])
-            #expect(tooLong.status == .contentTooLarge)
-            #expect(tooLong.json["error"]["code"].string == "content_too_long")
-            for blank in ["", "   ", "\n\t ", "\u{3000}"] {
+            // A well-formed body with a field out of bounds is a 400 with a code saying which bound (413 is only for
+            // a body over the byte limit). Content counts Unicode scalars, as JSON Schema's maxLength does.
+            let combining = String(repeating: "e\u{301}", count: 5_001)  // 5,001 graphemes, 10,002 scalars
+            for (body, code) in [
+                (["conversationId": room, "content": String(repeating: "x", count: 10_001)] as [String: Any], "content_too_long"),
+                (["conversationId": room, "content": combining], "content_too_long"),
+                (["conversationId": room, "content": "hi", "clientMessageId": String(repeating: "k", count: 129)], "invalid_client_message_id"),
+                (["conversationId": room, "content": "hi", "clientMessageId": ""], "invalid_client_message_id"),
+                (["conversationId": room, "content": "hi", "clientMessageId": "tab\there"], "invalid_client_message_id"),
+            ] {
+                let response = try await client.call(.post, "/api/chat/send", as: alice, json: body)
+                #expect(response.status == .badRequest, "\(code)")
+                #expect(response.json["error"]["code"].string == code)
+            }
+            let longTitle = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": String(repeating: "t", count: 201), "participantIds": []])
+            #expect(longTitle.status == .badRequest)
+            #expect(longTitle.json["error"]["code"].string == "title_too_long")
+            let crowd = try await client.call(
+                .post, "/api/chat/start", as: alice, json: ["participantIds": (0...500).map { "usr_\($0)" }])
+            #expect(crowd.status == .badRequest)
+            #expect(crowd.json["error"]["code"].string == "too_many_participants")
+            let longPoll = try await client.call(.get, "/api/chat/poll?cursor=0&timeout=61", as: alice)
+            #expect(longPoll.status == .badRequest)
+            #expect(longPoll.json["error"]["code"].string == "invalid_timeout")
+            for blank in ["", "   ", "\n\t ", "\u{3000}", "\u{FEFF}\u{85}", "\u{0}"] {
                 let response = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": blank])
                 #expect(response.status == .badRequest)
                 #expect(response.json["error"]["code"].string == "empty_content")
@@ -215,24 +236,55 @@ import Testing
         }
     }
 
-    @Test func openAPIDocumentListsEveryRoute() async throws {
+    @Test func openAPIDocumentAndAPIGuideListEveryRoute() async throws {
         try await withApp { client, _ in
             let response = try await client.call(.get, "/api/openapi.json")
             #expect(response.status == .ok)
             #expect(response.json["openapi"].string == "3.1.0")
             let paths = response.json["paths"]
-            let router = try await buildRouter(testConfiguration(), dependencies: try ChatDependencies.make(testConfiguration()))
+            let guide = try String(contentsOf: packageRoot.appendingPathComponent("docs/API.md"), encoding: .utf8)
+            let router = try await buildRoutes(testConfiguration(), dependencies: try ChatDependencies.make(testConfiguration()))
             var checked = 0
             for route in router.routes where route.path.description.hasPrefix("/api/") {
-                let path = route.path.components.map { component -> String in
-                    let text = "\(component)"
-                    return text.hasPrefix(":") ? "{\(text.dropFirst())}" : text
-                }.joined(separator: "/")
+                // The router writes captures as `{name}`, as OpenAPI does; docs/API.md writes them `:name`.
+                let path = route.path.description
                 let method = route.method.rawValue.lowercased()
-                #expect(paths["/" + path][method].exists, "\(route.method) /\(path) is not in openapi.json")
+                #expect(paths[path][method].exists, "\(route.method) \(path) is not in openapi.json")
+                let guidePath = path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
+                #expect(guide.contains("`\(route.method.rawValue) \(guidePath)"), "\(route.method) \(guidePath) is not in docs/API.md")
                 checked += 1
             }
             #expect(checked >= 15)
+            // And nothing is documented that the router does not serve.
+            let served = Set(router.routes.map { "\($0.method.rawValue.lowercased()) \($0.path.description)" })
+            for (path, operations) in paths.object {
+                for method in operations.keys {
+                    #expect(served.contains("\(method) \(path)"), "\(method) \(path) is documented but not served")
+                }
+            }
+        }
+    }
+
+    @Test func aKnownPathWithAnUnsupportedMethodIs405WithAllow() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            for (method, path, allow) in [
+                (HTTPRequest.Method.get, "/api/chat/send", "POST"), (.delete, "/api/chat/conversations", "GET, HEAD"),
+                (.put, "/api/chat/cnv_x/messages", "GET, HEAD"), (.patch, "/api/auth/login", "POST"),
+                (.post, "/api/openapi.json", "GET, HEAD"),
+            ] {
+                let response = try await client.call(method, path, as: alice)
+                #expect(response.status == .methodNotAllowed, "\(method) \(path)")
+                #expect(response.headers[.allow] == allow, "\(method) \(path)")
+                #expect(response.json["error"]["code"].string == "method_not_allowed")
+            }
+            // Pages answer the same status with an HTML page.
+            let page = try await client.call(.delete, "/login")
+            #expect(page.status == .methodNotAllowed)
+            #expect(page.headers[.allow] == "GET, HEAD, POST")
+            // HEAD is served wherever GET is; an unknown path is still 404.
+            #expect(try await client.call(.head, "/api/chat/conversations", as: alice).status == .ok)
+            #expect(try await client.call(.get, "/api/nothing-here", as: alice).status == .notFound)
         }
     }
 }

@@ -33,9 +33,9 @@ final class Inbox: Sendable {
     }
 
     /// The next message parsed as JSON, skipping those `skip` says to.
-    func nextJSON(timeout: Duration = .seconds(5), skip: (J) -> Bool = { _ in false }) async -> J? {
+    func nextJSON(timeout: Duration = .seconds(5), skip: (JSONValue) -> Bool = { _ in false }) async -> JSONValue? {
         while let text = await next(timeout: timeout) {
-            let json = J(try? JSONSerialization.jsonObject(with: Data(text.utf8)))
+            let json = JSONValue(try? JSONSerialization.jsonObject(with: Data(text.utf8)))
             if !skip(json) { return json }
         }
         return nil
@@ -179,7 +179,7 @@ struct SSEParser {
 struct SSEMessage {
     var id: String?
     var event: String?
-    var data: J
+    var data: JSONValue
     /// True for messages without an event (comments, the `retry:` preamble).
     var isComment: Bool
 
@@ -193,7 +193,7 @@ struct SSEMessage {
         }
         self.id = id
         self.event = event
-        self.data = J(try? JSONSerialization.jsonObject(with: Data(data.utf8)))
+        self.data = JSONValue(try? JSONSerialization.jsonObject(with: Data(data.utf8)))
         self.isComment = comment
     }
 }
@@ -201,7 +201,7 @@ struct SSEMessage {
 /// A one-shot HTTP/1.1 GET on its own connection (the test client serialises requests on one connection, so
 /// a held long-poll would block every other request behind it).
 enum RawHTTP {
-    static func get(port: Int, path: String, headers: [(String, String)]) async throws -> (status: Int, body: J) {
+    static func get(port: Int, path: String, headers: [(String, String)]) async throws -> (status: Int, body: JSONValue) {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
@@ -216,7 +216,7 @@ enum RawHTTP {
             guard let split = response.range(of: "\r\n\r\n") else { throw TestFailure("no response head") }
             let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? 0
             let body = String(response[split.upperBound...])
-            return (status, J(try? JSONSerialization.jsonObject(with: Data(body.utf8))))
+            return (status, JSONValue(try? JSONSerialization.jsonObject(with: Data(body.utf8))))
         }
     }
 }

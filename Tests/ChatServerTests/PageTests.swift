@@ -15,7 +15,7 @@ extension TestClientProtocol {
         if let cookie { headers[.cookie] = "chat_session=\(cookie)" }
         let body = fields.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
         return try await execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
-            APIResponse(status: response.status, headers: response.headers, json: J(nil), raw: response.body)
+            APIResponse(status: response.status, headers: response.headers, json: JSONValue(nil), raw: response.body)
         }
     }
 
@@ -110,6 +110,34 @@ extension TestClientProtocol {
         config.templatesDirectory = "/nonexistent/templates"
         await #expect(throws: (any Error).self) {
             _ = try await buildApplication(config, dependencies: try ChatDependencies.make(config))
+        }
+    }
+}
+
+@Suite struct ReplyCountWordingTests {
+    @Test func threadPanelAndBubblesSayHowManyRepliesInWords() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            guard case .browser(let cookie, _) = try await client.browserSignIn("acme", "alice") else { return }
+            let room = try await client.conversationId("General", as: alice)
+            let root = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "root"])
+                .json["message"]["id"].string!
+            // The text of `<span class="thread-count" data-count="N">…</span>` on the thread page.
+            func panelCount() async throws -> String? {
+                let (_, _, html) = try await client.page("/chat/\(room)/thread/\(root)", cookie: cookie)
+                guard let tag = html.range(of: "class=\"thread-count\""), let open = html[tag.upperBound...].range(of: ">"),
+                      let close = html[open.upperBound...].range(of: "</span>")
+                else { return nil }
+                return String(html[open.upperBound..<close.lowerBound])
+            }
+            #expect(try await panelCount() == "No replies yet")
+            _ = try await client.call(.post, "/api/chat/thread/\(root)/reply", as: alice, json: ["content": "one"])
+            #expect(try await panelCount() == "1 reply")
+            _ = try await client.call(.post, "/api/chat/thread/\(root)/reply", as: alice, json: ["content": "two"])
+            #expect(try await panelCount() == "2 replies")
+            #expect(MessageView.replyLabel(0) == "Reply")
+            #expect(MessageView.replyLabel(1) == "reply")
+            #expect(MessageView.replyLabel(5) == "replies")
         }
     }
 }

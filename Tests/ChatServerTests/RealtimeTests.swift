@@ -154,7 +154,7 @@ extension TestClientProtocol {
             try await withWebSocket(client, headers: authHeaders(bob)) { socket in
                 socket.send(["type": "join_room", "conversationId": room, "since": cursor])
                 #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
-                var replayed: [J] = []
+                var replayed: [JSONValue] = []
                 for _ in 0..<5 { if let event = await socket.inbox.nextJSON() { replayed.append(event) } }
                 #expect(replayed.map { $0["data"]["id"].string ?? "" } == missed)
                 let ids = replayed.compactMap { Int($0["eventId"].string ?? "") }

@@ -10,22 +10,23 @@ import Logging
 import NIOCore
 
 /// Loosely typed access to a JSON response: `body["message"]["seq"].int`.
-struct J: CustomStringConvertible {
+struct JSONValue: CustomStringConvertible {
     let raw: Any?
     init(_ raw: Any?) { self.raw = raw }
     init(bytes: ByteBuffer) { raw = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView), options: [.fragmentsAllowed]) }
-    subscript(key: String) -> J { J((raw as? [String: Any])?[key]) }
-    subscript(index: Int) -> J {
-        guard let array = raw as? [Any], index >= 0, index < array.count else { return J(nil) }
-        return J(array[index])
+    subscript(key: String) -> JSONValue { JSONValue((raw as? [String: Any])?[key]) }
+    subscript(index: Int) -> JSONValue {
+        guard let array = raw as? [Any], index >= 0, index < array.count else { return JSONValue(nil) }
+        return JSONValue(array[index])
     }
     var string: String? { raw as? String }
     var int: Int? { (raw as? NSNumber)?.intValue }
     var bool: Bool? { (raw as? NSNumber)?.boolValue }
-    var array: [J] { (raw as? [Any])?.map(J.init) ?? [] }
+    var array: [JSONValue] { (raw as? [Any])?.map(JSONValue.init) ?? [] }
     var isNull: Bool { raw is NSNull }
     var exists: Bool { raw != nil }
     var keys: Set<String> { Set((raw as? [String: Any])?.keys.map { $0 } ?? []) }
+    var object: [String: JSONValue] { ((raw as? [String: Any]) ?? [:]).mapValues(JSONValue.init) }
     var description: String { raw.map { "\($0)" } ?? "nil" }
 }
 
@@ -40,9 +41,12 @@ enum Caller {
 struct APIResponse {
     let status: HTTPResponse.Status
     let headers: HTTPFields
-    let json: J
+    let json: JSONValue
     let raw: ByteBuffer
 }
+
+/// The package's folder (templates, Public, docs), wherever the tests run.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// A test configuration on a fresh temporary database with demo data and cheap bcrypt.
 func testConfiguration(databasePath: String? = nil) -> AppConfiguration {
@@ -53,9 +57,8 @@ func testConfiguration(databasePath: String? = nil) -> AppConfiguration {
     config.bcryptCost = 4
     config.seedDemoData = true
     // Templates and static files from the package, wherever the tests run.
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    config.templatesDirectory = root.appendingPathComponent("templates").path
-    config.publicDirectory = root.appendingPathComponent("Public").path
+    config.templatesDirectory = packageRoot.appendingPathComponent("templates").path
+    config.publicDirectory = packageRoot.appendingPathComponent("Public").path
     return config
 }
 
@@ -93,7 +96,7 @@ extension TestClientProtocol {
         }
         if body != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
         return try await execute(uri: path, method: method, headers: headers, body: body) { response in
-            APIResponse(status: response.status, headers: response.headers, json: J(bytes: response.body), raw: response.body)
+            APIResponse(status: response.status, headers: response.headers, json: JSONValue(bytes: response.body), raw: response.body)
         }
     }
 

@@ -86,10 +86,16 @@ def test_thread_reply_appears_in_thread_and_count_rises_live(server, browsers):
     bob.get(f"{server.base}/chat/{conversation}/thread/{root}")
     wait_live(alice, "ws")
     wait_live(bob, "ws")
+    thread_count = lambda d: d.find_element(By.CSS_SELECTOR, "#thread-panel .thread-count").text
+    assert thread_count(bob) == "No replies yet"
     type_and_send(bob, "a reply in the thread", "#reply-content")
     wait(bob, 3).until(lambda d: message_with_text(d, "a reply in the thread", "#thread-replies"))
-    count = lambda d: d.find_element(By.CSS_SELECTOR, f'#messages [data-message-id="{root}"] .reply-count').text
-    wait(alice, 3).until(lambda d: count(d) == "1")
+    wait(bob, 3).until(lambda d: thread_count(d) == "1 reply")
+    link = lambda d: d.find_element(By.CSS_SELECTOR, f'#messages [data-message-id="{root}"] .thread-link').text
+    wait(alice, 3).until(lambda d: link(d) == "1 reply")
+    type_and_send(bob, "and another", "#reply-content")
+    wait(bob, 3).until(lambda d: thread_count(d) == "2 replies")
+    wait(alice, 3).until(lambda d: link(d) == "2 replies")
     # Escape closes the thread panel.
     bob.find_element(By.CSS_SELECTOR, "#reply-content").send_keys(Keys.ESCAPE)
     wait(bob, 5).until(lambda d: not d.find_elements(By.ID, "thread-panel"))

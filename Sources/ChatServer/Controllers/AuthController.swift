@@ -13,10 +13,12 @@ struct AuthController {
         let tenant: String
         let username: String
         let password: String
+        static let maxName = 128
+        static let maxPassword = 1024
 
         func validated() throws -> Credentials {
-            guard !tenant.isEmpty, !username.isEmpty, !password.isEmpty,
-                  tenant.utf8.count <= 128, username.utf8.count <= 128, password.utf8.count <= 1024
+            guard !tenant.isEmpty, !username.isEmpty, !password.isEmpty, !InputRules.length(tenant, exceeds: Self.maxName),
+                  !InputRules.length(username, exceeds: Self.maxName), !InputRules.length(password, exceeds: Self.maxPassword)
             else { throw ChatError.badRequest("tenant, username and password must be non-empty and not overly long.") }
             return self
         }
@@ -47,9 +49,13 @@ struct AuthController {
         let users: [User]
     }
 
-    func addRoutes(to auth: RouterGroup<ChatRequestContext>, users: RouterGroup<ChatRequestContext>) {
+    /// Sign-in routes: their group checks the origin but asks for no CSRF token.
+    func addSignInRoutes(to auth: RouterGroup<ChatRequestContext>) {
         auth.post("login", use: login)
         auth.post("token", use: token)
+    }
+
+    func addRoutes(to auth: RouterGroup<ChatRequestContext>, users: RouterGroup<ChatRequestContext>) {
         auth.post("logout", use: logout)
         auth.get("me", use: me)
         users.get(use: listUsers)
@@ -60,7 +66,7 @@ struct AuthController {
         let signIn = try await auth.signIn(
             tenant: body.tenant, username: body.username, password: body.password, address: context.remoteAddress, method: .session)
         var response = try JSONResponse.make(LoginResponse(user: signIn.user, csrfToken: signIn.credential.csrfToken ?? ""))
-        response.setCookie(cookies.session(signIn.secret, request: request))
+        response.setCookie(cookies.session(signIn.secret, context: context))
         return response
     }
 
@@ -75,7 +81,7 @@ struct AuthController {
         let principal = try context.requirePrincipal()
         try await auth.signOut(principal)
         var response = Response(status: .noContent)
-        if principal.method == .session { response.setCookie(cookies.expired(request: request)) }
+        if principal.method == .session { response.setCookie(cookies.expired(context: context)) }
         return response
     }
 
@@ -95,19 +101,19 @@ struct SessionCookies: Sendable {
     let security: AppConfiguration.CookieSecurity
     let maxAgeSeconds: Int
 
-    func isSecure(_ request: Request) -> Bool {
+    func isSecure(_ context: ChatRequestContext) -> Bool {
         switch security {
         case .always: true
         case .never: false
-        case .auto: request.headers[.xForwardedProto]?.lowercased() == "https" || request.uri.scheme == .https
+        case .auto: context.client.scheme == "https"
         }
     }
 
-    func session(_ secret: String, request: Request) -> Cookie {
-        Cookie(name: name, value: secret, maxAge: maxAgeSeconds, path: "/", secure: isSecure(request), httpOnly: true, sameSite: .lax)
+    func session(_ secret: String, context: ChatRequestContext) -> Cookie {
+        Cookie(name: name, value: secret, maxAge: maxAgeSeconds, path: "/", secure: isSecure(context), httpOnly: true, sameSite: .lax)
     }
 
-    func expired(request: Request) -> Cookie {
-        Cookie(name: name, value: "", maxAge: 0, path: "/", secure: isSecure(request), httpOnly: true, sameSite: .lax)
+    func expired(context: ChatRequestContext) -> Cookie {
+        Cookie(name: name, value: "", maxAge: 0, path: "/", secure: isSecure(context), httpOnly: true, sameSite: .lax)
     }
 }

@@ -42,45 +42,77 @@ struct AuthMiddleware: RouterMiddleware {
     }
 }
 
-/// Decides whether a request's `Origin` is the server's own or an allowed one.
+/// Decides whether a cookie-authenticated request comes from one of the server's own pages (or an allowed origin).
+///
+/// A browser says where a request comes from in `Sec-Fetch-Site`, which page scripts cannot set or change: that
+/// answer is trusted as given. Only when it is absent (older browsers, non-browser clients) is `Origin` (or
+/// `Referer`) compared with the host the browser addressed. That host is the request's `Host`, or
+/// `X-Forwarded-Host` when a trusted proxy sent it; behind a plain `proxy_pass` the `Host` is the upstream's own
+/// address, which is why the header a browser sets comes first.
 struct OriginPolicy: Sendable {
     let allowedOrigins: Set<String>
 
     init(allowedOrigins: [String]) {
-        self.allowedOrigins = Set(allowedOrigins.map { $0.lowercased().trimmingSuffix("/") })
+        self.allowedOrigins = Set(allowedOrigins.map { Self.normalized($0) })
     }
 
-    /// True when the request carries no cross-site signal, or its `Origin` is the server's own or allowed.
-    func isSameSiteOrAllowed(_ request: Request) -> Bool {
+    func isSameSiteOrAllowed(_ request: Request, client: ForwardedClient) -> Bool {
         // Several Origin headers are never sent by a browser: refuse rather than pick one.
         guard request.headers[values: .origin].count <= 1 else { return false }
-        if let site = request.headers[.secFetchSite]?.lowercased(), site == "cross-site" {
-            if let origin = request.headers[.origin]?.lowercased(), allowedOrigins.contains(origin) { return true }
-            return false
+        let origin = request.headers[.origin].map { Self.normalized($0) }
+        if let origin, allowedOrigins.contains(origin) { return true }
+        switch request.headers[.secFetchSite]?.lowercased() {
+        case "same-origin": return true
+        case "cross-site", "same-site": return false
+        case "none", nil: break  // a user-typed navigation, or no fetch metadata: judge by Origin
+        default: return false
         }
-        guard let origin = request.headers[.origin]?.lowercased() else { return true }
-        if allowedOrigins.contains(origin) { return true }
-        guard origin != "null", let host = request.head.authority?.lowercased() else { return false }
-        // The origin's authority must be the Host the request was sent to.
-        guard let range = origin.range(of: "://") else { return false }
-        return origin[range.upperBound...] == host
+        guard let source = origin ?? request.headers[.referer].flatMap(Self.origin(ofURL:)) else {
+            // No cross-site signal at all (curl, an old browser's same-origin GET-turned-POST): the CSRF token
+            // still has to match.
+            return true
+        }
+        guard source != "null", let host = client.host, let schemeEnd = source.range(of: "://") else { return false }
+        // A trusted proxy tells the scheme the browser used; without one only the host can be compared (a TLS
+        // terminator in front changes the scheme without saying so).
+        let scheme = client.viaTrustedProxy ? client.scheme : String(source[..<schemeEnd.lowerBound])
+        return source == Self.normalized("\(scheme)://\(host)")
+    }
+
+    /// `scheme://host[:port]`, lower-cased, without a trailing slash or the scheme's default port.
+    static func normalized(_ origin: String) -> String {
+        var text = origin.lowercased().trimmingSuffix("/")
+        if text.hasPrefix("http://"), text.hasSuffix(":80") { text.removeLast(3) }
+        if text.hasPrefix("https://"), text.hasSuffix(":443") { text.removeLast(4) }
+        return text
+    }
+
+    /// The origin of an absolute URL (`Referer`), or nil when it is not one.
+    static func origin(ofURL url: String) -> String? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let rest = url[schemeEnd.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.isEmpty else { return nil }
+        return normalized(String(url[..<schemeEnd.upperBound]) + authority)
     }
 }
 
-/// Refuses cookie-authenticated state changes without the session's CSRF token, and cross-site unsafe requests.
-/// Bearer-token requests need neither: a browser never attaches a bearer token by itself.
+/// Refuses cookie-authenticated state changes from other sites, and (with `requireToken`) without the session's
+/// CSRF token in `X-CSRF-Token`. Bearer-token requests need neither: a browser never attaches a bearer token by
+/// itself. Page forms carry `_csrf`, which the page handlers check; signing in needs no token, since it is not an
+/// action of whatever session the browser still holds.
 struct CSRFMiddleware: RouterMiddleware {
     typealias Context = ChatRequestContext
     let origins: OriginPolicy
+    let requireToken: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let safe = request.method == .get || request.method == .head || request.method == .options
         if !safe, context.principal?.method != .token {
-            guard origins.isSameSiteOrAllowed(request) else {
+            guard origins.isSameSiteOrAllowed(request, client: context.client) else {
                 throw ChatError(.forbidden, "origin_rejected", "Cross-site requests are not allowed.")
             }
-            // API calls carry the token in a header; page forms carry `_csrf`, which the page handlers check.
-            if let principal = context.principal, request.uri.path.hasPrefix("/api/") {
+            if requireToken, let principal = context.principal {
                 guard principal.acceptsCSRFToken(request.headers[.csrfToken])
                 else { throw ChatError(.forbidden, "csrf_failed", "Missing or wrong X-CSRF-Token header.") }
             }

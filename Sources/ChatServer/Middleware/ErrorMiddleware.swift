@@ -15,6 +15,10 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as ChatError {
             response = Self.response(for: error)
+        } catch let error as MethodNotAllowed {
+            response = Self.response(
+                status: .methodNotAllowed, code: "method_not_allowed", message: "This path does not support \(request.method.rawValue).",
+                headers: [.allow: error.allowHeader])
         } catch let error as any HTTPResponseError {
             let status = error.status
             let (code, message) = Self.describe(status)
@@ -27,22 +31,19 @@ struct ErrorMiddleware: RouterMiddleware {
             response = Self.response(status: .internalServerError, code: "internal_error", message: "Something went wrong on the server.")
         }
         guard let renderer, !request.uri.path.hasPrefix("/api/") else { return response }
-        let message = J(response).message
-        return renderer.errorPage(status: response.status, heading: response.status.reasonPhrase, message: message)
+        var page = renderer.errorPage(
+            status: response.status, heading: response.status.reasonPhrase,
+            message: Self.pageMessages[response.status.code] ?? "Something went wrong.")
+        page.headers[.allow] = response.headers[.allow]
+        return page
     }
 
-    /// Reads back the message of an error response built by `response(status:code:message:)`.
-    private struct J {
-        let message: String
-        init(_ response: Response) {
-            message = Self.messages[response.status.code] ?? "Something went wrong."
-        }
-        static let messages: [Int: String] = [
-            400: "The request was not valid.", 401: "Sign in to continue.", 403: "That action is not allowed here. Reload the page and try again.",
-            404: "There is nothing here, or you cannot see it.", 409: "The conversation is closed.", 413: "That was too long.",
-            429: "Too many attempts. Wait a little and try again.",
-        ]
-    }
+    /// What an error page tells a person, by status (the JSON message is written for developers).
+    private static let pageMessages: [Int: String] = [
+        400: "The request was not valid.", 401: "Sign in to continue.", 403: "That action is not allowed here. Reload the page and try again.",
+        404: "There is nothing here, or you cannot see it.", 405: "That page cannot be used this way.", 409: "The conversation is closed.",
+        413: "That was too long.", 429: "Too many attempts. Wait a little and try again.",
+    ]
 
     static func status(for kind: ChatError.Kind) -> HTTPResponse.Status {
         switch kind {

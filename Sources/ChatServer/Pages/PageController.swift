@@ -12,8 +12,9 @@ struct PageController {
     let cookies: SessionCookies
     let maxBodyBytes: Int
 
-    func addRoutes(to router: Router<ChatRequestContext>) {
+    func addRoutes(to router: Router<ChatRequestContext>, forms: RouterGroup<ChatRequestContext>) {
         router.get("/") { _, _ in Response.redirect(to: "/chat", type: .normal) }
+        let router = forms
         router.get("login", use: loginPage)
         router.post("login", use: login)
         router.post("logout", use: logout)
@@ -45,7 +46,7 @@ struct PageController {
             let signIn = try await auth.signIn(tenant: tenant, username: username, password: password, address: context.remoteAddress, method: .session)
             var response = Response.redirect(to: next, type: .found)
             response.status = .seeOther
-            response.setCookie(cookies.session(signIn.secret, request: request))
+            response.setCookie(cookies.session(signIn.secret, context: context))
             return response
         } catch let error as ChatError where error.kind == .unauthenticated || error.kind == .rateLimited {
             let status: HTTPResponse.Status = error.kind == .rateLimited ? .tooManyRequests : .unauthorized
@@ -59,7 +60,7 @@ struct PageController {
             try await auth.signOut(principal)
         }
         var response = Self.seeOther("/login")
-        response.setCookie(cookies.expired(request: request))
+        response.setCookie(cookies.expired(context: context))
         return response
     }
 

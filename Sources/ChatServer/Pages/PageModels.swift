@@ -15,6 +15,7 @@ struct MessageView {
     let replyCount: Int
     let hasReplies: Bool
     let replyLabel: String
+    let replyCountText: String
     let threadLink: String?
     let mine: Bool
     let anchor: Bool
@@ -32,13 +33,20 @@ struct MessageView {
         replyCount = message.replyCount
         hasReplies = message.replyCount > 0
         replyLabel = Self.replyLabel(message.replyCount)
+        replyCountText = Self.replyCountText(message.replyCount)
         threadLink = threadLinks && message.threadParentId == nil ? "/chat/\(message.conversationId)/thread/\(message.id)" : nil
         mine = message.senderId == viewerId
         self.anchor = anchor
     }
 
+    /// The word after a bubble's reply count: at zero the link is the action itself, "Reply".
     static func replyLabel(_ count: Int) -> String {
         count == 0 ? "Reply" : (count == 1 ? "reply" : "replies")
+    }
+
+    /// The thread panel's count (Public/app.js words it the same way when it changes live).
+    static func replyCountText(_ count: Int) -> String {
+        count == 0 ? "No replies yet" : (count == 1 ? "1 reply" : "\(count) replies")
     }
 
     static func initials(_ name: String) -> String {

@@ -6,12 +6,12 @@ import Synchronization
 /// one, so setting up zlib's state for each answer would cost more than the compression.
 final class GzipPool: Sendable {
     private final class Box: @unchecked Sendable {
-        // @unchecked: a compressor is used by one caller at a time, between `take` and `give`.
+        // @unchecked: a compressor is used by one caller at a time: `compress` pops it from `idle` and puts it back.
         let compressor: ZlibCompressor
         init(_ compressor: ZlibCompressor) { self.compressor = compressor }
     }
 
-    /// Fast deflate with a small hash table: a reset clears the hash table (128 KB at zlib's default memory level,
+    /// Fast deflate with a small hash table: a reset clears the hash table (64 KB at zlib's default memory level,
     /// 1 KB here), which dominated small answers; poll answers are repetitive JSON and still shrink ~8x.
     static let configuration = ZlibConfiguration(windowSize: 15, compressionLevel: 1, memoryLevel: 2)
 

@@ -19,8 +19,12 @@ struct RealtimeController {
     func addRoutes(to router: Router<ChatRequestContext>) {
         router.ws("api/chat/ws", shouldUpgrade: { request, context in
             let principal = try context.requirePrincipal()
+            // A plain GET reaches this route too: without this it would answer an empty 200.
+            guard request.headers[.upgrade]?.lowercased().contains("websocket") == true else {
+                throw ChatError.badRequest("Open this URL as a WebSocket (Upgrade: websocket).", code: "websocket_upgrade_required")
+            }
             // A browser sends its cookie with any cross-site WebSocket: refuse foreign origins (CSWSH).
-            if principal.method == .session, !origins.isSameSiteOrAllowed(request) {
+            if principal.method == .session, !origins.isSameSiteOrAllowed(request, client: context.client) {
                 throw ChatError(.forbidden, "origin_rejected", "Cross-site WebSocket upgrades are not allowed.")
             }
             return .upgrade([:])
@@ -128,10 +132,11 @@ struct RealtimeController {
         let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
         var timeout = settings.pollDefaultTimeoutSeconds
         if let text = request.uri.queryParameters.get("timeout") {
-            guard let value = Int(text), value >= 0 else {
-                throw ChatError.badRequest("`timeout` must be a whole number of seconds.", code: "invalid_timeout")
+            guard let value = Int(text), value >= 0, value <= settings.pollMaxTimeoutSeconds else {
+                throw ChatError.badRequest(
+                    "`timeout` must be a whole number of seconds from 0 to \(settings.pollMaxTimeoutSeconds).", code: "invalid_timeout")
             }
-            timeout = min(value, settings.pollMaxTimeoutSeconds)
+            timeout = value
         }
         guard let cursorText = request.uri.queryParameters.get("cursor") else {
             // No cursor: the current position, so the next poll starts from now. (With a cursor, the feed checks
