@@ -117,11 +117,14 @@ public struct AuthService: Sendable {
         guard !secret.isEmpty, secret.utf8.count <= 256 else { return nil }
         let hash = SHA256.hex(secret)
         let now = Timestamp.now()
-        if let cached = cache.get(hash, now: now) {
-            return cached.method == method ? cached.principal : nil
+        // The cache is exact only when this process sees every sign-out; nodes sharing a database ask it each time,
+        // so a credential revoked on one node is dead on all of them at once.
+        let cached = store.eventLogIsLocal
+        if cached, let entry = cache.get(hash, now: now) {
+            return entry.method == method ? entry.principal : nil
         }
         guard let credential = try await store.credential(hash: hash, now: now) else { return nil }
-        cache.put(credential, now: now)
+        if cached { cache.put(credential, now: now) }
         return credential.method == method ? credential.principal : nil
     }
 
@@ -129,7 +132,7 @@ public struct AuthService: Sendable {
     public func signOut(_ principal: Principal) async throws {
         try await store.deleteCredential(hash: principal.credentialHash)
         cache.remove(principal.credentialHash)
-        revocations.revoke(credentialHash: principal.credentialHash)
+        await revocations.revokeEverywhere(credentialHash: principal.credentialHash)
     }
 }
 
@@ -141,8 +144,20 @@ public final class RevocationCenter: Sendable {
     }
 
     private let state = Mutex(State())
+    private let remote = Mutex<(@Sendable (String) async -> Void)?>(nil)
 
     public init() {}
+
+    /// Where revocations go besides this process (the other nodes sharing the database).
+    public func forward(to send: @escaping @Sendable (String) async -> Void) {
+        remote.withLock { $0 = send }
+    }
+
+    /// Revokes here and tells the other nodes.
+    public func revokeEverywhere(credentialHash: String) async {
+        revoke(credentialHash: credentialHash)
+        if let send = remote.withLock({ $0 }) { await send(credentialHash) }
+    }
 
     /// Calls `action` once when `credentialHash` is revoked. Cancel the returned subscription when the connection ends.
     public func watch(credentialHash: String, action: @escaping @Sendable () -> Void) -> Subscription {

@@ -33,9 +33,16 @@ public struct ChatService: Sendable {
 
     /// Deletes log events older than `cutoff` (retention); their cursors then get `resync_required`.
     public func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int {
-        let count = try await store.pruneEvents(createdBefore: cutoff)
-        if let recent { recent.discard(through: try await store.eventLogBounds().pruned) }
-        return count
+        let pruned = try await store.pruneEvents(createdBefore: cutoff)
+        recent?.discard(through: pruned.prunedThrough)
+        return pruned.count
+    }
+
+    /// A cursor at the caller's current position in the log: resuming from it misses nothing committed later. (The
+    /// ring's newest id may trail the database by a batch being published: an older cursor is safe.)
+    public func currentCursor(_ caller: Principal) async throws -> Int64 {
+        if let latest = recent?.latest { return latest }
+        return try await store.eventLogBounds(tenantId: caller.tenantId).latest
     }
 
     // MARK: Reads
@@ -194,11 +201,7 @@ extension ChatService {
         // Typing is frequent: one indexed participation check and the user row, not the whole conversation.
         try await requireParticipant(caller, conversationId: conversationId)
         guard let me = try await store.user(tenantId: caller.tenantId, id: caller.userId) else { throw ChatError.unauthenticated }
-        var data: [UInt8] = Array(#"{"userId":"#.utf8)
-        JSONText.appendString(me.id, to: &data)
-        data += Array(#","displayName":"#.utf8)
-        JSONText.appendString(me.displayName, to: &data)
-        data.append(UInt8(ascii: "}"))
-        broker.publish([ChatEvent(type: .typing, eventId: nil, tenantId: caller.tenantId, conversationId: conversationId, data: data)])
+        let data = EventPayload.typing(userId: me.id, displayName: me.displayName)
+        await broker.publishEphemeral(ChatEvent(type: .typing, eventId: nil, tenantId: caller.tenantId, conversationId: conversationId, data: data))
     }
 }

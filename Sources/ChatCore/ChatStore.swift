@@ -50,6 +50,14 @@ public struct AppliedWrite: Sendable {
 
 /// Everything the chat needs from a database. Every method is scoped to one tenant; implementations must
 /// never return or touch a row of another tenant, and treat a non-participant like a missing conversation.
+///
+/// The ordering contract every store keeps:
+/// - `seq` is assigned at commit from the conversation, 1, 2, 3… with no gap, also when several processes write one
+///   conversation at once; a resent `clientMessageId` finds the first message.
+/// - Event ids (the public cursors) grow with every durable event of a tenant in commit order, and become visible
+///   without gaps: once a reader sees id N of a tenant, every id below N of that tenant is visible to it too, on any
+///   process. So `events(after:)` from a cursor never skips an event, whichever process wrote it.
+/// - An event is written in the same transaction as the change it describes.
 public protocol ChatStore: Sendable {
     /// True when every write to the event log goes through this process's commit queue (an embedded database that
     /// one server process serves). Only then may the process keep an in-memory view of the log's newest events
@@ -67,6 +75,9 @@ public protocol ChatStore: Sendable {
     func loginRecord(tenantSlug: String, username: String) async throws -> (user: User, passwordHash: String)?
     /// True when the database has no tenant at all (used to seed demo data only once).
     func isEmpty() async throws -> Bool
+    /// Runs `body` while no other process sharing the database runs its own (demo seeding when several nodes
+    /// start together). A store served by one process may just run it.
+    func withSetupLock<T: Sendable>(_ body: () async throws -> T) async throws -> T
 
     // MARK: Credentials
     func insertCredential(_ credential: Credential) async throws
@@ -95,12 +106,15 @@ public protocol ChatStore: Sendable {
     // MARK: Event log
     /// Durable events after `after` in the conversations the viewer participates in (optionally one), oldest first.
     func events(tenantId: String, viewerId: String, after: Int64, conversationId: String?, limit: Int) async throws -> [ChatEvent]
-    /// The id of the newest event (0 when the log is empty) and the highest id ever pruned (0 when none).
-    func eventLogBounds() async throws -> (latest: Int64, pruned: Int64)
-    /// Deletes events created before `cutoff`; returns how many.
-    func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int
+    /// The tenant's newest event id (0 when its log is empty) and the highest id ever pruned (0 when none). A store
+    /// whose ids are global (SQLite) may answer with the global bounds: they bound every tenant's.
+    func eventLogBounds(tenantId: String) async throws -> (latest: Int64, pruned: Int64)
+    /// Deletes events created before `cutoff`; returns how many, and the highest id pruned so far.
+    func pruneEvents(createdBefore cutoff: Timestamp) async throws -> (count: Int, prunedThrough: Int64)
 }
 
 extension ChatStore {
     public var eventLogIsLocal: Bool { false }
+
+    public func withSetupLock<T: Sendable>(_ body: () async throws -> T) async throws -> T { try await body() }
 }

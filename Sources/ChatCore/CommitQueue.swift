@@ -114,7 +114,7 @@ public final class CommitQueue: Sendable {
         }
         // The ring first: a feed that subscribes after this publish finds these events there.
         recent?.append(events)
-        broker.publish(events)
+        await broker.publishCommitted(events)
         let following = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.publishedThrough = ticket
             return s.turnWaiters.removeValue(forKey: ticket + 1)

@@ -9,6 +9,11 @@ public enum DemoData {
     /// Seeds when the database has no tenant; returns false (and changes nothing) otherwise.
     @discardableResult
     public static func seedIfEmpty(chat: ChatService, hasher: any PasswordHasher) async throws -> Bool {
+        // Several nodes may start together on one empty database: one seeds, the others then find it seeded.
+        try await chat.store.withSetupLock { try await seed(chat: chat, hasher: hasher) }
+    }
+
+    private static func seed(chat: ChatService, hasher: any PasswordHasher) async throws -> Bool {
         guard try await chat.store.isEmpty() else { return false }
         let hash = try await hasher.hash(password)
         var users: [String: User] = [:]

@@ -15,6 +15,16 @@ public protocol EventBroker: Sendable {
     func publish(_ events: [ChatEvent])
     /// Registers a subscriber. The returned handle's `cancel()` ends the subscription.
     func subscribe(_ subscriber: any EventSubscriber, to scope: SubscriptionScope) -> Subscription
+    /// Publishes a batch the commit queue just committed, in commit order; returns once local subscribers have it.
+    /// A broker for several nodes may first have to read earlier events of other nodes from the log.
+    func publishCommitted(_ events: [ChatEvent]) async
+    /// Publishes an ephemeral event (typing) to subscribers on every node.
+    func publishEphemeral(_ event: ChatEvent) async
+}
+
+extension EventBroker {
+    public func publishCommitted(_ events: [ChatEvent]) async { publish(events) }
+    public func publishEphemeral(_ event: ChatEvent) async { publish([event]) }
 }
 
 /// A receiver of live events, such as one joined room of a WebSocket or one SSE stream.

@@ -107,7 +107,7 @@ public final class EventFeed: EventSubscriber {
             } while start < recent.count
             return true
         }
-        let bounds = try await chat.store.eventLogBounds()
+        let bounds = try await chat.store.eventLogBounds(tenantId: principal.tenantId)
         if cursor < bounds.pruned || cursor > bounds.latest {
             return state.withLock { s -> Bool in
                 s.lastId = max(s.lastId, bounds.latest)

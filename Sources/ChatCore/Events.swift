@@ -32,12 +32,17 @@ public struct ChatEvent: Sendable {
     public let sseMessage: ByteBuffer
 
     public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8], participantIds: [String]? = nil) {
+        let envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
+        self.init(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, envelope: envelope, participantIds: participantIds)
+    }
+
+    /// An event around an envelope encoded elsewhere (an ephemeral event relayed by another node).
+    public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, envelope: [UInt8], participantIds: [String]? = nil) {
         self.type = type
         self.eventId = eventId
         self.tenantId = tenantId
         self.conversationId = conversationId
         self.participantIds = participantIds
-        let envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
         self.envelope = ByteBuffer(bytes: envelope)
         var sse = ByteBuffer()
         sse.reserveCapacity(envelope.count + 48)
@@ -225,4 +230,27 @@ public enum EventCursor {
     public static let pattern = "^[0-9]{1,18}$"
 
     public static func format(_ id: Int64) -> String { String(id) }
+}
+
+/// The `data` of events whose payload is not a whole domain object, written in one place for every store.
+public enum EventPayload {
+    /// `{"userId","messageId","seq"}`
+    public static func readReceipt(userId: String, messageId: String, seq: Int64) -> [UInt8] {
+        var data: [UInt8] = Array(#"{"userId":"#.utf8)
+        JSONText.appendString(userId, to: &data)
+        data += Array(#","messageId":"#.utf8)
+        JSONText.appendString(messageId, to: &data)
+        data += Array(#","seq":\#(seq)}"#.utf8)
+        return data
+    }
+
+    /// `{"userId","displayName"}`
+    public static func typing(userId: String, displayName: String) -> [UInt8] {
+        var data: [UInt8] = Array(#"{"userId":"#.utf8)
+        JSONText.appendString(userId, to: &data)
+        data += Array(#","displayName":"#.utf8)
+        JSONText.appendString(displayName, to: &data)
+        data.append(UInt8(ascii: "}"))
+        return data
+    }
 }

@@ -490,11 +490,7 @@ public final class SQLiteChatStore: ChatStore {
         try db.execute(
             sql: "UPDATE participants SET last_read_seq = ?, last_read_message_id = ? WHERE tenant_id = ? AND conversation_id = ? AND user_id = ?",
             arguments: [seq, messageId, tenantId, conversationId, userId])
-        var data: [UInt8] = Array(#"{"userId":"#.utf8)
-        JSONText.appendString(userId, to: &data)
-        data += Array(#","messageId":"#.utf8)
-        JSONText.appendString(messageId, to: &data)
-        data += Array(#","seq":\#(seq)}"#.utf8)
+        let data = EventPayload.readReceipt(userId: userId, messageId: messageId, seq: seq)
         let event = try appendEvent(db, type: .readReceipt, tenantId: tenantId, conversationId: conversationId, data: data, now: now)
         return AppliedWrite(outcome: .markedRead, events: [event])
     }
@@ -534,7 +530,7 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
-    public func eventLogBounds() async throws -> (latest: Int64, pruned: Int64) {
+    public func eventLogBounds(tenantId: String) async throws -> (latest: Int64, pruned: Int64) {
         try read { db in
             // sqlite_sequence keeps the highest id ever issued, even when the newest rows were pruned.
             let latest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
@@ -543,16 +539,17 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
-    public func pruneEvents(createdBefore cutoff: Timestamp) async throws -> Int {
+    public func pruneEvents(createdBefore cutoff: Timestamp) async throws -> (count: Int, prunedThrough: Int64) {
         try await pool.write { db in
-            guard let highest = try Int64.fetchOne(
-                db, sql: "SELECT MAX(id) FROM events WHERE created_at < ?", arguments: [cutoff.milliseconds])
-            else { return 0 }
-            try db.execute(sql: "DELETE FROM events WHERE id <= ?", arguments: [highest])
-            let count = db.changesCount
-            try db.execute(
-                sql: "UPDATE event_log_state SET pruned_through = MAX(pruned_through, ?) WHERE singleton = 1", arguments: [highest])
-            return count
+            var count = 0
+            if let highest = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events WHERE created_at < ?", arguments: [cutoff.milliseconds]) {
+                try db.execute(sql: "DELETE FROM events WHERE id <= ?", arguments: [highest])
+                count = db.changesCount
+                try db.execute(
+                    sql: "UPDATE event_log_state SET pruned_through = MAX(pruned_through, ?) WHERE singleton = 1", arguments: [highest])
+            }
+            let through = try Int64.fetchOne(db, sql: "SELECT pruned_through FROM event_log_state WHERE singleton = 1") ?? 0
+            return (count, through)
         }
     }
 

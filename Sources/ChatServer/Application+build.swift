@@ -1,5 +1,4 @@
 import ChatCore
-import ChatSQLite
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -10,20 +9,19 @@ import ServiceLifecycle
 
 /// The long-lived parts of a running server, made once and shared by routes, transports and tests.
 public struct ChatDependencies: Sendable {
-    public let store: SQLiteChatStore
+    public let store: any ChatStore
     public let hub: RoomHub
     public let chat: ChatService
     public let auth: AuthService
     /// Open WebSockets and SSE streams (for graceful shutdown).
     public let connections: LiveConnections
 
-    /// Opens the database (creating its folder) and wires the core together.
-    public static func make(_ config: AppConfiguration) throws -> ChatDependencies {
-        let folder = URL(fileURLWithPath: config.databasePath).deletingLastPathComponent().path
-        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        let store = try SQLiteChatStore(path: config.databasePath)
-        let hub = RoomHub()
-        let chat = ChatService(store: store, broker: hub, limits: config.limits)
+    /// Wires the core around a store the caller opened (the executable picks SQLite or PostgreSQL) and, for a
+    /// store shared by several nodes, a broker that relays between them (`broker` wraps `hub`).
+    public static func make(
+        _ config: AppConfiguration, store: any ChatStore, hub: RoomHub = RoomHub(), broker: (any EventBroker)? = nil
+    ) -> ChatDependencies {
+        let chat = ChatService(store: store, broker: broker ?? hub, limits: config.limits)
         var auth = AuthService(
             store: store, hasher: BcryptHasher(cost: config.bcryptCost),
             limiter: LoginRateLimiter(perAccount: config.loginPerAccount, perAddress: config.loginPerAddress))
@@ -32,13 +30,8 @@ public struct ChatDependencies: Sendable {
     }
 }
 
-/// Builds the application: opens the store, seeds demo data if asked, and wires routes and services.
-public func buildApplication(_ config: AppConfiguration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
-    let dependencies = try ChatDependencies.make(config)
-    return try await buildApplication(config, dependencies: dependencies, logger: logger)
-}
-
-/// Builds the application around existing dependencies (tests keep a handle on the store and hub).
+/// Builds the application around its dependencies: seeds demo data if asked, wires routes and services. The store's
+/// own services (connections, checkpoints, closing) are the caller's to run around it.
 public func buildApplication(_ config: AppConfiguration, dependencies: ChatDependencies, logger: Logger? = nil) async throws -> some ApplicationProtocol {
     let logger = logger ?? {
         var logger = Logger(label: "chat-server")
@@ -62,9 +55,7 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
             _ = try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 64).get()
         },
         logger: logger)
-    app.addServices(
-        MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger),
-        CheckpointService(store: dependencies.store, logger: logger))
+    app.addServices(MaintenanceService(dependencies: dependencies, retentionDays: config.eventRetentionDays, logger: logger))
     return app
 }
 
@@ -141,8 +132,7 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
     }
 }
 
-/// Hourly housekeeping: prunes the event log past its retention and deletes expired credentials; closes the
-/// database when the server shuts down.
+/// Hourly housekeeping: prunes the event log past its retention and deletes expired credentials.
 struct MaintenanceService: Service {
     let dependencies: ChatDependencies
     let retentionDays: Int
@@ -162,33 +152,11 @@ struct MaintenanceService: Service {
             }
             try? await gracefulShutdownSleep(seconds: 3600)
         }
-        try dependencies.store.close()
     }
 
     private func gracefulShutdownSleep(seconds: Int) async throws {
         try await cancelWhenGracefulShutdown {
             try await Task.sleep(for: .seconds(seconds))
-        }
-    }
-}
-
-/// Checkpoints the WAL every 200 ms on its own connection (passive: never blocks the writer or readers), so that no
-/// commit has to do it. Listed after the maintenance service, so it stops before the database is closed.
-struct CheckpointService: Service {
-    let store: SQLiteChatStore
-    let logger: Logger
-    var interval: Duration = .milliseconds(200)
-
-    func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                try await store.checkpoint()
-            } catch is CancellationError {
-                break
-            } catch {
-                logger.warning("checkpoint failed", metadata: ["error": "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -4,8 +4,6 @@ import ChatCore
 public struct AppConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
-    /// SQLite file; created with its folder when missing.
-    public var databasePath = "data/chat.sqlite"
     /// Seed demo tenants and users when the database is empty.
     public var seedDemoData = false
     /// bcrypt cost for new password hashes (4 in tests, 10 or more in production).

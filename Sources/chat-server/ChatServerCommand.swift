@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatCore
+import ChatPostgres
 import ChatServer
 import ChatSQLite
 import Foundation
@@ -17,8 +18,12 @@ struct ChatServerCommand: AsyncParsableCommand {
 }
 
 struct DatabaseOption: ParsableArguments {
-    @Option(help: "SQLite database file (created if missing).")
-    var database = "data/chat.sqlite"
+    @Option(help: ArgumentHelp(
+        "A SQLite database file (created if missing), or a postgres:// URL for several nodes on PostgreSQL (env CHAT_DATABASE).",
+        valueName: "path-or-url"))
+    var database = ProcessInfo.processInfo.environment["CHAT_DATABASE"] ?? "data/chat.sqlite"
+
+    var isPostgres: Bool { PostgresSettings.isPostgresURL(database) }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -44,11 +49,6 @@ struct Serve: AsyncParsableCommand {
         var config = AppConfiguration()
         config.host = host
         config.port = port
-        config.databasePath = try prepare(db.database)
-        // One server per database file: the commit queue, the event ring and the read caches assume every write
-        // to the log is this process's. A second `serve` on the same file stops here.
-        let lock = try ServeLock(databasePath: config.databasePath)
-        defer { withExtendedLifetime(lock) {} }
         config.seedDemoData = demo
         config.bcryptCost = bcryptCost
         config.allowedOrigins = allowedOrigin
@@ -62,8 +62,57 @@ struct Serve: AsyncParsableCommand {
         config.publicDirectory = publicDirectory
         var logger = Logger(label: "chat-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let dependencies = try ChatDependencies.make(config)
+        if db.isPostgres {
+            try await servePostgres(config, logger: logger)
+        } else {
+            try await serveSQLite(config, logger: logger)
+        }
+    }
+
+    private func serveSQLite(_ config: AppConfiguration, logger: Logger) async throws {
+        let databasePath = try prepare(db.database)
+        // One server per database file: the commit queue, the event ring and the read caches assume every write
+        // to the log is this process's. A second `serve` on the same file stops here.
+        let lock = try ServeLock(databasePath: databasePath)
+        defer { withExtendedLifetime(lock) {} }
+        let store = try SQLiteChatStore(path: databasePath)
+        let dependencies = ChatDependencies.make(config, store: store)
         let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
+        announceDemo()
+        // Services stop in reverse order on SIGTERM/SIGINT: the drain service first (realtime clients hear 1001
+        // before the HTTP server closes), then the application (in-flight requests finish), then the store.
+        let group = ServiceGroup(configuration: .init(
+            services: [SQLiteStoreService(store: store, logger: logger), app, RealtimeDrainService(connections: dependencies.connections)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// One node of several: the pool runs around everything; migrations and demo seeding happen under an advisory
+    /// lock; the cluster broker relays events between nodes through the event log, woken by LISTEN/NOTIFY.
+    private func servePostgres(_ config: AppConfiguration, logger: Logger) async throws {
+        let settings = try PostgresSettings(url: db.database)
+        let store = try PostgresChatStore(settings: settings, logger: logger)
+        try await store.withRunningPool {
+            try await store.checkReachable()
+            try await store.migrate()
+            let hub = RoomHub()
+            let bus = PostgresClusterBus(store: store)
+            let broker = ClusterBroker(hub: hub, log: store, bus: bus, logger: logger)
+            try await broker.start()
+            let dependencies = ChatDependencies.make(config, store: store, hub: hub, broker: broker)
+            dependencies.auth.revocations.forward { hash in await bus.broadcastRevoked(credentialHash: hash) }
+            let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
+            announceDemo()
+            let cluster = PostgresClusterService(
+                settings: settings, bus: bus, broker: broker, revocations: dependencies.auth.revocations, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [cluster, app, RealtimeDrainService(connections: dependencies.connections)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    private func announceDemo() {
         if demo {
             print("""
                 Demo data: tenants `acme` (alice, bob, carol) and `globex` (dave, erin), password `\(DemoData.password)`.
@@ -71,12 +120,6 @@ struct Serve: AsyncParsableCommand {
                   -d '{"tenant":"acme","username":"alice","password":"\(DemoData.password)"}'
                 """)
         }
-        // The drain service comes after the application, so on SIGTERM/SIGINT it is stopped first: realtime clients
-        // hear 1001 before the HTTP server closes, then in-flight requests finish, then the database closes.
-        let group = ServiceGroup(configuration: .init(
-            services: [app, RealtimeDrainService(connections: dependencies.connections)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
     }
 }
 
@@ -90,8 +133,7 @@ struct CreateTenant: AsyncParsableCommand {
         guard slug.range(of: "^[a-z0-9][a-z0-9-]{0,62}$", options: .regularExpression) != nil else {
             throw ValidationError("the slug must be lower-case letters, digits and dashes")
         }
-        let store = try SQLiteChatStore(path: try prepare(db.database))
-        let tenant = try await store.createTenant(slug: slug, name: name)
+        let tenant = try await withStore(db) { store in try await store.createTenant(slug: slug, name: name) }
         print("created tenant \(tenant.slug) (\(tenant.id))")
     }
 }
@@ -112,12 +154,31 @@ struct CreateUser: AsyncParsableCommand {
         guard username.range(of: "^[A-Za-z0-9._-]{1,64}$", options: .regularExpression) != nil else {
             throw ValidationError("the username must be 1-64 letters, digits, dots, dashes or underscores")
         }
-        let store = try SQLiteChatStore(path: try prepare(db.database))
-        guard let tenant = try await store.tenant(slug: self.tenant) else { throw ValidationError("no tenant \(self.tenant)") }
         let hash = try await BcryptHasher(cost: bcryptCost).hash(password)
-        let user = try await store.createUser(tenantId: tenant.id, username: username, displayName: displayName ?? username, passwordHash: hash)
-        print("created user \(user.username) (\(user.id)) in \(tenant.slug)")
+        let (tenantSlug, username, displayName) = (self.tenant, self.username, self.displayName)
+        let user = try await withStore(db) { store in
+            guard let tenant = try await store.tenant(slug: tenantSlug) else { throw ValidationError("no tenant \(tenantSlug)") }
+            return try await store.createUser(tenantId: tenant.id, username: username, displayName: displayName ?? username, passwordHash: hash)
+        }
+        print("created user \(user.username) (\(user.id)) in \(tenantSlug)")
     }
+}
+
+/// Opens the store named by `--database` for an administrative command (migrating a new PostgreSQL database).
+func withStore<T: Sendable>(_ db: DatabaseOption, _ body: (any ChatStore) async throws -> T) async throws -> T {
+    if db.isPostgres {
+        var logger = Logger(label: "chat-server")
+        logger.logLevel = .warning
+        let store = try PostgresChatStore(settings: try PostgresSettings(url: db.database), logger: logger)
+        return try await store.withRunningPool {
+            try await store.checkReachable()
+            try await store.migrate()
+            return try await body(store)
+        }
+    }
+    let store = try SQLiteChatStore(path: try prepare(db.database))
+    defer { try? store.close() }
+    return try await body(store)
 }
 
 /// Creates the database's folder and returns the path.

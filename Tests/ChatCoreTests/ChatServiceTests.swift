@@ -106,9 +106,9 @@ import Testing
         try await f.chat.markRead(bob, conversationId: room.id, messageId: m2.id)
         view = try await f.chat.conversation(bob, id: room.id)
         #expect(view.unreadCount == 0)
-        let latestBefore = try await f.store.eventLogBounds().latest
+        let latestBefore = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
         try await f.chat.markRead(bob, conversationId: room.id, messageId: m1.id)
-        #expect(try await f.store.eventLogBounds().latest == latestBefore)  // nothing new logged
+        #expect(try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest == latestBefore)  // nothing new logged
     }
 
     @Test func pagesGoBackwardsOldestFirstWithinAPage() async throws {
@@ -133,7 +133,7 @@ import Testing
         let recorder = Recorder()
         let subscription = f.hub.subscribe(recorder, to: .tenant(alice.tenantId))
         defer { subscription.cancel() }
-        let start = try await f.store.eventLogBounds().latest
+        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
         let room = try await f.chat.startConversation(alice, title: "log", participantIds: [])
         let (m, _) = try await f.chat.send(alice, conversationId: room.id, content: "hello", threadParentId: nil, clientMessageId: nil)
         _ = try await f.chat.setClosed(alice, conversationId: room.id, closed: true)
@@ -155,7 +155,7 @@ import Testing
         let recorder = Recorder()
         let subscription = f.hub.subscribe(recorder, to: .tenant(alice.tenantId))
         defer { subscription.cancel() }
-        let start = try await f.store.eventLogBounds().latest
+        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
         var rooms: [String] = []
         for i in 0..<8 { rooms.append(try await f.chat.startConversation(alice, title: "p\(i)", participantIds: []).id) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -226,7 +226,7 @@ import Testing
         defer { f.cleanUp() }
         let pruned = try await f.chat.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
         #expect(pruned > 0)
-        let bounds = try await f.store.eventLogBounds()
+        let bounds = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme"))
         #expect(bounds.pruned == bounds.latest)
     }
 }

@@ -17,7 +17,7 @@ import Testing
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
-        let start = try await f.store.eventLogBounds().latest
+        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
         let collected = Collected()
         let feed = EventFeed(chat: f.chat, principal: bob, scope: .conversation(room.id)) { item in
             collected.items.withLock { $0.append(item) }

@@ -23,7 +23,7 @@ import Testing
         let alice = try await f.principal("acme", "alice")
         let carol = try await f.principal("acme", "carol")
         let dave = try await f.principal("globex", "dave")
-        let start = try await f.store.eventLogBounds().latest
+        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
         let general = try await f.chat.conversations(alice).first { $0.title == "General" }!
         let secret = try await f.chat.startConversation(alice, title: "no carol", participantIds: [])
         let globexRoom = try await f.chat.conversations(dave).first!
@@ -74,7 +74,7 @@ import Testing
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
-        let before = try await f.store.eventLogBounds().latest
+        let before = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
         for i in 0..<3 { _ = try await f.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
         let old = try await f.chat.events(bob, after: before, conversationId: room.id, limit: 10)
         let cursor = old.last!.eventId!

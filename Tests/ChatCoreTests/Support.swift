@@ -31,6 +31,10 @@ struct CoreFixture {
         return Principal(tenantId: record.user.tenantId, userId: record.user.id, method: .token, credentialHash: "test", csrfToken: nil, expiresAt: .now())
     }
 
+    func tenantId(_ slug: String) async throws -> String {
+        try await store.tenant(slug: slug)!.id
+    }
+
     func userId(_ tenant: String, _ username: String) async throws -> String {
         try await store.loginRecord(tenantSlug: tenant, username: username)!.user.id
     }

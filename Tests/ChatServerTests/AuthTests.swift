@@ -1,5 +1,6 @@
 @testable import ChatServer
 import ChatCore
+import ChatSQLite
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -137,16 +138,16 @@ import Testing
     @Test func sessionsAndTokensAreStoredOnlyAsHashes() async throws {
         try await withApp { client, deps in
             guard case .bearer(let token) = try await client.tokenSignIn("acme", "alice") else { return }
-            let stored = try await deps.store.pool.read { db in try String.fetchAll(db, sql: "SELECT hash FROM credentials") }
+            let stored = try await (deps.store as! SQLiteChatStore).pool.read { db in try String.fetchAll(db, sql: "SELECT hash FROM credentials") }
             #expect(!stored.contains(token))
             #expect(stored.contains(SHA256.hex(token)))
         }
     }
 
     @Test func sessionsSurviveARestart() async throws {
-        let config = testConfiguration()
-        let alice = try await withApp(config: config) { client, _ in try await client.browserSignIn("acme", "alice") }
-        try await withApp(config: config) { client, _ in
+        let database = try testDatabasePath()
+        let alice = try await withApp(database: database) { client, _ in try await client.browserSignIn("acme", "alice") }
+        try await withApp(database: database) { client, _ in
             let me = try await client.call(.get, "/api/auth/me", as: alice)
             #expect(me.status == .ok)
             #expect(me.json["user"]["username"].string == "alice")

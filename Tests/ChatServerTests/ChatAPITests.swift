@@ -1,5 +1,6 @@
 @testable import ChatServer
 import ChatCore
+import ChatSQLite
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -243,7 +244,7 @@ import Testing
             #expect(response.json["openapi"].string == "3.1.0")
             let paths = response.json["paths"]
             let guide = try String(contentsOf: packageRoot.appendingPathComponent("docs/API.md"), encoding: .utf8)
-            let router = try await buildRoutes(testConfiguration(), dependencies: try ChatDependencies.make(testConfiguration()))
+            let router = try await buildRoutes(testConfiguration(), dependencies: ChatDependencies.make(testConfiguration(), store: try SQLiteChatStore(path: try testDatabasePath())))
             var checked = 0
             for route in router.routes where route.path.description.hasPrefix("/api/") {
                 // The router writes captures as `{name}`, as OpenAPI does; docs/API.md writes them `:name`.

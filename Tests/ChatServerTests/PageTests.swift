@@ -1,5 +1,6 @@
 @testable import ChatServer
 import ChatCore
+import ChatSQLite
 import Foundation
 import GRDB
 import HTTPTypes
@@ -76,7 +77,7 @@ extension TestClientProtocol {
             let (_, _, chat) = try await client.page("/chat/\(room)", cookie: cookie)
             #expect(chat.contains("&lt;img src=x onerror=alert(1)&gt;"))
             #expect(!chat.contains(xss))
-            let stored = try await deps.store.pool.read { db in
+            let stored = try await (deps.store as! SQLiteChatStore).pool.read { db in
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE client_message_id = 'form-1'")
             }
             #expect(stored == 1)
@@ -109,7 +110,7 @@ extension TestClientProtocol {
         var config = testConfiguration()
         config.templatesDirectory = "/nonexistent/templates"
         await #expect(throws: (any Error).self) {
-            _ = try await buildApplication(config, dependencies: try ChatDependencies.make(config))
+            _ = try await buildApplication(config, dependencies: ChatDependencies.make(config, store: try SQLiteChatStore(path: try testDatabasePath())))
         }
     }
 }

@@ -285,8 +285,8 @@ extension TestClientProtocol {
     }
 
     @Test func everyTransportResumesAfterARestart() async throws {
-        let config = testConfiguration()
-        let (cursor, missed) = try await withApp(.live, config: config) { client, _ in
+        let database = try testDatabasePath()
+        let (cursor, missed) = try await withApp(.live, database: database) { client, _ in
             let alice = try await client.tokenSignIn("acme", "alice")
             let room = try await client.conversationId("General", as: alice)
             let cursor = try await client.currentCursor(as: alice)
@@ -294,7 +294,7 @@ extension TestClientProtocol {
             for i in 1...3 { missed.append(try await client.send("before restart \(i)", to: room, as: alice)) }
             return (cursor, missed)
         }
-        try await withApp(.live, config: config) { client, _ in
+        try await withApp(.live, database: database) { client, _ in
             let bob = try await client.tokenSignIn("acme", "bob")
             let room = try await client.conversationId("General", as: bob)
             let poll = try await client.call(.get, "/api/chat/poll?cursor=\(cursor)", as: bob)

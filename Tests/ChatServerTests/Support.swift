@@ -48,11 +48,16 @@ struct APIResponse {
 /// The package's folder (templates, Public, docs), wherever the tests run.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+/// A path for a fresh SQLite database in a temporary folder of its own.
+func testDatabasePath() throws -> String {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chat-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder.appendingPathComponent("chat.sqlite").path
+}
+
 /// A test configuration on a fresh temporary database with demo data and cheap bcrypt.
-func testConfiguration(databasePath: String? = nil) -> AppConfiguration {
+func testConfiguration() -> AppConfiguration {
     var config = AppConfiguration()
-    config.databasePath = databasePath ?? FileManager.default.temporaryDirectory
-        .appendingPathComponent("chat-test-\(UUID().uuidString)/chat.sqlite").path
     config.port = 0
     config.bcryptCost = 4
     config.seedDemoData = true
@@ -62,12 +67,15 @@ func testConfiguration(databasePath: String? = nil) -> AppConfiguration {
     return config
 }
 
-/// Runs `body` against a freshly built application; the store stays open for checks until `body` returns.
+/// Runs `body` against a freshly built application on a fresh database (or on `database`, to restart on one); the
+/// store stays open for checks until `body` returns.
 func withApp<Value: Sendable>(
-    _ setup: TestingSetup = .router, config: AppConfiguration = testConfiguration(),
+    _ setup: TestingSetup = .router, config: AppConfiguration = testConfiguration(), database: String? = nil,
     _ body: @Sendable (any TestClientProtocol, ChatDependencies) async throws -> Value
 ) async throws -> Value {
-    let dependencies = try ChatDependencies.make(config)
+    let store = try SQLiteChatStore(path: try database ?? testDatabasePath())
+    defer { try? store.close() }
+    let dependencies = ChatDependencies.make(config, store: store)
     var logger = Logger(label: "chat-test")
     logger.logLevel = .warning
     let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
@@ -154,8 +162,8 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Row counts of every table holding chat state, to check that a refused request changed nothing.
-func snapshot(_ store: SQLiteChatStore) async throws -> [String] {
-    try await store.pool.read { db in
+func snapshot(_ store: any ChatStore) async throws -> [String] {
+    try await (store as! SQLiteChatStore).pool.read { db in
         var out: [String] = []
         for table in ["tenants", "users", "conversations", "participants", "messages", "events"] {
             out.append("\(table)=\(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? -1)")

@@ -82,12 +82,15 @@ struct PageController {
         let conversation = try await chat.conversation(principal, id: conversationId)
         let now = Timestamp.now()
         let before = request.uri.queryParameters.get("before")
+        // The live cursor is taken before the history is read: what commits in between arrives live, not lost.
+        let cursor = try await chat.currentCursor(principal)
         let history = try await chat.messages(principal, conversationId: conversationId, before: before, limit: 50)
         // Looking at the newest page counts as reading it.
         if before == nil, let last = history.messages.last, conversation.unreadCount > 0 {
             try await chat.markRead(principal, conversationId: conversationId, messageId: last.id)
         }
-        var page = try await layout(principal, page: "chat", title: ConversationText.title(conversation, viewerId: principal.userId))
+        var page = try await layout(
+            principal, page: "chat", title: ConversationText.title(conversation, viewerId: principal.userId), cursor: cursor)
         page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
         page["conversationId"] = conversationId
         page["title"] = ConversationText.title(conversation, viewerId: principal.userId)
@@ -167,13 +170,14 @@ struct PageController {
         return form
     }
 
-    private func layout(_ principal: Principal, page: String, title: String) async throws -> [String: Any] {
+    private func layout(_ principal: Principal, page: String, title: String, cursor: Int64? = nil) async throws -> [String: Any] {
+        var cursor = cursor
+        if cursor == nil { cursor = try await chat.currentCursor(principal) }
         let (user, tenant) = try await chat.me(principal)
-        let cursor = try await chat.store.eventLogBounds().latest
         return [
             "pageTitle": title, "page": page, "bodyClass": "", "signedIn": true, "tenantName": tenant.name,
             "displayName": user.displayName, "userId": user.id, "csrf": principal.csrfToken ?? "",
-            "cursor": EventCursor.format(cursor), "conversationId": "", "threadId": "",
+            "cursor": EventCursor.format(cursor ?? 0), "conversationId": "", "threadId": "",
         ]
     }
 

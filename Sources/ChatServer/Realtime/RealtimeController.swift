@@ -142,10 +142,7 @@ struct RealtimeController {
             // No cursor: the current position, so the next poll starts from now. (With a cursor, the feed checks
             // participation itself.)
             if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
-            // The ring's newest id may lag the database by a batch being published: an older cursor is safe.
-            var latest = chat.recent?.latest
-            if latest == nil { latest = try await chat.store.eventLogBounds().latest }
-            return try pollResponse(events: [], cursor: latest ?? 0, request: request)
+            return try pollResponse(events: [], cursor: try await chat.currentCursor(principal), request: request)
         }
         let cursor = try Self.parseCursor(cursorText)
 
@@ -181,7 +178,7 @@ struct RealtimeController {
                 if let id = event.eventId { newCursor = max(newCursor, id) }
             case .resyncRequired(let id):
                 events.append(ControlFrame.resyncRequired(conversationId: id))
-                newCursor = max(newCursor, try await chat.store.eventLogBounds().latest)
+                newCursor = max(newCursor, try await chat.currentCursor(principal))
             case .overflow:
                 break
             }

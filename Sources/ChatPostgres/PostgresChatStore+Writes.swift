@@ -1,0 +1,258 @@
+import ChatCore
+import PostgresNIO
+
+extension WriteCommand {
+    var tenantId: String {
+        switch self {
+        case .startConversation(let tenantId, _, _, _), .setClosed(let tenantId, _, _, _), .markRead(let tenantId, _, _, _): tenantId
+        case .sendMessage(let new): new.tenantId
+        }
+    }
+}
+
+/// Event ids handed out inside one write transaction, from the locked tenant counters.
+struct EventCounters {
+    var next: [String: Int64]
+    var changed: Set<String> = []
+
+    mutating func take(_ tenantId: String) throws -> Int64 {
+        guard let last = next[tenantId] else { throw PostgresSettingsError("tenant \(tenantId) was not locked for this write") }
+        next[tenantId] = last + 1
+        changed.insert(tenantId)
+        return last + 1
+    }
+}
+
+extension PostgresChatStore {
+    // MARK: Writes
+
+    /// One transaction for the batch. It first locks the rows of every tenant it writes, in id order (two nodes
+    /// never wait on each other in a cycle), and takes event ids from their counters. Each command checks
+    /// everything before its first write, so a refusal leaves nothing to roll back and needs no savepoint.
+    public func apply(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>] {
+        let tenantIds = Array(Set(commands.map(\.tenantId))).sorted()
+        let settings = self.settings
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            let db = ConnectionRunner(connection: connection, logger: logger)
+            // A stuck transaction must not freeze a tenant: bounded waits for locks, statements and idling.
+            try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = \(settings.lockTimeoutMilliseconds)"))
+            try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(settings.statementTimeoutMilliseconds)"))
+            try await db.run(PostgresQuery(
+                unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(settings.idleInTransactionTimeoutMilliseconds)"))
+            var counters = EventCounters(next: [:])
+            for try await (id, last) in try await db.run(
+                "SELECT id, last_event_id FROM tenants WHERE id = ANY(\(tenantIds)) ORDER BY id FOR UPDATE"
+            ).decode((String, Int64).self) {
+                counters.next[id] = last
+            }
+            let now = Timestamp.now()
+            var senders: [String: User] = [:]
+            var results: [Result<AppliedWrite, ChatError>] = []
+            results.reserveCapacity(commands.count)
+            for command in commands {
+                do {
+                    results.append(.success(try await Self.apply(command, db: db, counters: &counters, senders: &senders, now: now)))
+                } catch let error as ChatError {
+                    results.append(.failure(error))
+                }
+            }
+            for tenantId in counters.changed.sorted() {
+                try await db.run("UPDATE tenants SET last_event_id = \(counters.next[tenantId]!) WHERE id = \(tenantId)")
+            }
+            return results
+        }
+    }
+
+    private static func apply(
+        _ command: WriteCommand, db: ConnectionRunner, counters: inout EventCounters, senders: inout [String: User], now: Timestamp
+    ) async throws -> AppliedWrite {
+        switch command {
+        case .startConversation(let tenantId, let creatorId, let title, let participantIds):
+            return try await startConversation(
+                db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds, counters: &counters, now: now)
+        case .sendMessage(let new):
+            return try await send(db, new, counters: &counters, senders: &senders, now: now)
+        case .setClosed(let tenantId, let userId, let conversationId, let closed):
+            return try await setClosed(
+                db, tenantId: tenantId, userId: userId, conversationId: conversationId, closed: closed, counters: &counters, now: now)
+        case .markRead(let tenantId, let userId, let conversationId, let messageId):
+            return try await markRead(
+                db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId, counters: &counters, now: now)
+        }
+    }
+
+    private static func startConversation(
+        _ db: ConnectionRunner, tenantId: String, creatorId: String, title: String, participantIds: [String],
+        counters: inout EventCounters, now: Timestamp
+    ) async throws -> AppliedWrite {
+        var users: [User] = []
+        for id in participantIds {
+            guard let user = try await fetchUser(db, tenantId: tenantId, id: id) else { throw ChatError.notFound("participant") }
+            users.append(user)
+        }
+        let id = Identifier.make("cnv", at: now)
+        try await db.run(
+            """
+            INSERT INTO conversations (id, tenant_id, title, created_by, created_at, updated_at)
+            VALUES (\(id), \(tenantId), \(title), \(creatorId), \(now.milliseconds), \(now.milliseconds))
+            """)
+        try await db.run(
+            """
+            INSERT INTO participants (tenant_id, conversation_id, user_id, joined_at)
+            SELECT \(tenantId), \(id), u, \(now.milliseconds) FROM unnest(\(users.map(\.id))::text[]) AS u
+            """)
+        let conversation = Conversation(
+            id: id, tenantId: tenantId, title: title, participants: users, createdBy: creatorId, createdAt: now,
+            updatedAt: now, lastMessageAt: nil, closedAt: nil, unreadCount: 0, lastSeq: 0)
+        let event = try await appendEvent(
+            db, type: .conversationCreated, tenantId: tenantId, conversationId: id, data: JSONText.encode(conversation),
+            counters: &counters, now: now, participantIds: users.map(\.id))
+        return AppliedWrite(outcome: .conversation(conversation), events: [event])
+    }
+
+    private static func send(
+        _ db: ConnectionRunner, _ new: NewMessage, counters: inout EventCounters, senders: inout [String: User], now: Timestamp
+    ) async throws -> AppliedWrite {
+        let tenantId = new.tenantId
+        var conversationId = new.conversationId
+        var rootId: String? = nil
+        if let parentId = new.threadParentId {
+            var parent: (conversationId: String, rootId: String)?
+            for try await (conversation, id, parentOfParent) in try await db.run(
+                "SELECT conversation_id, id, thread_parent_id FROM messages WHERE tenant_id = \(tenantId) AND id = \(parentId)"
+            ).decode((String, String, String?).self) {
+                parent = (conversation, parentOfParent ?? id)
+            }
+            guard let parent, conversationId == nil || conversationId == parent.conversationId else { throw ChatError.notFound("message") }
+            conversationId = parent.conversationId
+            rootId = parent.rootId
+        }
+        guard let conversationId else { throw ChatError.notFound("conversation") }
+        // The conversation row is locked: `seq` comes from it. (The tenant lock already orders this tenant's writes;
+        // the row lock keeps the rule local to the row.)
+        var state: (closedAt: Int64?, lastSeq: Int64)?
+        for try await (closedAt, lastSeq) in try await db.run(
+            """
+            SELECT c.closed_at, c.last_seq FROM conversations c
+            JOIN participants p ON p.conversation_id = c.id AND p.tenant_id = c.tenant_id
+            WHERE c.tenant_id = \(tenantId) AND c.id = \(conversationId) AND p.user_id = \(new.senderId)
+            FOR UPDATE OF c
+            """
+        ).decode((Int64?, Int64).self) {
+            state = (closedAt, lastSeq)
+        }
+        guard let state else { throw ChatError.notFound(new.threadParentId == nil ? "conversation" : "message") }
+
+        if let clientMessageId = new.clientMessageId {
+            let query = PostgresQuery(
+                unsafeSQL: """
+                    SELECT \(Rows.messageColumns) \(Rows.messageFrom)
+                    WHERE m.conversation_id = $1 AND m.sender_id = $2 AND m.client_message_id = $3
+                    """,
+                binds: try bindings(conversationId, new.senderId, clientMessageId))
+            for try await row in try await db.run(query) {
+                return AppliedWrite(outcome: .message(try Rows.message(row.makeRandomAccess()), created: false), events: [])
+            }
+        }
+        if state.closedAt != nil { throw ChatError.conversationClosed }
+        let senderKey = tenantId + "/" + new.senderId
+        let sender: User
+        if let cached = senders[senderKey] {
+            sender = cached
+        } else {
+            guard let fetched = try await fetchUser(db, tenantId: tenantId, id: new.senderId) else { throw ChatError.notFound("user") }
+            senders[senderKey] = fetched
+            sender = fetched
+        }
+        // Every refusal is above this line.
+        let seq = state.lastSeq + 1
+        let id = Identifier.make("msg", at: now)
+        try await db.run(
+            """
+            UPDATE conversations SET last_seq = \(seq), last_message_at = \(now.milliseconds), updated_at = \(now.milliseconds)
+            WHERE tenant_id = \(tenantId) AND id = \(conversationId)
+            """)
+        try await db.run(
+            """
+            INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id)
+            VALUES (\(id), \(tenantId), \(conversationId), \(new.senderId), \(rootId), \(new.content), \(now.milliseconds), \(seq), \(new.clientMessageId))
+            """)
+        if let rootId {
+            try await db.run("UPDATE messages SET reply_count = reply_count + 1 WHERE tenant_id = \(tenantId) AND id = \(rootId)")
+        }
+        let message = Message(
+            id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
+            threadParentId: rootId, content: new.content, createdAt: now, seq: seq, replyCount: 0, clientMessageId: new.clientMessageId)
+        let event = try await appendEvent(
+            db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.message(message), counters: &counters, now: now)
+        return AppliedWrite(outcome: .message(message, created: true), events: [event])
+    }
+
+    private static func setClosed(
+        _ db: ConnectionRunner, tenantId: String, userId: String, conversationId: String, closed: Bool, counters: inout EventCounters,
+        now: Timestamp
+    ) async throws -> AppliedWrite {
+        guard var conversation = try await fetchConversation(db, tenantId: tenantId, id: conversationId, viewerId: userId) else {
+            throw ChatError.notFound("conversation")
+        }
+        guard conversation.isClosed != closed else { return AppliedWrite(outcome: .conversation(conversation), events: []) }
+        try await db.run(
+            """
+            UPDATE conversations SET closed_at = \(closed ? now.milliseconds : nil), updated_at = \(now.milliseconds)
+            WHERE tenant_id = \(tenantId) AND id = \(conversationId)
+            """)
+        conversation.closedAt = closed ? now : nil
+        conversation.updatedAt = now
+        var shared = conversation
+        shared.unreadCount = 0
+        let event = try await appendEvent(
+            db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared),
+            counters: &counters, now: now, participantIds: conversation.participants.map(\.id))
+        return AppliedWrite(outcome: .conversation(conversation), events: [event])
+    }
+
+    private static func markRead(
+        _ db: ConnectionRunner, tenantId: String, userId: String, conversationId: String, messageId: String, counters: inout EventCounters,
+        now: Timestamp
+    ) async throws -> AppliedWrite {
+        var readSeq: Int64?
+        for try await value in try await db.run(
+            "SELECT last_read_seq FROM participants WHERE tenant_id = \(tenantId) AND conversation_id = \(conversationId) AND user_id = \(userId) FOR UPDATE"
+        ).decode(Int64.self) {
+            readSeq = value
+        }
+        guard let readSeq else { throw ChatError.notFound("conversation") }
+        var seq: Int64?
+        for try await value in try await db.run(
+            "SELECT seq FROM messages WHERE tenant_id = \(tenantId) AND conversation_id = \(conversationId) AND id = \(messageId)"
+        ).decode(Int64.self) {
+            seq = value
+        }
+        guard let seq else { throw ChatError.notFound("message") }
+        // Receipts only move forward; re-reading an older message changes nothing.
+        guard seq > readSeq else { return AppliedWrite(outcome: .markedRead, events: []) }
+        try await db.run(
+            """
+            UPDATE participants SET last_read_seq = \(seq), last_read_message_id = \(messageId)
+            WHERE tenant_id = \(tenantId) AND conversation_id = \(conversationId) AND user_id = \(userId)
+            """)
+        let event = try await appendEvent(
+            db, type: .readReceipt, tenantId: tenantId, conversationId: conversationId,
+            data: EventPayload.readReceipt(userId: userId, messageId: messageId, seq: seq), counters: &counters, now: now)
+        return AppliedWrite(outcome: .markedRead, events: [event])
+    }
+
+    private static func appendEvent(
+        _ db: ConnectionRunner, type: EventType, tenantId: String, conversationId: String, data: [UInt8], counters: inout EventCounters,
+        now: Timestamp, participantIds: [String]? = nil
+    ) async throws -> ChatEvent {
+        let id = try counters.take(tenantId)
+        try await db.run(
+            """
+            INSERT INTO events (tenant_id, id, conversation_id, type, data, created_at)
+            VALUES (\(tenantId), \(id), \(conversationId), \(type.rawValue), \(String(decoding: data, as: UTF8.self)), \(now.milliseconds))
+            """)
+        return ChatEvent(type: type, eventId: id, tenantId: tenantId, conversationId: conversationId, data: data, participantIds: participantIds)
+    }
+}

@@ -1,0 +1,129 @@
+import ChatCore
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The cluster bus on LISTEN/NOTIFY, one channel. Notifications are sent after the commit, in statements of their
+/// own: a NOTIFY inside the write transaction would take PostgreSQL's database-wide notify lock at every commit and
+/// serialize the commits of all tenants. Payloads (all well under NOTIFY's 8,000 bytes):
+/// `c <tenantId> <head>` (committed), `e <node> <tenantId> <conversationId> <data>` (ephemeral), `r <hash>` (revoked).
+public final class PostgresClusterBus: ClusterBus {
+    static let channel = "chat_cluster"
+    /// Distinguishes this process's own ephemeral broadcasts, which it has already delivered locally.
+    let node = Identifier.make("node")
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(store: PostgresChatStore) {
+        client = store.client
+        logger = store.logger
+    }
+
+    public func announceCommitted(_ heads: [String: Int64]) async {
+        let payloads = heads.map { "c \($0.key) \($0.value)" }
+        await send(payloads)
+    }
+
+    public func broadcastEphemeral(_ event: ChatEvent) async {
+        let payload = "e \(node) \(event.tenantId) \(event.conversationId) \(event.type.rawValue) \(String(buffer: event.envelope))"
+        guard payload.utf8.count < 7_900 else { return }
+        await send([payload])
+    }
+
+    public func broadcastRevoked(credentialHash: String) async {
+        await send(["r \(credentialHash)"])
+    }
+
+    private func send(_ payloads: [String]) async {
+        do {
+            try await client.query(
+                "SELECT pg_notify(\(Self.channel), p) FROM unnest(\(payloads)::text[]) AS p", logger: logger)
+        } catch {
+            // A wake-up only: the other nodes' sweep finds the events anyway.
+            logger.warning("cluster notify failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Listens for the other nodes on a connection of its own (a pooled connection would be reaped, and LISTEN does
+/// not work through a transaction-mode pooler), reconnecting with backoff when it drops, and sweeps the log every
+/// second and after every (re)connect, so a lost notification or a dead listener costs latency, never an event.
+public struct PostgresClusterService: Service {
+    let settings: PostgresSettings
+    let bus: PostgresClusterBus
+    let broker: ClusterBroker
+    let revocations: RevocationCenter
+    let logger: Logger
+    var sweepInterval: Duration = .seconds(1)
+
+    public init(settings: PostgresSettings, bus: PostgresClusterBus, broker: ClusterBroker, revocations: RevocationCenter, logger: Logger) {
+        self.settings = settings
+        self.bus = bus
+        self.broker = broker
+        self.revocations = revocations
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.listenForever() }
+                group.addTask { await self.sweepForever() }
+                await group.waitForAll()
+            }
+        }
+    }
+
+    private func sweepForever() async {
+        while !Task.isCancelled {
+            do {
+                try await broker.sweep()
+            } catch {
+                logger.warning("event log sweep failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: sweepInterval)
+        }
+    }
+
+    private func listenForever() async {
+        var backoff = Duration.milliseconds(100)
+        var attempt = 0
+        while !Task.isCancelled {
+            attempt += 1
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: try settings.connectionConfiguration, id: attempt, logger: logger)
+                defer { Task { try? await connection.close() } }
+                try await connection.listen(on: PostgresClusterBus.channel) { notifications in
+                    backoff = .milliseconds(100)
+                    // Anything committed while no listener was up is caught now.
+                    try? await broker.sweep()
+                    for try await notification in notifications { await handle(notification.payload) }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cluster listener lost its connection; reconnecting", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(5))
+        }
+    }
+
+    func handle(_ payload: String) async {
+        let parts = payload.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false)
+        switch parts.first {
+        case "c" where parts.count == 3:
+            if let head = Int64(parts[2]) { await broker.wake(tenantId: String(parts[1]), head: head) }
+        case "e" where parts.count == 6:
+            guard parts[1] != bus.node, let type = EventType(rawValue: String(parts[4])) else { return }
+            broker.publish([ChatEvent(
+                type: type, eventId: nil, tenantId: String(parts[2]), conversationId: String(parts[3]), envelope: Array(parts[5].utf8))])
+        case "r" where parts.count == 2:
+            revocations.revoke(credentialHash: String(parts[1]))
+        default:
+            logger.debug("unknown cluster notification", metadata: ["payload": "\(payload.prefix(40))"])
+        }
+    }
+}

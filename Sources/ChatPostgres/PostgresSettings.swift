@@ -1,0 +1,108 @@
+import Foundation
+import NIOSSL
+import PostgresNIO
+
+/// How to reach PostgreSQL and how long the write path may wait, from a `postgres://` URL and options.
+public struct PostgresSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    /// `disable`, `prefer` (the default, as libpq) or `require` (`?sslmode=` in the URL).
+    public var sslMode: String
+    /// Connections in the pool.
+    public var poolSize = 16
+    /// Set on every write transaction, so that a stuck transaction cannot freeze a tenant for long.
+    public var lockTimeoutMilliseconds = 5_000
+    public var statementTimeoutMilliseconds = 15_000
+    public var idleInTransactionTimeoutMilliseconds = 15_000
+    public var connectTimeoutSeconds = 10
+
+    /// True for `postgres://` and `postgresql://` URLs: the value selects the PostgreSQL store.
+    public static func isPostgresURL(_ value: String) -> Bool {
+        value.hasPrefix("postgres://") || value.hasPrefix("postgresql://")
+    }
+
+    /// Parses `postgres://user:password@host:port/database?sslmode=require`.
+    public init(url: String) throws {
+        guard Self.isPostgresURL(url), let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            throw PostgresSettingsError("not a postgres:// URL: \(Self.redacted(url))")
+        }
+        self.host = host
+        port = components.port ?? 5432
+        username = components.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        database = path.isEmpty ? username : path
+        sslMode = "prefer"
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"].contains(value) else {
+                    throw PostgresSettingsError("sslmode must be disable, prefer or require")
+                }
+                sslMode = value
+            case "pool_size":
+                guard let value = item.value.flatMap(Int.init), value > 0 else { throw PostgresSettingsError("pool_size must be a positive number") }
+                poolSize = value
+            default:
+                break
+            }
+        }
+    }
+
+    /// The URL without its password, for logs and error messages.
+    public static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? "postgres://…"
+    }
+
+    var clientConfiguration: PostgresClient.Configuration {
+        get throws {
+            var config = PostgresClient.Configuration(
+                host: host, port: port, username: username, password: password, database: database, tls: try clientTLS)
+            config.options.maximumConnections = poolSize
+            config.options.minimumConnections = 1
+            config.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
+            return config
+        }
+    }
+
+    var connectionConfiguration: PostgresConnection.Configuration {
+        get throws {
+            let tls: PostgresConnection.Configuration.TLS
+            switch sslMode {
+            case "disable", "allow": tls = .disable
+            case "prefer": tls = .prefer(try NIOSSLContext(configuration: Self.tlsConfiguration(verify: false)))
+            default: tls = .require(try NIOSSLContext(configuration: Self.tlsConfiguration(verify: sslMode.hasPrefix("verify"))))
+            }
+            var config = PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+            config.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
+            return config
+        }
+    }
+
+    private var clientTLS: PostgresClient.Configuration.TLS {
+        get throws {
+            switch sslMode {
+            case "disable", "allow": return .disable
+            case "prefer": return .prefer(Self.tlsConfiguration(verify: false))
+            default: return .require(Self.tlsConfiguration(verify: sslMode.hasPrefix("verify")))
+            }
+        }
+    }
+
+    /// libpq's `require` encrypts without checking the certificate; `verify-ca`/`verify-full` check it.
+    private static func tlsConfiguration(verify: Bool) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if !verify { tls.certificateVerification = .none }
+        return tls
+    }
+}
+
+public struct PostgresSettingsError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
