@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift unit and live-server tests, then the end-to-end scripts against the built server.
+# Runs every test: the Swift unit and live-server tests (the store suite against SQLite and a throwaway PostgreSQL
+# this script starts and stops), then the end-to-end scripts against the built server, then the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 swift build --build-tests
+
+# A throwaway PostgreSQL on a loopback port for the PostgreSQL half of the tests; stopped however this script ends.
+pg_dir="$(mktemp -d /tmp/chat-test-pg.XXXXXX)"
+pg_port="${CHAT_TEST_POSTGRES_PORT:-55439}"
+trap 'scripts/postgres.sh stop "$pg_dir/data" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
+export CHAT_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir/data" "$pg_port")"
+echo "== PostgreSQL for the tests: $CHAT_TEST_POSTGRES_URL"
+
 swift test --skip-build
 
 export CHAT_SERVER_BINARY="$PWD/.build/debug/chat-server"
 status=0
-for script in admin_test.py crash_test.py slow_consumer_test.py fuzz_test.py; do
+for script in admin_test.py crash_test.py slow_consumer_test.py cluster_test.py fuzz_test.py; do
     echo "== Tests/e2e/$script"
     (cd Tests/e2e && python3 "$script") || status=1
 done

@@ -70,7 +70,7 @@ public struct PostgresSettings: Sendable {
         }
     }
 
-    var connectionConfiguration: PostgresConnection.Configuration {
+    public var connectionConfiguration: PostgresConnection.Configuration {
         get throws {
             let tls: PostgresConnection.Configuration.TLS
             switch sslMode {

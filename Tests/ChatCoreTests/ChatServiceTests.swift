@@ -8,12 +8,12 @@ import Testing
     @Test func writerIsDurableWAL() async throws {
         let f = try await CoreFixture()
         defer { f.cleanUp() }
-        #expect(try f.store.writerSynchronousMode() == 2)  // FULL
-        #expect(try f.store.journalMode() == "wal")
+        #expect(try f.sqliteStore.writerSynchronousMode() == 2)  // FULL
+        #expect(try f.sqliteStore.journalMode() == "wal")
     }
 
-    @Test func seqIsGaplessUnderConcurrentSendersAndCommitsAreGrouped() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func seqIsGaplessUnderConcurrentSendersAndCommitsAreGrouped(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let others = [try await f.userId("acme", "bob"), try await f.userId("acme", "carol")]
@@ -31,9 +31,7 @@ import Testing
             try await group.waitForAll()
         }
 
-        let seqs = try await f.store.pool.read { db in
-            try Int64.fetchAll(db, sql: "SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq", arguments: [room.id])
-        }
+        let seqs = try await f.integers("SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq", [room.id])
         #expect(seqs == Array(1...1600))
         let after = f.chat.commits.statistics
         #expect(after.commands - before.commands == 1600)
@@ -41,8 +39,8 @@ import Testing
         #expect(after.batches - before.batches < 1600)
     }
 
-    @Test func resendWithSameClientMessageIdReturnsTheFirstMessage() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func resendWithSameClientMessageIdReturnsTheFirstMessage(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
@@ -50,18 +48,15 @@ import Testing
         let (again, createdAgain) = try await f.chat.send(alice, conversationId: room.id, content: "once, edited", threadParentId: nil, clientMessageId: "c-1")
         #expect(created && !createdAgain)
         #expect(again == first)
-        let count = try await f.store.pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE client_message_id = 'c-1'")
-        }
-        #expect(count == 1)
+        #expect(try await f.integers("SELECT COUNT(*) FROM messages WHERE client_message_id = 'c-1'") == [1])
         // Another sender may use the same client id: it is scoped per sender.
         let bob = try await f.principal("acme", "bob")
         let (bobs, bobCreated) = try await f.chat.send(bob, conversationId: room.id, content: "mine", threadParentId: nil, clientMessageId: "c-1")
         #expect(bobCreated && bobs.id != first.id)
     }
 
-    @Test func replyToAReplyLandsOnTheRootAndCountsReplies() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func replyToAReplyLandsOnTheRootAndCountsReplies(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let room = try await f.chat.conversations(alice).first { $0.title == "Launch plan" }!
@@ -79,8 +74,8 @@ import Testing
         #expect(!page.messages.contains { $0.threadParentId != nil })
     }
 
-    @Test func closedConversationRefusesMessagesUntilReopened() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func closedConversationRefusesMessagesUntilReopened(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
@@ -94,8 +89,8 @@ import Testing
         _ = try await f.chat.send(alice, conversationId: room.id, content: "back", threadParentId: nil, clientMessageId: nil)
     }
 
-    @Test func readReceiptsClearUnreadAndOnlyMoveForward() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func readReceiptsClearUnreadAndOnlyMoveForward(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice"), bob = try await f.principal("acme", "bob")
         let room = try await f.chat.conversations(alice).first { $0.title == "Launch plan" }!
@@ -106,13 +101,13 @@ import Testing
         try await f.chat.markRead(bob, conversationId: room.id, messageId: m2.id)
         view = try await f.chat.conversation(bob, id: room.id)
         #expect(view.unreadCount == 0)
-        let latestBefore = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
+        let latestBefore = try await f.latestEventId()
         try await f.chat.markRead(bob, conversationId: room.id, messageId: m1.id)
-        #expect(try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest == latestBefore)  // nothing new logged
+        #expect(try await f.latestEventId() == latestBefore)  // nothing new logged
     }
 
-    @Test func pagesGoBackwardsOldestFirstWithinAPage() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func pagesGoBackwardsOldestFirstWithinAPage(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let room = try await f.chat.startConversation(alice, title: "paging", participantIds: [])
@@ -126,14 +121,14 @@ import Testing
         #expect(third.nextCursor == nil)
     }
 
-    @Test func everyDurableChangeIsLoggedAndPublishedInOrder() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func everyDurableChangeIsLoggedAndPublishedInOrder(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let recorder = Recorder()
         let subscription = f.hub.subscribe(recorder, to: .tenant(alice.tenantId))
         defer { subscription.cancel() }
-        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
+        let start = try await f.latestEventId()
         let room = try await f.chat.startConversation(alice, title: "log", participantIds: [])
         let (m, _) = try await f.chat.send(alice, conversationId: room.id, content: "hello", threadParentId: nil, clientMessageId: nil)
         _ = try await f.chat.setClosed(alice, conversationId: room.id, closed: true)
@@ -146,16 +141,16 @@ import Testing
         #expect(try await f.chat.events(dave, after: start, conversationId: nil, limit: 100).isEmpty)
     }
 
-    @Test func pipelinedBatchesArePublishedInCommitOrderWithoutGaps() async throws {
+    @Test(arguments: StoreKind.available) func pipelinedBatchesArePublishedInCommitOrderWithoutGaps(_ kind: StoreKind) async throws {
         // Leadership passes on at commit, so one batch commits while the one before is still being published:
         // every subscriber must still see the log's order, and every caller its own event before its answer.
-        let f = try await CoreFixture()
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let recorder = Recorder()
         let subscription = f.hub.subscribe(recorder, to: .tenant(alice.tenantId))
         defer { subscription.cancel() }
-        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
+        let start = try await f.latestEventId()
         var rooms: [String] = []
         for i in 0..<8 { rooms.append(try await f.chat.startConversation(alice, title: "p\(i)", participantIds: []).id) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -183,31 +178,27 @@ import Testing
         #expect(f.chat.commits.statistics.batches < f.chat.commits.statistics.commands)
     }
 
-    @Test func databaseRefusesRowsThatMixTenants() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func databaseRefusesRowsThatMixTenants(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let dave = try await f.principal("globex", "dave")
         let room = try await f.chat.conversations(alice).first!
-        await #expect(throws: DatabaseError.self) {
-            try await f.store.pool.write { db in
-                // A globex user as sender of a message in an acme conversation, even claiming acme's tenant.
-                try db.execute(
-                    sql: "INSERT INTO messages (id, tenant_id, conversation_id, sender_id, content, created_at, seq) VALUES ('m_x', ?, ?, ?, 'x', 0, 999)",
-                    arguments: [alice.tenantId, room.id, dave.userId])
-            }
+        // A globex user as sender of a message in an acme conversation, even claiming acme's tenant.
+        await #expect(throws: (any Error).self) {
+            try await f.integers(
+                "INSERT INTO messages (id, tenant_id, conversation_id, sender_id, content, created_at, seq) VALUES ('m_x', ?, ?, ?, 'x', 0, 999) RETURNING seq",
+                [alice.tenantId, room.id, dave.userId])
         }
-        await #expect(throws: DatabaseError.self) {
-            try await f.store.pool.write { db in
-                try db.execute(
-                    sql: "INSERT INTO participants (tenant_id, conversation_id, user_id, joined_at) VALUES (?, ?, ?, 0)",
-                    arguments: [dave.tenantId, room.id, dave.userId])
-            }
+        await #expect(throws: (any Error).self) {
+            try await f.integers(
+                "INSERT INTO participants (tenant_id, conversation_id, user_id, joined_at) VALUES (?, ?, ?, 0) RETURNING joined_at",
+                [dave.tenantId, room.id, dave.userId])
         }
     }
 
-    @Test func coreRefusesOtherTenantsIdsAsNotFound() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func coreRefusesOtherTenantsIdsAsNotFound(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let dave = try await f.principal("globex", "dave")
@@ -221,8 +212,8 @@ import Testing
         }
     }
 
-    @Test func prunedCursorsAreReported() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func prunedCursorsAreReported(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let pruned = try await f.chat.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
         #expect(pruned > 0)

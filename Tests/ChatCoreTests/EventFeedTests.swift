@@ -11,13 +11,13 @@ import Testing
         var resyncs: Int { items.withLock { $0.filter { if case .resyncRequired = $0 { true } else { false } }.count } }
     }
 
-    @Test func replayThenLiveHasNoGapAndNoDuplicateWhileSendsRace() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func replayThenLiveHasNoGapAndNoDuplicateWhileSendsRace(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
-        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
+        let start = try await f.latestEventId()
         let collected = Collected()
         let feed = EventFeed(chat: f.chat, principal: bob, scope: .conversation(room.id)) { item in
             collected.items.withLock { $0.append(item) }
@@ -42,8 +42,8 @@ import Testing
         #expect(collected.eventIds == expected)
     }
 
-    @Test func allConversationsFeedPicksUpConversationsCreatedLater() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func allConversationsFeedPicksUpConversationsCreatedLater(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let carol = try await f.principal("acme", "carol")
@@ -64,8 +64,8 @@ import Testing
         #expect(seen.allSatisfy { $0.conversationId == withCarol.id })
     }
 
-    @Test func staleOrFutureCursorsAskForResync() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func staleOrFutureCursorsAskForResync(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         _ = try await f.chat.pruneEvents(createdBefore: Timestamp.now().adding(seconds: 60))
@@ -107,8 +107,8 @@ import Testing
 }
 
 extension EventFeedTests {
-    @Test func theSubscribedHookComesBeforeEveryEventAndAfterTheSubscription() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func theSubscribedHookComesBeforeEveryEventAndAfterTheSubscription(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!

@@ -23,7 +23,7 @@ import Testing
         let alice = try await f.principal("acme", "alice")
         let carol = try await f.principal("acme", "carol")
         let dave = try await f.principal("globex", "dave")
-        let start = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
+        let start = try await f.latestEventId()
         let general = try await f.chat.conversations(alice).first { $0.title == "General" }!
         let secret = try await f.chat.startConversation(alice, title: "no carol", participantIds: [])
         let globexRoom = try await f.chat.conversations(dave).first!
@@ -68,13 +68,13 @@ import Testing
         #expect(ring.events(after: 13, limit: 10) { _ in true }?.map(\.eventId) == [14, 15])
     }
 
-    @Test func aLiveEventAtOrBelowTheCursorIsNotHandedOverAgain() async throws {
-        let f = try await CoreFixture()
+    @Test(arguments: StoreKind.available) func aLiveEventAtOrBelowTheCursorIsNotHandedOverAgain(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
         let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
-        let before = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme")).latest
+        let before = try await f.latestEventId()
         for i in 0..<3 { _ = try await f.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
         let old = try await f.chat.events(bob, after: before, conversationId: room.id, limit: 10)
         let cursor = old.last!.eventId!
@@ -119,7 +119,7 @@ import Testing
             try await group.waitForAll()
         }
         let last = try await f.chat.messages(bob, conversationId: room.id, before: nil, limit: 50)
-        let fresh = try await ChatService(store: SQLiteChatStore(path: f.directory.appendingPathComponent("chat.sqlite").path), broker: RoomHub())
+        let fresh = try await ChatService(store: SQLiteChatStore(path: f.sqliteStore.pool.path), broker: RoomHub())
             .messages(bob, conversationId: room.id, before: nil, limit: 50)
         #expect(last == fresh)
         #expect(last.body.map { Array($0.readableBytesView) } == JSONText.messagePage(last))
@@ -138,7 +138,7 @@ import Testing
         let alice = try await f.principal("acme", "alice")
         let room = try await f.chat.conversations(alice).first!
         for i in 0..<50 { _ = try await f.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
-        let result = try await f.store.checkpoint()
+        let result = try await f.sqliteStore.checkpoint()
         #expect(result.walFrames > 0)
         #expect(result.checkpointed == result.walFrames)
         // The data is still all there, through the pool's connections.

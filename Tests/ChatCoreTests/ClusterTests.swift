@@ -1,0 +1,173 @@
+import ChatCore
+import ChatPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// Several nodes on one PostgreSQL database (run when the test command started PostgreSQL).
+@Suite(.enabled(if: StoreKind.postgresURL != nil, "needs CHAT_TEST_POSTGRES_URL"))
+struct ClusterTests {
+    /// Waits up to `seconds` for `condition`.
+    func eventually(_ seconds: Double = 5, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try await condition()
+    }
+
+    @Test func aCursorNeverSkipsAnEventWhoseTransactionCommitsLate() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let cursor = try await f.latestEventId()
+        let url = f.databaseURL!
+
+        // A slow writer: takes the next event id the way every write transaction does, then holds the
+        // transaction open for a second before committing.
+        let slow = Task {
+            var logger = Logger(label: "slow")
+            logger.logLevel = .error
+            let connection = try await PostgresConnection.connect(
+                configuration: try PostgresSettings(url: url).connectionConfiguration, id: 9, logger: logger)
+            defer { Task { try? await connection.close() } }
+            try await connection.query("BEGIN", logger: logger)
+            var next: Int64 = 0
+            for try await last in try await connection.query(
+                "SELECT last_event_id FROM tenants WHERE id = \(alice.tenantId) FOR UPDATE", logger: logger
+            ).decode(Int64.self) { next = last + 1 }
+            try await connection.query(
+                """
+                INSERT INTO events (tenant_id, id, conversation_id, type, data, created_at)
+                VALUES (\(alice.tenantId), \(next), \(room.id), 'read_receipt', '{"slow":true}', 0)
+                """, logger: logger)
+            try await connection.query("UPDATE tenants SET last_event_id = \(next) WHERE id = \(alice.tenantId)", logger: logger)
+            try await connection.query("SELECT pg_sleep(1.0)", logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+            return next
+        }
+        try await Task.sleep(for: .milliseconds(200))  // the slow transaction holds the tenant's counter now
+        // Another writer (a second node) commits meanwhile, and a reader polls from the cursor all along.
+        let second = try await Node(url: url, listening: false)
+        defer { second.stop() }
+        let fast = Task { try await second.chat.send(alice, conversationId: room.id, content: "fast", threadParentId: nil, clientMessageId: nil) }
+        var observations: [[Int64]] = []
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            let seen = try await f.store.events(tenantId: bob.tenantId, viewerId: bob.userId, after: cursor, conversationId: nil, limit: 100)
+                .compactMap(\.eventId)
+            observations.append(seen)
+            if seen.count >= 2 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let slowId = try await slow.value
+        _ = try await fast.value
+        #expect(slowId == cursor + 1)
+        // Every poll saw a prefix of the log: never the later id without the earlier one.
+        for seen in observations {
+            #expect(seen == Array((cursor + 1)..<(cursor + 1 + Int64(seen.count))), "skipped: \(seen)")
+        }
+        #expect(observations.last == [cursor + 1, cursor + 2])
+        #expect(observations.count > 5)  // the reader really polled while the slow transaction was open
+    }
+
+    @Test func eventsCommittedOnOneNodeReachSubscribersOfAnotherOnceAndInOrder() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let a = try await Node(url: f.databaseURL!)
+        let b = try await Node(url: f.databaseURL!)
+        defer { a.stop(); b.stop() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let room = try await a.chat.conversations(alice).first { $0.title == "General" }!
+        let onA = Recorder(), onB = Recorder()
+        let subscriptions = [
+            a.hub.subscribe(onA, to: .tenant(alice.tenantId)), b.hub.subscribe(onB, to: .tenant(alice.tenantId)),
+        ]
+        defer { subscriptions.forEach { $0.cancel() } }
+        try await Task.sleep(for: .milliseconds(300))  // listeners up
+        // Senders on both nodes write one conversation at once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (node, who) in [(a, alice), (b, bob), (a, bob), (b, alice)] {
+                group.addTask {
+                    for i in 0..<40 {
+                        _ = try await node.chat.send(who, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: "\(who.userId)-\(ObjectIdentifier(node.store).hashValue)-\(i)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seqs = try await f.integers("SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq", [room.id])
+        #expect(seqs == Array(1...Int64(seqs.count)))
+        #expect(seqs.count == 160 + 4)  // the demo's messages in General, and ours
+        let head = try await f.latestEventId()
+        for recorder in [onA, onB] {
+            #expect(try await eventually { recorder.received.last?.eventId == head })
+            let ids = recorder.received.compactMap(\.eventId)
+            #expect(ids.count == 160)
+            #expect(ids == ids.sorted() && Set(ids).count == ids.count, "in order, once")
+            #expect(ids.last == head && ids.first == head - 159)
+        }
+        // Typing crosses nodes too, as an ephemeral event.
+        try await a.chat.typing(alice, conversationId: room.id)
+        #expect(try await eventually { onB.received.contains { $0.type == .typing } })
+    }
+
+    @Test func aNodeThatHearsNothingStillDeliversEverythingThroughItsSweep() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let writer = try await Node(url: f.databaseURL!, listening: false)
+        let deaf = try await Node(url: f.databaseURL!, listening: false)
+        defer { writer.stop(); deaf.stop() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await writer.chat.conversations(alice).first { $0.title == "General" }!
+        let recorder = Recorder()
+        let subscription = deaf.hub.subscribe(recorder, to: .room(tenantId: alice.tenantId, conversationId: room.id))
+        defer { subscription.cancel() }
+        for i in 0..<5 { _ = try await writer.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
+        #expect(recorder.received.isEmpty)  // no notification reached it
+        try await deaf.broker.sweep()
+        #expect(recorder.received.count == 5)
+        #expect(recorder.received.compactMap(\.eventId) == recorder.received.compactMap(\.eventId).sorted())
+        // Its own next commit goes out after what it caught up on, never before.
+        _ = try await deaf.chat.send(alice, conversationId: room.id, content: "own", threadParentId: nil, clientMessageId: nil)
+        _ = try await writer.chat.send(alice, conversationId: room.id, content: "theirs", threadParentId: nil, clientMessageId: nil)
+        _ = try await deaf.chat.send(alice, conversationId: room.id, content: "own again", threadParentId: nil, clientMessageId: nil)
+        let ids = recorder.received.compactMap(\.eventId)
+        #expect(ids == Array(ids[0]...(ids[0] + Int64(ids.count) - 1)), "no gap: \(ids)")
+        #expect(ids.count == 8)
+    }
+
+    @Test func revocationsAndSeedingReachEveryNode() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let a = try await Node(url: f.databaseURL!)
+        let b = try await Node(url: f.databaseURL!)
+        defer { a.stop(); b.stop() }
+        try await Task.sleep(for: .milliseconds(300))
+        let closed = Mutex(false)
+        let watch = b.revocations.watch(credentialHash: "hash-1") { closed.withLock { $0 = true } }
+        defer { watch.cancel() }
+        a.revocations.forward { hash in await PostgresClusterBus(store: a.store).broadcastRevoked(credentialHash: hash) }
+        await a.revocations.revokeEverywhere(credentialHash: "hash-1")
+        #expect(try await eventually { closed.withLock { $0 } })
+        // Two nodes seeding one empty database at once: one seeds, the other finds it seeded.
+        let (empty, url, pool, drop) = try await TestPostgres.freshStore()
+        defer { pool.cancel(); drop() }
+        #expect(try await empty.isEmpty())
+        let c = try await Node(url: url, listening: false)
+        let d = try await Node(url: url, listening: false)
+        defer { c.stop(); d.stop() }
+        let seeded = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for node in [c, d] { group.addTask { try await DemoData.seedIfEmpty(chat: node.chat, hasher: PlainHasher()) } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(seeded.filter { $0 }.count == 1 && seeded.count == 2)
+        #expect(try await empty.users(tenantId: try await empty.tenant(slug: "acme")!.id).count == 3)
+    }
+}
