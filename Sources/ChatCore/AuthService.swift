@@ -9,6 +9,46 @@ public protocol PasswordHasher: Sendable {
     var placeholderHash: String { get }
 }
 
+/// Where failed sign-ins are counted: in memory for one process, in the database when several nodes share it (so
+/// the limits hold across nodes behind a round-robin balancer).
+public protocol LoginFailureLog: Sendable {
+    /// Failure times (Unix milliseconds, oldest first) of each key, from `since` on.
+    func loginFailures(keys: [String], since: Int64) async throws -> [String: [Int64]]
+    func recordLoginFailure(keys: [String], at: Int64) async throws
+    func clearLoginFailures(key: String) async throws
+}
+
+/// Failed sign-ins kept in this process.
+public final class InMemoryLoginFailures: LoginFailureLog {
+    private let failures = Mutex([String: [Int64]]())
+    private let maxKeys = 100_000
+
+    public init() {}
+
+    public func loginFailures(keys: [String], since: Int64) async throws -> [String: [Int64]] {
+        failures.withLock { map in
+            var result: [String: [Int64]] = [:]
+            for key in keys {
+                let recent = (map[key] ?? []).filter { $0 >= since }
+                map[key] = recent.isEmpty ? nil : recent
+                result[key] = recent
+            }
+            return result
+        }
+    }
+
+    public func recordLoginFailure(keys: [String], at: Int64) async throws {
+        failures.withLock { map in
+            if map.count > maxKeys { map.removeAll(keepingCapacity: true) }
+            for key in keys { map[key, default: []].append(at) }
+        }
+    }
+
+    public func clearLoginFailures(key: String) async throws {
+        _ = failures.withLock { $0.removeValue(forKey: key) }
+    }
+}
+
 /// Counts failed logins per key (an account, a client address) in a sliding window.
 public final class LoginRateLimiter: Sendable {
     /// How many failures a key may have within the window before it is refused.
@@ -23,45 +63,46 @@ public final class LoginRateLimiter: Sendable {
 
     private let perAccount: Rule
     private let perAddress: Rule
-    private let failures = Mutex([String: [Int64]]())
-    private let maxKeys = 100_000
+    private let log: any LoginFailureLog
 
-    public init(perAccount: Rule = Rule(maxFailures: 10, windowSeconds: 900), perAddress: Rule = Rule(maxFailures: 100, windowSeconds: 900)) {
+    public init(
+        perAccount: Rule = Rule(maxFailures: 10, windowSeconds: 900), perAddress: Rule = Rule(maxFailures: 100, windowSeconds: 900),
+        log: any LoginFailureLog = InMemoryLoginFailures()
+    ) {
         self.perAccount = perAccount
         self.perAddress = perAddress
+        self.log = log
+    }
+
+    private func keys(account: String, address: String?) -> [(String, Rule)] {
+        [("a:" + account, perAccount)] + (address.map { [("i:" + $0, perAddress)] } ?? [])
     }
 
     /// Throws 429 `rate_limited` when either key has too many recent failures.
-    public func check(account: String, address: String?, now: Timestamp) throws {
-        let keys = [("a:" + account, perAccount)] + (address.map { [("i:" + $0, perAddress)] } ?? [])
-        let wait = failures.withLock { map -> Int64? in
-            var longest: Int64? = nil
-            for (key, rule) in keys {
-                let cutoff = now.milliseconds - rule.windowSeconds * 1000
-                let recent = (map[key] ?? []).filter { $0 > cutoff }
-                map[key] = recent.isEmpty ? nil : recent
-                if recent.count >= rule.maxFailures, let oldest = recent.first {
-                    let seconds = (oldest + rule.windowSeconds * 1000 - now.milliseconds) / 1000 + 1
-                    longest = max(longest ?? 0, seconds)
-                }
+    public func check(account: String, address: String?, now: Timestamp) async throws {
+        let keys = keys(account: account, address: address)
+        let window = max(perAccount.windowSeconds, perAddress.windowSeconds) * 1000
+        let failures = try await log.loginFailures(keys: keys.map(\.0), since: now.milliseconds - window)
+        var longest: Int64? = nil
+        for (key, rule) in keys {
+            let cutoff = now.milliseconds - rule.windowSeconds * 1000
+            let recent = (failures[key] ?? []).filter { $0 > cutoff }
+            if recent.count >= rule.maxFailures, let oldest = recent.first {
+                let seconds = (oldest + rule.windowSeconds * 1000 - now.milliseconds) / 1000 + 1
+                longest = max(longest ?? 0, seconds)
             }
-            return longest
         }
-        if let wait {
-            throw ChatError(.rateLimited, "rate_limited", "Too many failed sign-in attempts. Try again later.", retryAfter: Int(wait))
-        }
-    }
-
-    public func recordFailure(account: String, address: String?, now: Timestamp) {
-        failures.withLock { map in
-            if map.count > maxKeys { map.removeAll(keepingCapacity: true) }
-            map["a:" + account, default: []].append(now.milliseconds)
-            if let address { map["i:" + address, default: []].append(now.milliseconds) }
+        if let longest {
+            throw ChatError(.rateLimited, "rate_limited", "Too many failed sign-in attempts. Try again later.", retryAfter: Int(longest))
         }
     }
 
-    public func recordSuccess(account: String) {
-        _ = failures.withLock { $0.removeValue(forKey: "a:" + account) }
+    public func recordFailure(account: String, address: String?, now: Timestamp) async throws {
+        try await log.recordLoginFailure(keys: keys(account: account, address: address).map(\.0), at: now.milliseconds)
+    }
+
+    public func recordSuccess(account: String) async throws {
+        try await log.clearLoginFailures(key: "a:" + account)
     }
 }
 
@@ -94,15 +135,15 @@ public struct AuthService: Sendable {
     public func signIn(tenant: String, username: String, password: String, address: String?, method: Principal.Method) async throws -> SignIn {
         let now = Timestamp.now()
         let account = tenant.lowercased() + "/" + username.lowercased()
-        try limiter.check(account: account, address: address, now: now)
+        try await limiter.check(account: account, address: address, now: now)
         let record = try await store.loginRecord(tenantSlug: tenant, username: username)
         // Verify against a fixed hash when the account is unknown, so timing does not tell which part was wrong.
         let ok = try await hasher.verify(password, hash: record?.passwordHash ?? hasher.placeholderHash)
         guard ok, let user = record?.user else {
-            limiter.recordFailure(account: account, address: address, now: now)
+            try await limiter.recordFailure(account: account, address: address, now: now)
             throw ChatError.invalidCredentials
         }
-        limiter.recordSuccess(account: account)
+        try await limiter.recordSuccess(account: account)
         let secret = Secret.make()
         let lifetime = method == .session ? sessionLifetimeSeconds : tokenLifetimeSeconds
         let credential = Credential(

@@ -157,7 +157,9 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func deleteExpiredCredentials(now: Timestamp) async throws -> Int {
-        try await all(
+        // Failed sign-ins older than a day count for no window any more (the housekeeping runs hourly).
+        try await client.query("DELETE FROM login_failures WHERE at < \(now.milliseconds - 86_400_000)", logger: logger)
+        return try await all(
             client.query("DELETE FROM credentials WHERE expires_at <= \(now.milliseconds) RETURNING hash", logger: logger)
         ) { try $0.value("hash", String.self) }.count
     }
@@ -198,5 +200,25 @@ func withTimeout<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () async
         }
         defer { group.cancelAll() }
         return try await group.next()!
+    }
+}
+
+extension PostgresChatStore: LoginFailureLog {
+    public func loginFailures(keys: [String], since: Int64) async throws -> [String: [Int64]] {
+        var result: [String: [Int64]] = [:]
+        for try await (key, at) in try await client.query(
+            "SELECT key, at FROM login_failures WHERE key = ANY(\(keys)) AND at >= \(since) ORDER BY at", logger: logger
+        ).decode((String, Int64).self) {
+            result[key, default: []].append(at)
+        }
+        return result
+    }
+
+    public func recordLoginFailure(keys: [String], at: Int64) async throws {
+        try await client.query("INSERT INTO login_failures (key, at) SELECT k, \(at) FROM unnest(\(keys)::text[]) AS k", logger: logger)
+    }
+
+    public func clearLoginFailures(key: String) async throws {
+        try await client.query("DELETE FROM login_failures WHERE key = \(key)", logger: logger)
     }
 }

@@ -24,7 +24,10 @@ public struct ChatDependencies: Sendable {
         let chat = ChatService(store: store, broker: broker ?? hub, limits: config.limits)
         var auth = AuthService(
             store: store, hasher: BcryptHasher(cost: config.bcryptCost),
-            limiter: LoginRateLimiter(perAccount: config.loginPerAccount, perAddress: config.loginPerAddress))
+            limiter: LoginRateLimiter(
+                perAccount: config.loginPerAccount, perAddress: config.loginPerAddress,
+                // Nodes sharing a database count failures there, so the limits hold across them.
+                log: store.eventLogIsLocal ? InMemoryLoginFailures() : (store as? any LoginFailureLog) ?? InMemoryLoginFailures()))
         auth.sessionLifetimeSeconds = 30 * 86_400
         return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth, connections: LiveConnections())
     }

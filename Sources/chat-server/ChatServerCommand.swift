@@ -13,7 +13,7 @@ struct ChatServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-server",
         abstract: "A multi-tenant real-time chat server.",
-        subcommands: [Serve.self, CreateTenant.self, CreateUser.self],
+        subcommands: [Serve.self, CreateTenant.self, CreateUser.self, MigrateData.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -161,6 +161,46 @@ struct CreateUser: AsyncParsableCommand {
             return try await store.createUser(tenantId: tenant.id, username: username, displayName: displayName ?? username, passwordHash: hash)
         }
         print("created user \(user.username) (\(user.id)) in \(tenantSlug)")
+    }
+}
+
+struct MigrateData: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate-data",
+        abstract: "Copy a SQLite database into an empty PostgreSQL one, keeping ids, seq, event ids and credentials.",
+        discussion: """
+            Clients, their cursors and their sessions survive the move: stop the server on the SQLite file, run this, \
+            then start the nodes on the PostgreSQL URL.
+            """)
+    @Option(help: "The SQLite database file to copy.") var from: String
+    @Option(help: "The postgres:// URL of an empty database.") var to: String
+
+    func run() async throws {
+        guard PostgresSettings.isPostgresURL(to) else { throw ValidationError("--to must be a postgres:// URL") }
+        guard FileManager.default.fileExists(atPath: from) else { throw ValidationError("no SQLite database at \(from)") }
+        // No server may write to the file while it is copied.
+        let lock = try ServeLock(databasePath: from)
+        defer { withExtendedLifetime(lock) {} }
+        let source = try SQLiteChatStore(path: from)
+        defer { try? source.close() }
+        var logger = Logger(label: "chat-server")
+        logger.logLevel = .warning
+        let target = try PostgresChatStore(settings: try PostgresSettings(url: to), logger: logger)
+        let copied = try await target.withRunningPool {
+            try await target.checkReachable()
+            try await target.migrate()
+            try await target.requireEmptyForImport()
+            var counts: [String: Int] = [:]
+            try await target.importAll(log: try await source.exportLogState()) { consume in
+                try await source.exportBatches(batchSize: 2_000) { batch in
+                    counts[batch.table, default: 0] += batch.rows.count
+                    try await consume(batch)
+                }
+            }
+            return counts
+        }
+        for (table, _) in StoreTransfer.tables { print("\(table): \(copied[table] ?? 0) rows") }
+        print("copied \(from) into \(PostgresSettings.redacted(to))")
     }
 }
 

@@ -220,4 +220,27 @@ import Testing
         let bounds = try await f.store.eventLogBounds(tenantId: try await f.tenantId("acme"))
         #expect(bounds.pruned == bounds.latest)
     }
+
+    @Test(arguments: StoreKind.available) func loginLimitsCountAcrossEveryNodeOfTheStore(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        // Two limiters, as on two nodes: on SQLite one process shares one in-memory log; on PostgreSQL each node has
+        // its own limiter over the shared database.
+        let memory = InMemoryLoginFailures()
+        let log: any LoginFailureLog = kind == .postgres ? f.postgres! : memory
+        let rules = (account: LoginRateLimiter.Rule(maxFailures: 3, windowSeconds: 60), address: LoginRateLimiter.Rule(maxFailures: 100, windowSeconds: 60))
+        let nodeA = LoginRateLimiter(perAccount: rules.account, perAddress: rules.address, log: log)
+        let nodeB = LoginRateLimiter(perAccount: rules.account, perAddress: rules.address, log: log)
+        let now = Timestamp.now()
+        try await nodeA.recordFailure(account: "acme/alice", address: "1.2.3.4", now: now)
+        try await nodeB.recordFailure(account: "acme/alice", address: "1.2.3.4", now: now)
+        try await nodeA.recordFailure(account: "acme/alice", address: "1.2.3.4", now: now)
+        await #expect(throws: ChatError.self) { try await nodeB.check(account: "acme/alice", address: "1.2.3.4", now: now) }
+        // Another account from the same address is still allowed, and the window passes.
+        try await nodeA.check(account: "acme/bob", address: "1.2.3.4", now: now)
+        try await nodeB.check(account: "acme/alice", address: nil, now: now.adding(seconds: 61))
+        // A success clears the account's count everywhere.
+        try await nodeA.recordSuccess(account: "acme/alice")
+        try await nodeB.check(account: "acme/alice", address: "1.2.3.4", now: now)
+    }
 }

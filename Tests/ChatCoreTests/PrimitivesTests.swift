@@ -59,15 +59,7 @@ import Testing
         #expect(EventCursor.parse("99999999999999999999") == nil)
     }
 
-    @Test func rateLimiterRefusesAfterTooManyFailures() {
-        let limiter = LoginRateLimiter(perAccount: .init(maxFailures: 3, windowSeconds: 60), perAddress: .init(maxFailures: 100, windowSeconds: 60))
-        let now = Timestamp.now()
-        for _ in 0..<3 { limiter.recordFailure(account: "acme/alice", address: "1.2.3.4", now: now) }
-        #expect(throws: ChatError.self) { try limiter.check(account: "acme/alice", address: "1.2.3.4", now: now) }
-        // Another account from the same address is still allowed, and the window passes.
-        #expect(throws: Never.self) { try limiter.check(account: "acme/bob", address: "1.2.3.4", now: now) }
-        #expect(throws: Never.self) { try limiter.check(account: "acme/alice", address: nil, now: now.adding(seconds: 61)) }
-    }
+
 }
 
 extension PrimitivesTests {
