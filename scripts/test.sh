@@ -11,6 +11,8 @@ pg_dir="$(mktemp -d /tmp/chat-test-pg.XXXXXX)"
 pg_port="${CHAT_TEST_POSTGRES_PORT:-55439}"
 trap 'scripts/postgres.sh stop "$pg_dir/data" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
 export CHAT_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir/data" "$pg_port")"
+# The cluster test stops and restarts this server to check that nodes ride out a database outage.
+export CHAT_TEST_POSTGRES_DIR="$pg_dir/data" CHAT_TEST_POSTGRES_PORT="$pg_port"
 echo "== PostgreSQL for the tests: $CHAT_TEST_POSTGRES_URL"
 
 swift test --skip-build

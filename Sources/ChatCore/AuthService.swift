@@ -194,6 +194,9 @@ public final class RevocationCenter: Sendable {
         remote.withLock { $0 = send }
     }
 
+    /// The credentials that open connections of this process depend on.
+    public var watchedCredentialHashes: [String] { state.withLock { Array($0.watchers.keys) } }
+
     /// Revokes here and tells the other nodes.
     public func revokeEverywhere(credentialHash: String) async {
         revoke(credentialHash: credentialHash)

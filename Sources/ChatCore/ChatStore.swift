@@ -78,6 +78,9 @@ public protocol ChatStore: Sendable {
     /// Runs `body` while no other process sharing the database runs its own (demo seeding when several nodes
     /// start together). A store served by one process may just run it.
     func withSetupLock<T: Sendable>(_ body: () async throws -> T) async throws -> T
+    /// True when `error` (thrown by this store) means the database is unreachable or too busy for now: the server
+    /// answers 503 with `Retry-After` rather than 500. (A send may be retried safely with its `clientMessageId`.)
+    func isUnavailable(_ error: any Error) -> Bool
 
     // MARK: Credentials
     func insertCredential(_ credential: Credential) async throws
@@ -117,4 +120,6 @@ extension ChatStore {
     public var eventLogIsLocal: Bool { false }
 
     public func withSetupLock<T: Sendable>(_ body: () async throws -> T) async throws -> T { try await body() }
+
+    public func isUnavailable(_ error: any Error) -> Bool { false }
 }

@@ -79,89 +79,103 @@ extension PostgresChatStore {
     // MARK: Reads (the viewer must participate)
 
     public func conversations(tenantId: String, viewerId: String) async throws -> [Conversation] {
-        let rows = try await client.query(
-            PostgresQuery(unsafeSQL: "SELECT \(Rows.conversationColumns) \(Rows.conversationFrom) WHERE p.tenant_id = $1 AND p.user_id = $2 ORDER BY c.updated_at DESC, c.id DESC",
-                          binds: try bindings(tenantId, viewerId)),
-            logger: logger)
-        var list: [PostgresRandomAccessRow] = []
-        for try await row in rows { list.append(row.makeRandomAccess()) }
-        let participants = try await participantsOfViewer(tenantId: tenantId, viewerId: viewerId)
-        return try list.map { try Rows.conversation($0, participants: participants[try $0.value("id", String.self)] ?? []) }
+        try await guarded { [self] in
+            let rows = try await client.query(
+                PostgresQuery(unsafeSQL: "SELECT \(Rows.conversationColumns) \(Rows.conversationFrom) WHERE p.tenant_id = $1 AND p.user_id = $2 ORDER BY c.updated_at DESC, c.id DESC",
+                              binds: try bindings(tenantId, viewerId)),
+                logger: logger)
+            var list: [PostgresRandomAccessRow] = []
+            for try await row in rows { list.append(row.makeRandomAccess()) }
+            let participants = try await participantsOfViewer(tenantId: tenantId, viewerId: viewerId)
+            return try list.map { try Rows.conversation($0, participants: participants[try $0.value("id", String.self)] ?? []) }
+        }
     }
 
     public func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation? {
-        try await Self.fetchConversation(pool, tenantId: tenantId, id: id, viewerId: viewerId)
+        try await guarded { [self] in
+            try await Self.fetchConversation(pool, tenantId: tenantId, id: id, viewerId: viewerId)
+        }
     }
 
     public func messages(tenantId: String, conversationId: String, viewerId: String, beforeSeq: Int64?, limit: Int) async throws -> MessagePage? {
-        guard try await isParticipant(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
-        let rows = try await all(
-            client.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        SELECT \(Rows.messageColumns) \(Rows.messageFrom)
-                        WHERE m.tenant_id = $1 AND m.conversation_id = $2 AND m.thread_parent_id IS NULL AND m.seq < $3
-                        ORDER BY m.seq DESC LIMIT $4
-                        """,
-                    binds: try bindings(tenantId, conversationId, beforeSeq ?? Int64.max, Int64(limit + 1))),
-                logger: logger),
-            Rows.message)
-        let hasMore = rows.count > limit
-        let page = Array(rows.prefix(limit).reversed())
-        return MessagePage(messages: page, nextCursor: hasMore ? page.first.map { String($0.seq) } : nil)
+        try await guarded { [self] in
+            guard try await isParticipant(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
+            let rows = try await all(
+                client.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT \(Rows.messageColumns) \(Rows.messageFrom)
+                            WHERE m.tenant_id = $1 AND m.conversation_id = $2 AND m.thread_parent_id IS NULL AND m.seq < $3
+                            ORDER BY m.seq DESC LIMIT $4
+                            """,
+                        binds: try bindings(tenantId, conversationId, beforeSeq ?? Int64.max, Int64(limit + 1))),
+                    logger: logger),
+                Rows.message)
+            let hasMore = rows.count > limit
+            let page = Array(rows.prefix(limit).reversed())
+            return MessagePage(messages: page, nextCursor: hasMore ? page.first.map { String($0.seq) } : nil)
+        }
     }
 
     public func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread? {
-        guard let anchor = try await Self.fetchMessage(pool, tenantId: tenantId, id: messageId),
-              try await isParticipant(tenantId: tenantId, conversationId: anchor.conversationId, userId: viewerId)
-        else { return nil }
-        // A reply's thread is its root's thread.
-        var root = anchor
-        if let parentId = anchor.threadParentId {
-            guard let parent = try await Self.fetchMessage(pool, tenantId: tenantId, id: parentId) else { return nil }
-            root = parent
+        try await guarded { [self] in
+            guard let anchor = try await Self.fetchMessage(pool, tenantId: tenantId, id: messageId),
+                  try await isParticipant(tenantId: tenantId, conversationId: anchor.conversationId, userId: viewerId)
+            else { return nil }
+            // A reply's thread is its root's thread.
+            var root = anchor
+            if let parentId = anchor.threadParentId {
+                guard let parent = try await Self.fetchMessage(pool, tenantId: tenantId, id: parentId) else { return nil }
+                root = parent
+            }
+            let replies = try await all(
+                client.query(
+                    PostgresQuery(
+                        unsafeSQL: "SELECT \(Rows.messageColumns) \(Rows.messageFrom) WHERE m.tenant_id = $1 AND m.thread_parent_id = $2 ORDER BY m.seq",
+                        binds: try bindings(tenantId, root.id)),
+                    logger: logger),
+                Rows.message)
+            return Thread(parent: root, replies: replies)
         }
-        let replies = try await all(
-            client.query(
-                PostgresQuery(
-                    unsafeSQL: "SELECT \(Rows.messageColumns) \(Rows.messageFrom) WHERE m.tenant_id = $1 AND m.thread_parent_id = $2 ORDER BY m.seq",
-                    binds: try bindings(tenantId, root.id)),
-                logger: logger),
-            Rows.message)
-        return Thread(parent: root, replies: replies)
     }
 
     public func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message] {
-        let rows = try await all(
-            client.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        SELECT \(Rows.messageColumns) \(Rows.messageFrom)
-                        JOIN participants p ON p.tenant_id = m.tenant_id AND p.conversation_id = m.conversation_id
-                        JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
-                        WHERE p.tenant_id = $1 AND p.user_id = $2 AND m.thread_parent_id IS NULL
-                          AND m.seq = (SELECT MAX(seq) FROM messages x WHERE x.conversation_id = m.conversation_id AND x.thread_parent_id IS NULL)
-                        """,
-                    binds: try bindings(tenantId, viewerId)),
-                logger: logger),
-            Rows.message)
-        var result: [String: Message] = [:]
-        for message in rows { result[message.conversationId] = message }
-        return result
+        try await guarded { [self] in
+            let rows = try await all(
+                client.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT \(Rows.messageColumns) \(Rows.messageFrom)
+                            JOIN participants p ON p.tenant_id = m.tenant_id AND p.conversation_id = m.conversation_id
+                            JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
+                            WHERE p.tenant_id = $1 AND p.user_id = $2 AND m.thread_parent_id IS NULL
+                              AND m.seq = (SELECT MAX(seq) FROM messages x WHERE x.conversation_id = m.conversation_id AND x.thread_parent_id IS NULL)
+                            """,
+                        binds: try bindings(tenantId, viewerId)),
+                    logger: logger),
+                Rows.message)
+            var result: [String: Message] = [:]
+            for message in rows { result[message.conversationId] = message }
+            return result
+        }
     }
 
     public func isParticipant(tenantId: String, conversationId: String, userId: String) async throws -> Bool {
-        try await first(
-            client.query(
-                "SELECT 1 AS yes FROM participants WHERE tenant_id = \(tenantId) AND conversation_id = \(conversationId) AND user_id = \(userId)",
-                logger: logger)
-        ) { _ in true } ?? false
+        try await guarded { [self] in
+            try await first(
+                client.query(
+                    "SELECT 1 AS yes FROM participants WHERE tenant_id = \(tenantId) AND conversation_id = \(conversationId) AND user_id = \(userId)",
+                    logger: logger)
+            ) { _ in true } ?? false
+        }
     }
 
     public func conversationIds(tenantId: String, userId: String) async throws -> [String] {
-        try await all(
-            client.query("SELECT conversation_id FROM participants WHERE tenant_id = \(tenantId) AND user_id = \(userId)", logger: logger)
-        ) { try $0.value("conversation_id", String.self) }
+        try await guarded { [self] in
+            try await all(
+                client.query("SELECT conversation_id FROM participants WHERE tenant_id = \(tenantId) AND user_id = \(userId)", logger: logger)
+            ) { try $0.value("conversation_id", String.self) }
+        }
     }
 
     // MARK: Shared lookups (pool or transaction)

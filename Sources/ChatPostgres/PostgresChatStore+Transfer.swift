@@ -3,8 +3,10 @@ import PostgresNIO
 
 extension PostgresChatStore: TransferTarget {
     public func requireEmptyForImport() async throws {
-        guard try await isEmpty() else {
-            throw PostgresSettingsError("the PostgreSQL database already holds tenants: migrate-data copies into an empty database only")
+        try await guarded { [self] in
+            guard try await isEmpty() else {
+                throw PostgresSettingsError("the PostgreSQL database already holds tenants: migrate-data copies into an empty database only")
+            }
         }
     }
 

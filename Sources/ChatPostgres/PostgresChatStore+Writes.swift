@@ -30,37 +30,39 @@ extension PostgresChatStore {
     /// never wait on each other in a cycle), and takes event ids from their counters. Each command checks
     /// everything before its first write, so a refusal leaves nothing to roll back and needs no savepoint.
     public func apply(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>] {
-        let tenantIds = Array(Set(commands.map(\.tenantId))).sorted()
-        let settings = self.settings
-        let logger = self.logger
-        return try await client.withTransaction(logger: logger) { connection in
-            let db = ConnectionRunner(connection: connection, logger: logger)
-            // A stuck transaction must not freeze a tenant: bounded waits for locks, statements and idling.
-            try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = \(settings.lockTimeoutMilliseconds)"))
-            try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(settings.statementTimeoutMilliseconds)"))
-            try await db.run(PostgresQuery(
-                unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(settings.idleInTransactionTimeoutMilliseconds)"))
-            var counters = EventCounters(next: [:])
-            for try await (id, last) in try await db.run(
-                "SELECT id, last_event_id FROM tenants WHERE id = ANY(\(tenantIds)) ORDER BY id FOR UPDATE"
-            ).decode((String, Int64).self) {
-                counters.next[id] = last
-            }
-            let now = Timestamp.now()
-            var senders: [String: User] = [:]
-            var results: [Result<AppliedWrite, ChatError>] = []
-            results.reserveCapacity(commands.count)
-            for command in commands {
-                do {
-                    results.append(.success(try await Self.apply(command, db: db, counters: &counters, senders: &senders, now: now)))
-                } catch let error as ChatError {
-                    results.append(.failure(error))
+        try await guarded { [self] in
+            let tenantIds = Array(Set(commands.map(\.tenantId))).sorted()
+            let settings = self.settings
+            let logger = self.logger
+            return try await client.withTransaction(logger: logger) { connection in
+                let db = ConnectionRunner(connection: connection, logger: logger)
+                // A stuck transaction must not freeze a tenant: bounded waits for locks, statements and idling.
+                try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = \(settings.lockTimeoutMilliseconds)"))
+                try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(settings.statementTimeoutMilliseconds)"))
+                try await db.run(PostgresQuery(
+                    unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(settings.idleInTransactionTimeoutMilliseconds)"))
+                var counters = EventCounters(next: [:])
+                for try await (id, last) in try await db.run(
+                    "SELECT id, last_event_id FROM tenants WHERE id = ANY(\(tenantIds)) ORDER BY id FOR UPDATE"
+                ).decode((String, Int64).self) {
+                    counters.next[id] = last
                 }
+                let now = Timestamp.now()
+                var senders: [String: User] = [:]
+                var results: [Result<AppliedWrite, ChatError>] = []
+                results.reserveCapacity(commands.count)
+                for command in commands {
+                    do {
+                        results.append(.success(try await Self.apply(command, db: db, counters: &counters, senders: &senders, now: now)))
+                    } catch let error as ChatError {
+                        results.append(.failure(error))
+                    }
+                }
+                for tenantId in counters.changed.sorted() {
+                    try await db.run("UPDATE tenants SET last_event_id = \(counters.next[tenantId]!) WHERE id = \(tenantId)")
+                }
+                return results
             }
-            for tenantId in counters.changed.sorted() {
-                try await db.run("UPDATE tenants SET last_event_id = \(counters.next[tenantId]!) WHERE id = \(tenantId)")
-            }
-            return results
         }
     }
 

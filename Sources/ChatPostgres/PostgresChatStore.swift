@@ -1,6 +1,7 @@
 import ChatCore
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The store for several nodes: one PostgreSQL database shared by any number of `chat-server` processes.
 ///
@@ -16,6 +17,10 @@ public final class PostgresChatStore: ChatStore {
 
     /// Several nodes write the log: no process may keep a view of it that assumes its own commits are all there is.
     public var eventLogIsLocal: Bool { false }
+
+    /// False while the cluster listener cannot reach the database: calls then fail at once (503) instead of queueing
+    /// for a connection the pool cannot make (it would wait for as long as the outage lasts).
+    private let reachable = Mutex(true)
 
     public init(settings: PostgresSettings, logger: Logger) throws {
         self.settings = settings
@@ -49,6 +54,24 @@ public final class PostgresChatStore: ChatStore {
         }
     }
 
+    public func isUnavailable(_ error: any Error) -> Bool {
+        if error is DatabaseUnavailable { return true }
+        if let wrapped = error as? PostgresTransactionError {
+            return [wrapped.beginError, wrapped.closureError, wrapped.commitError].contains { $0.map(isUnavailable) ?? false }
+        }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled:
+            return true
+        case .server:
+            // Lock and statement timeouts, a server shutting down, serialization failures and deadlocks: try again.
+            let transient: Set<String> = ["55P03", "57014", "57P01", "57P02", "57P03", "40001", "40P01", "53300"]
+            return error.serverInfo?[.sqlState].map(transient.contains) ?? false
+        default:
+            return false
+        }
+    }
+
     public func withSetupLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         try await PostgresSchema.withSetupLock(client, logger: logger, body)
     }
@@ -56,115 +79,155 @@ public final class PostgresChatStore: ChatStore {
     // MARK: Tenants and users
 
     public func createTenant(slug: String, name: String) async throws -> Tenant {
-        let tenant = Tenant(id: Identifier.make("tnt"), slug: slug, name: name)
-        do {
-            try await client.query(
-                "INSERT INTO tenants (id, slug, name, created_at) VALUES (\(tenant.id), \(slug), \(name), \(Timestamp.now().milliseconds))",
-                logger: logger)
-        } catch let error as PSQLError where error.sqlState == .uniqueViolation {
-            throw ChatError(.conflict, "tenant_exists", "A tenant with slug \(slug) exists.")
+        try await guarded { [self] in
+            let tenant = Tenant(id: Identifier.make("tnt"), slug: slug, name: name)
+            do {
+                try await client.query(
+                    "INSERT INTO tenants (id, slug, name, created_at) VALUES (\(tenant.id), \(slug), \(name), \(Timestamp.now().milliseconds))",
+                    logger: logger)
+            } catch let error as PSQLError where error.sqlState == .uniqueViolation {
+                throw ChatError(.conflict, "tenant_exists", "A tenant with slug \(slug) exists.")
+            }
+            return tenant
         }
-        return tenant
     }
 
     public func tenant(id: String) async throws -> Tenant? {
-        try await first(client.query("SELECT id, slug, name FROM tenants WHERE id = \(id)", logger: logger), Rows.tenant)
+        try await guarded { [self] in
+            try await first(client.query("SELECT id, slug, name FROM tenants WHERE id = \(id)", logger: logger), Rows.tenant)
+        }
     }
 
     public func tenant(slug: String) async throws -> Tenant? {
-        try await first(client.query("SELECT id, slug, name FROM tenants WHERE lower(slug) = lower(\(slug))", logger: logger), Rows.tenant)
+        try await guarded { [self] in
+            try await first(client.query("SELECT id, slug, name FROM tenants WHERE lower(slug) = lower(\(slug))", logger: logger), Rows.tenant)
+        }
     }
 
     public func createUser(tenantId: String, username: String, displayName: String, passwordHash: String) async throws -> User {
-        let user = User(id: Identifier.make("usr"), username: username, displayName: displayName, tenantId: tenantId)
-        do {
-            try await client.query(
-                """
-                INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at)
-                VALUES (\(user.id), \(tenantId), \(username), \(displayName), \(passwordHash), \(Timestamp.now().milliseconds))
-                """,
-                logger: logger)
-        } catch let error as PSQLError where error.sqlState == .uniqueViolation {
-            throw ChatError(.conflict, "user_exists", "A user named \(username) exists in this tenant.")
-        } catch let error as PSQLError where error.sqlState == .foreignKeyViolation {
-            throw ChatError.notFound("tenant")
+        try await guarded { [self] in
+            let user = User(id: Identifier.make("usr"), username: username, displayName: displayName, tenantId: tenantId)
+            do {
+                try await client.query(
+                    """
+                    INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at)
+                    VALUES (\(user.id), \(tenantId), \(username), \(displayName), \(passwordHash), \(Timestamp.now().milliseconds))
+                    """,
+                    logger: logger)
+            } catch let error as PSQLError where error.sqlState == .uniqueViolation {
+                throw ChatError(.conflict, "user_exists", "A user named \(username) exists in this tenant.")
+            } catch let error as PSQLError where error.sqlState == .foreignKeyViolation {
+                throw ChatError.notFound("tenant")
+            }
+            return user
         }
-        return user
     }
 
     public func user(tenantId: String, id: String) async throws -> User? {
-        try await first(
-            client.query("SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) AND id = \(id)", logger: logger),
-            Rows.user)
+        try await guarded { [self] in
+            try await first(
+                client.query("SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) AND id = \(id)", logger: logger),
+                Rows.user)
+        }
     }
 
     public func users(tenantId: String) async throws -> [User] {
-        try await all(
-            client.query(
-                "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) ORDER BY lower(username)",
-                logger: logger),
-            Rows.user)
+        try await guarded { [self] in
+            try await all(
+                client.query(
+                    "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) ORDER BY lower(username)",
+                    logger: logger),
+                Rows.user)
+        }
     }
 
     public func loginRecord(tenantSlug: String, username: String) async throws -> (user: User, passwordHash: String)? {
-        try await first(
-            client.query(
-                """
-                SELECT u.id, u.username, u.display_name, u.tenant_id, u.password_hash
-                FROM users u JOIN tenants t ON t.id = u.tenant_id
-                WHERE lower(t.slug) = lower(\(tenantSlug)) AND lower(u.username) = lower(\(username))
-                """,
-                logger: logger)
-        ) { row in (try Rows.user(row), try row.value("password_hash", String.self)) }
+        try await guarded { [self] in
+            try await first(
+                client.query(
+                    """
+                    SELECT u.id, u.username, u.display_name, u.tenant_id, u.password_hash
+                    FROM users u JOIN tenants t ON t.id = u.tenant_id
+                    WHERE lower(t.slug) = lower(\(tenantSlug)) AND lower(u.username) = lower(\(username))
+                    """,
+                    logger: logger)
+            ) { row in (try Rows.user(row), try row.value("password_hash", String.self)) }
+        }
     }
 
     public func isEmpty() async throws -> Bool {
-        try await first(client.query("SELECT NOT EXISTS (SELECT 1 FROM tenants) AS empty", logger: logger)) { try $0.value("empty", Bool.self) } ?? true
+        try await guarded { [self] in
+            try await first(client.query("SELECT NOT EXISTS (SELECT 1 FROM tenants) AS empty", logger: logger)) { try $0.value("empty", Bool.self) } ?? true
+        }
     }
 
     // MARK: Credentials
 
     public func insertCredential(_ c: Credential) async throws {
-        try await client.query(
-            """
-            INSERT INTO credentials (hash, tenant_id, user_id, method, csrf_token, created_at, expires_at)
-            VALUES (\(c.hash), \(c.tenantId), \(c.userId), \(c.method.rawValue), \(c.csrfToken), \(c.createdAt.milliseconds), \(c.expiresAt.milliseconds))
-            """,
-            logger: logger)
+        try await guarded { [self] in
+            try await client.query(
+                """
+                INSERT INTO credentials (hash, tenant_id, user_id, method, csrf_token, created_at, expires_at)
+                VALUES (\(c.hash), \(c.tenantId), \(c.userId), \(c.method.rawValue), \(c.csrfToken), \(c.createdAt.milliseconds), \(c.expiresAt.milliseconds))
+                """,
+                logger: logger)
+        }
     }
 
     public func credential(hash: String, now: Timestamp) async throws -> Credential? {
-        try await first(
-            client.query(
-                """
-                SELECT hash, tenant_id, user_id, method, csrf_token, created_at, expires_at
-                FROM credentials WHERE hash = \(hash) AND expires_at > \(now.milliseconds)
-                """,
-                logger: logger)
-        ) { row in
-            Credential(
-                hash: try row.value("hash", String.self), tenantId: try row.value("tenant_id", String.self),
-                userId: try row.value("user_id", String.self),
-                method: Principal.Method(rawValue: try row.value("method", String.self)) ?? .token,
-                csrfToken: try row.value("csrf_token", String?.self),
-                createdAt: Timestamp(milliseconds: try row.value("created_at", Int64.self)),
-                expiresAt: Timestamp(milliseconds: try row.value("expires_at", Int64.self)))
+        try await guarded { [self] in
+            try await first(
+                client.query(
+                    """
+                    SELECT hash, tenant_id, user_id, method, csrf_token, created_at, expires_at
+                    FROM credentials WHERE hash = \(hash) AND expires_at > \(now.milliseconds)
+                    """,
+                    logger: logger)
+            ) { row in
+                Credential(
+                    hash: try row.value("hash", String.self), tenantId: try row.value("tenant_id", String.self),
+                    userId: try row.value("user_id", String.self),
+                    method: Principal.Method(rawValue: try row.value("method", String.self)) ?? .token,
+                    csrfToken: try row.value("csrf_token", String?.self),
+                    createdAt: Timestamp(milliseconds: try row.value("created_at", Int64.self)),
+                    expiresAt: Timestamp(milliseconds: try row.value("expires_at", Int64.self)))
+            }
         }
     }
 
     public func deleteCredential(hash: String) async throws {
-        try await client.query("DELETE FROM credentials WHERE hash = \(hash)", logger: logger)
+        try await guarded { [self] in
+            try await client.query("DELETE FROM credentials WHERE hash = \(hash)", logger: logger)
+        }
     }
 
     public func deleteExpiredCredentials(now: Timestamp) async throws -> Int {
-        // Failed sign-ins older than a day count for no window any more (the housekeeping runs hourly).
-        try await client.query("DELETE FROM login_failures WHERE at < \(now.milliseconds - 86_400_000)", logger: logger)
-        return try await all(
-            client.query("DELETE FROM credentials WHERE expires_at <= \(now.milliseconds) RETURNING hash", logger: logger)
-        ) { try $0.value("hash", String.self) }.count
+        try await guarded { [self] in
+            // Failed sign-ins older than a day count for no window any more (the housekeeping runs hourly).
+            try await client.query("DELETE FROM login_failures WHERE at < \(now.milliseconds - 86_400_000)", logger: logger)
+            return try await all(
+                client.query("DELETE FROM credentials WHERE expires_at <= \(now.milliseconds) RETURNING hash", logger: logger)
+            ) { try $0.value("hash", String.self) }.count
+        }
     }
 
     // MARK: Helpers
+
+    /// Whether the database answers, as the cluster listener last found it.
+    public func setReachable(_ value: Bool) {
+        reachable.withLock { $0 = value }
+    }
+
+    /// Every call into the database goes through here: it fails fast while the database is known to be down, and
+    /// never waits longer than `requestTimeoutSeconds` (a backstop for a pool that waits for a connection).
+    func guarded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard reachable.withLock({ $0 }) else { throw DatabaseUnavailable(reason: "the database cannot be reached") }
+        do {
+            return try await withTimeout(seconds: settings.requestTimeoutSeconds, body)
+        } catch is TimedOut {
+            throw DatabaseUnavailable(reason: "no answer from the database within \(settings.requestTimeoutSeconds) s")
+        }
+    }
 
     func first<T>(_ rows: PostgresRowSequence, _ map: (PostgresRandomAccessRow) throws -> T) async throws -> T? {
         for try await row in rows { return try map(row.makeRandomAccess()) }
@@ -190,13 +253,21 @@ extension PSQLError {
     }
 }
 
-/// Runs `body`, failing with a timeout error after `seconds`.
+/// The database cannot be reached or did not answer in time.
+public struct DatabaseUnavailable: Error, CustomStringConvertible {
+    public let reason: String
+    public var description: String { reason }
+}
+
+struct TimedOut: Error {}
+
+/// Runs `body`, failing with `TimedOut` after `seconds`.
 func withTimeout<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {
             try await Task.sleep(for: .seconds(seconds))
-            throw PostgresSettingsError("timed out after \(seconds) s")
+            throw TimedOut()
         }
         defer { group.cancelAll() }
         return try await group.next()!
@@ -205,20 +276,26 @@ func withTimeout<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () async
 
 extension PostgresChatStore: LoginFailureLog {
     public func loginFailures(keys: [String], since: Int64) async throws -> [String: [Int64]] {
-        var result: [String: [Int64]] = [:]
-        for try await (key, at) in try await client.query(
-            "SELECT key, at FROM login_failures WHERE key = ANY(\(keys)) AND at >= \(since) ORDER BY at", logger: logger
-        ).decode((String, Int64).self) {
-            result[key, default: []].append(at)
+        try await guarded { [self] in
+            var result: [String: [Int64]] = [:]
+            for try await (key, at) in try await client.query(
+                "SELECT key, at FROM login_failures WHERE key = ANY(\(keys)) AND at >= \(since) ORDER BY at", logger: logger
+            ).decode((String, Int64).self) {
+                result[key, default: []].append(at)
+            }
+            return result
         }
-        return result
     }
 
     public func recordLoginFailure(keys: [String], at: Int64) async throws {
-        try await client.query("INSERT INTO login_failures (key, at) SELECT k, \(at) FROM unnest(\(keys)::text[]) AS k", logger: logger)
+        try await guarded { [self] in
+            try await client.query("INSERT INTO login_failures (key, at) SELECT k, \(at) FROM unnest(\(keys)::text[]) AS k", logger: logger)
+        }
     }
 
     public func clearLoginFailures(key: String) async throws {
-        try await client.query("DELETE FROM login_failures WHERE key = \(key)", logger: logger)
+        try await guarded { [self] in
+            try await client.query("DELETE FROM login_failures WHERE key = \(key)", logger: logger)
+        }
     }
 }

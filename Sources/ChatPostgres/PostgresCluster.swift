@@ -52,14 +52,16 @@ public final class PostgresClusterBus: ClusterBus {
 /// second and after every (re)connect, so a lost notification or a dead listener costs latency, never an event.
 public struct PostgresClusterService: Service {
     let settings: PostgresSettings
+    let store: PostgresChatStore
     let bus: PostgresClusterBus
     let broker: ClusterBroker
     let revocations: RevocationCenter
     let logger: Logger
     var sweepInterval: Duration = .seconds(1)
 
-    public init(settings: PostgresSettings, bus: PostgresClusterBus, broker: ClusterBroker, revocations: RevocationCenter, logger: Logger) {
-        self.settings = settings
+    public init(store: PostgresChatStore, bus: PostgresClusterBus, broker: ClusterBroker, revocations: RevocationCenter, logger: Logger) {
+        self.settings = store.settings
+        self.store = store
         self.bus = bus
         self.broker = broker
         self.revocations = revocations
@@ -77,14 +79,32 @@ public struct PostgresClusterService: Service {
     }
 
     private func sweepForever() async {
+        var round = 0
         while !Task.isCancelled {
+            round += 1
             do {
                 try await broker.sweep()
+                // Every fifth round: the sign-outs whose notification never arrived.
+                if round % 5 == 0 { try await closeRevokedConnections() }
             } catch {
-                logger.warning("event log sweep failed", metadata: ["error": "\(error)"])
+                logger.warning("cluster sweep failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: sweepInterval)
         }
+    }
+
+    /// Closes this node's realtime connections whose credential is gone from the database (signed out on a node
+    /// whose notification was lost) or expired.
+    func closeRevokedConnections() async throws {
+        let watched = revocations.watchedCredentialHashes
+        guard !watched.isEmpty else { return }
+        var live: Set<String> = []
+        for try await hash in try await bus.client.query(
+            "SELECT hash FROM credentials WHERE hash = ANY(\(watched)) AND expires_at > \(Timestamp.now().milliseconds)", logger: logger
+        ).decode(String.self) {
+            live.insert(hash)
+        }
+        for hash in watched where !live.contains(hash) { revocations.revoke(credentialHash: hash) }
     }
 
     private func listenForever() async {
@@ -93,10 +113,18 @@ public struct PostgresClusterService: Service {
         while !Task.isCancelled {
             attempt += 1
             do {
-                let connection = try await PostgresConnection.connect(
-                    configuration: try settings.connectionConfiguration, id: attempt, logger: logger)
+                let connection: PostgresConnection
+                do {
+                    connection = try await PostgresConnection.connect(
+                        configuration: try settings.connectionConfiguration, id: attempt, logger: logger)
+                } catch {
+                    // Requests fail fast (503) until a connection can be made again.
+                    store.setReachable(false)
+                    throw error
+                }
                 defer { Task { try? await connection.close() } }
                 try await connection.listen(on: PostgresClusterBus.channel) { notifications in
+                    store.setReachable(true)
                     backoff = .milliseconds(100)
                     // Anything committed while no listener was up is caught now.
                     try? await broker.sweep()
@@ -105,6 +133,11 @@ public struct PostgresClusterService: Service {
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("cluster listener lost its connection; reconnecting", metadata: ["error": "\(error)"])
+            }
+            // The connection ended: find out now whether the database is gone, rather than at the next request.
+            if !Task.isCancelled, (try? await PostgresConnection.connect(
+                configuration: try settings.connectionConfiguration, id: attempt, logger: logger).close()) == nil {
+                store.setReachable(false)
             }
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(5))

@@ -18,6 +18,8 @@ public struct PostgresSettings: Sendable {
     public var statementTimeoutMilliseconds = 15_000
     public var idleInTransactionTimeoutMilliseconds = 15_000
     public var connectTimeoutSeconds = 10
+    /// The longest any call into the database may take, pool wait included (above the statement timeout).
+    public var requestTimeoutSeconds = 20
 
     /// True for `postgres://` and `postgresql://` URLs: the value selects the PostgreSQL store.
     public static func isPostgresURL(_ value: String) -> Bool {

@@ -76,7 +76,8 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     let assets = try StaticAssets.load(directory: config.publicDirectory)
     let router = Router(context: ChatRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: ErrorMiddleware(renderer: renderer))
+    let store = dependencies.store
+    router.add(middleware: ErrorMiddleware(renderer: renderer, isUnavailable: { store.isUnavailable($0) }))
     router.add(middleware: ForwardedHeadersMiddleware(trust: config.proxyTrust))
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
 

@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
             let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
             announceDemo()
             let cluster = PostgresClusterService(
-                settings: settings, bus: bus, broker: broker, revocations: dependencies.auth.revocations, logger: logger)
+                store: store, bus: bus, broker: broker, revocations: dependencies.auth.revocations, logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [cluster, app, RealtimeDrainService(connections: dependencies.connections)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

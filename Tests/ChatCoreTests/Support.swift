@@ -142,7 +142,7 @@ struct Node: Sendable {
         revocations = RevocationCenter()
         let listener: Task<Void, Never>?
         if listening {
-            let service = PostgresClusterService(settings: settings, bus: bus, broker: broker, revocations: revocations, logger: logger)
+            let service = PostgresClusterService(store: store, bus: bus, broker: broker, revocations: revocations, logger: logger)
             listener = Task { try? await service.run() }
         } else {
             listener = nil

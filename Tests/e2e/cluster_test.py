@@ -89,6 +89,53 @@ async def wait_for(condition, seconds):
     return condition()
 
 
+def postgres(command, pg_dir):
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "postgres.sh")
+    port = os.environ.get("CHAT_TEST_POSTGRES_PORT", "55439")
+    subprocess.run([script, command, pg_dir, port], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def outage(a, b, tokens, conversation, pg_dir, failures):
+    frames, joined = [], asyncio.Event()
+    listener = asyncio.create_task(ws_collect(f"ws://127.0.0.1:{b.port}/api/chat/ws", tokens["bob"], frames, joined, conversation=conversation))
+    await asyncio.wait_for(joined.wait(), 10)
+    postgres("stop", pg_dir)
+    try:
+        if httpx.get(a.base + "/health", timeout=5).status_code != 200:
+            failures.append("a node stopped answering /health while the database was down")
+        started = time.monotonic()
+        try:
+            r = httpx.post(a.base + "/api/chat/send", headers=auth(tokens["alice"]), timeout=30,
+                           json={"conversationId": conversation, "content": "during the outage", "clientMessageId": "outage-1"})
+            if r.status_code != 503:
+                failures.append(f"a send while the database was down answered {r.status_code}, not 503")
+        except httpx.TimeoutException:
+            failures.append("a send while the database was down hung for 30 s")
+        print(f"outage: a send was refused after {time.monotonic() - started:.1f} s", flush=True)
+    finally:
+        postgres("start", pg_dir)
+    recovered_at = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and recovered_at is None:
+        try:
+            ok = [httpx.post(node.base + "/api/chat/send", headers=auth(tokens["alice"]), timeout=10,
+                             json={"conversationId": conversation, "content": f"after the outage {i}", "clientMessageId": f"outage-after-{i}"}).status_code
+                  for i, node in enumerate((a, b))]
+            if ok == [201, 201] or all(code in (200, 201) for code in ok):
+                recovered_at = time.monotonic()
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.5)
+    if recovered_at is None:
+        failures.append("the nodes did not recover within 30 s of the database coming back")
+    else:
+        sent = httpx.post(a.base + "/api/chat/send", headers=auth(tokens["alice"]),
+                          json={"conversationId": conversation, "content": "live again", "clientMessageId": "outage-live"}).json()["message"]
+        if not await wait_for(lambda: any(f["data"].get("id") == sent["id"] for f in frames), 5):
+            failures.append("a WebSocket on B connected before the outage got nothing sent on A after it")
+    listener.cancel()
+
+
 async def run():
     url = fresh_database()
     a = Server(database=url).start(demo=True)
@@ -259,6 +306,12 @@ async def run():
                                 f"in order and once: {got == sorted(got, key=load_ids.index) if set(got) <= set(load_ids) else False}")
         for task in (ws_task, sse_task, la, lb):
             task.cancel()
+
+        # 6. The database goes away and comes back: the nodes keep answering what needs no database, refuse writes
+        # with 503 instead of hanging, and recover by themselves (pool and listener reconnect).
+        pg_dir = os.environ.get("CHAT_TEST_POSTGRES_DIR")
+        if pg_dir:
+            await outage(a, b, tokens, conversation, pg_dir, failures)
         print(f"cluster test: {KILLS} SIGKILLs of node A, {len(acked)} acknowledged, {len(stored)} stored, "
               f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}", flush=True)
     finally:

@@ -8,6 +8,8 @@ import Logging
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = ChatRequestContext
     let renderer: PageRenderer?
+    /// Tells a database that is down or overloaded for now (503) from a bug (500).
+    var isUnavailable: @Sendable (any Error) -> Bool = { _ in false }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let response: Response
@@ -26,6 +28,11 @@ struct ErrorMiddleware: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
             }
             response = Self.response(status: status, code: code, message: message)
+        } catch where isUnavailable(error) {
+            context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
+            response = Self.response(
+                status: .serviceUnavailable, code: "unavailable", message: "The database is unavailable for now; try again shortly.",
+                headers: [.retryAfter: "1"])
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(error)"])
             response = Self.response(status: .internalServerError, code: "internal_error", message: "Something went wrong on the server.")
