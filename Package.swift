@@ -97,6 +97,8 @@ let package = Package(
             dependencies: [
                 "ChatCore",
                 "ChatSQLite",
+                "ChatPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "WSClient", package: "swift-websocket"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: builds release binaries, starts the server on fresh temporary databases, creates tenants, users and
 # conversations, runs W1 (rooms), durable sends, W3 (one big room), W4 (transports + history reads) and W2 (capacity),
-# stops everything, prints a table and writes the figures to bench-results.json.
+# stops everything, prints a table and writes the figures to bench-results.json. The pg workloads (durable sends and
+# W1 on PostgreSQL with one node and with two) run on a throwaway PostgreSQL that this script starts and stops.
 # Extra arguments go to chat-bench (e.g. --workloads w1,w3 --step-seconds 5, or --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +12,9 @@ swift build -c release --product chat-server
 swift build -c release --product chat-bench
 # Each side of the test holds thousands of sockets.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec .build/release/chat-bench --server .build/release/chat-server --output bench-results.json "$@"
+pg_dir="$(mktemp -d /tmp/chat-bench-pg.XXXXXX)"
+trap 'scripts/postgres.sh stop "$pg_dir/data" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
+export CHAT_BENCH_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir/data" "${CHAT_BENCH_POSTGRES_PORT:-55438}")"
+defaults=(--workloads w1,durable,commit,w3,w4,w2,pg)
+case " $* " in *" --workloads "*|*" --workloads="*) defaults=() ;; esac
+.build/release/chat-bench --server .build/release/chat-server --output bench-results.json "${defaults[@]}" "$@"

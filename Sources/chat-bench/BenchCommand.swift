@@ -11,7 +11,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
     @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
-    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable,commit.") var workloads = "w1,durable,commit,w3,w4,w2"
+    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable,commit,pg (pg: durable sends and W1 on PostgreSQL with one and two nodes; needs --postgres).")
+    var workloads = "w1,durable,commit,w3,w4,w2"
+    @Option(help: "A PostgreSQL server where the bench may create databases, for the pg workloads (env CHAT_BENCH_POSTGRES_URL).")
+    var postgres = ProcessInfo.processInfo.environment["CHAT_BENCH_POSTGRES_URL"]
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
     @Option(help: "Concurrent senders in the durable-send workload (each its own WebSocket and conversation).") var durableSenders = 1500
 
@@ -25,12 +28,22 @@ struct BenchCommand: AsyncParsableCommand {
         var w2: Runner.CapacityResult?
         var w4: Runner.TransportsResult?
         var commitProbe: Runner.CommitProbeResult?
+        var postgres: [ClusterFigures]?
+    }
+
+    /// The same workloads on PostgreSQL, with one node and with two (clients spread round-robin over the nodes).
+    struct ClusterFigures: Codable {
+        var nodes: Int
+        /// All senders write conversations of one tenant: this is the per-tenant write ceiling.
+        var durable: Runner.DurableResult
+        var w1: [FanoutStep]
     }
 
     func run() async throws {
         var logger = Logger(label: "chat-bench")
         logger.logLevel = .info
-        let runner = Runner(binary: server, smoke: smoke, logger: logger)
+        var runner = Runner(binary: server, smoke: smoke, logger: logger)
+        runner.postgresURL = postgres
         let selected = Set(workloads.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         var results = Results(machine: Self.machine(), date: ISO8601DateFormatter().string(from: Date()), smoke: smoke)
         let seconds = smoke ? 2 : stepSeconds
@@ -58,6 +71,21 @@ struct BenchCommand: AsyncParsableCommand {
                 ? try await runner.transports(tenants: 1, roomsPerTenant: 2, perTransport: 3, rate: 10, seconds: seconds, wrkSeconds: 1)
                 : try await runner.transports(tenants: 10, roomsPerTenant: 10, perTransport: 33, rate: 300, seconds: seconds, wrkSeconds: 10)
         }
+        if selected.contains("pg") {
+            var figures: [ClusterFigures] = []
+            for nodes in [1, 2] {
+                let durable = smoke
+                    ? try await runner.durableSends(senders: 4, inFlight: 2, seconds: seconds, on: .postgres(nodes: nodes))
+                    : try await runner.durableSends(senders: 500, inFlight: 2, seconds: seconds, on: .postgres(nodes: nodes))
+                let w1 = smoke
+                    ? try await runner.fanout(name: "pg\(nodes)", tenants: 2, roomsPerTenant: 2, members: 5, rates: [20], stepSeconds: seconds, on: .postgres(nodes: nodes))
+                    : try await runner.fanout(
+                        name: "pg\(nodes)", tenants: 10, roomsPerTenant: 10, members: 100, rates: [100, 200, 400, 600], stepSeconds: seconds,
+                        on: .postgres(nodes: nodes))
+                figures.append(ClusterFigures(nodes: nodes, durable: durable, w1: w1))
+            }
+            results.postgres = figures
+        }
         if selected.contains("w2") {
             results.w2 = smoke
                 ? try await runner.capacity(target: 50, churn: 20, idleSeconds: 1)
@@ -82,6 +110,13 @@ struct BenchCommand: AsyncParsableCommand {
             problems.append("w3 @\(step.broadcastsPerSecond): gaps \(step.gaps), duplicates \(step.duplicates), reorders \(step.reorders)")
         }
         if let first = results.w1?.first, first.latency.deliveries == 0 { problems.append("w1 delivered nothing") }
+        for cluster in results.postgres ?? [] {
+            for step in cluster.w1 where step.latency.gaps + step.latency.duplicates + step.latency.reorders > 0 {
+                problems.append("pg \(cluster.nodes) nodes w1 @\(step.offeredMessagesPerSecond): gaps \(step.latency.gaps), duplicates \(step.latency.duplicates), reorders \(step.latency.reorders)")
+            }
+            if cluster.w1.first?.latency.deliveries == 0 { problems.append("pg \(cluster.nodes) nodes w1 delivered nothing") }
+            if cluster.durable.acknowledgedPerSecond == 0 { problems.append("pg \(cluster.nodes) nodes: no durable send was acknowledged") }
+        }
         if let durable = results.durable, durable.acknowledgedPerSecond == 0 { problems.append("no durable send was acknowledged") }
         if let w2 = results.w2, w2.connected == 0 { problems.append("w2 connected nothing") }
         if let w4 = results.w4 {
@@ -122,6 +157,13 @@ struct BenchCommand: AsyncParsableCommand {
                 lines.append("  \(name) | \(t.clients) | \(Int(t.deliveriesPerSecond)) | \(f(t.latency.p50ms)) | \(f(t.latency.p99ms)) | \(t.latency.gaps)/\(t.latency.duplicates)/\(t.latency.reorders)")
             }
             lines.append("  SSE/WebSocket \(f(w4.sseToWebSocketRatio * 100, 0))% | \(Int(w4.completedPollsPerSecond)) polls/s | gzip ratio \(f(w4.pollGzipRatio, 2)) over \(w4.gzippedPolls) polls, \(f(w4.catchUpGzipRatio, 2)) for a 500-event catch-up | history reads \(w4.historyRequestsPerSecond.map { String(Int($0)) } ?? "-") req/s (\(w4.historyTool))")
+        }
+        for cluster in r.postgres ?? [] {
+            let d = cluster.durable
+            lines.append("PostgreSQL, \(cluster.nodes) node\(cluster.nodes == 1 ? "" : "s"): durable sends (one tenant) \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms | server CPU \(f(d.serverCPUMicrosPerAck)) µs/ack")
+            for s in cluster.w1 {
+                lines.append("  W1 \(Int(s.offeredMessagesPerSecond)) msg/s | \(Int(s.deliveriesPerSecond)) deliveries/s | p50 \(f(s.latency.p50ms)) ms | p99 \(f(s.latency.p99ms)) ms | CPU s/100k \(f(s.serverCPUSecondsPer100kDeliveries, 2)) | \(s.latency.gaps)/\(s.latency.duplicates)/\(s.latency.reorders)\(s.saturated ? "  (saturated)" : "")")
+            }
         }
         if let w2 = r.w2 {
             lines.append("W2 capacity: \(w2.connected)/\(w2.target) idle sockets | \(Int(w2.connectsPerSecond)) connects/s | \(Int(w2.rssBytesPerConnection)) B RSS per socket | idle CPU \(f(w2.idleCPUPercent))% | churn \(w2.churned) at \(Int(w2.churnConnectsPerSecond))/s")

@@ -220,12 +220,22 @@ func withSockets<T: Sendable>(
     counters: SocketCounters = SocketCounters(), logger: Logger,
     _ body: @Sendable @escaping (SocketCounters) async throws -> T
 ) async throws -> T {
+    try await withSockets(ports: [port], sockets: sockets, concurrency: concurrency, waitFor: waitFor, counters: counters, logger: logger, body)
+}
+
+/// The same over several nodes: socket i connects to `ports[i % ports.count]` (a round-robin balancer's spread).
+func withSockets<T: Sendable>(
+    ports: [Int], sockets: [LoadSocket], concurrency: Int = 400, waitFor: KeyPath<SocketCounters, Counter> = \.joined,
+    counters: SocketCounters = SocketCounters(), logger: Logger,
+    _ body: @Sendable @escaping (SocketCounters) async throws -> T
+) async throws -> T {
     let started = Counter()
     let stop = StopFlag()
     let gate = counters[keyPath: waitFor]
-    let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+    let addresses = try ports.map { try SocketAddress(ipAddress: "127.0.0.1", port: $0) }
     let opener = Task {
-        for socket in sockets {
+        for (index, socket) in sockets.enumerated() {
+            let (port, address) = (ports[index % ports.count], addresses[index % ports.count])
             while started.value - gate.value - counters.failed.value >= concurrency && !stop.isSet {
                 try? await Task.sleep(for: .milliseconds(2))
             }

@@ -13,13 +13,16 @@ final class ServerProcess: @unchecked Sendable {
     let port: Int
     let directory: URL
     var databasePath: String { directory.appendingPathComponent("bench.sqlite").path }
+    /// `--database`: the SQLite file above, or a PostgreSQL URL several nodes share.
+    let database: String
     private var process: Process?
 
-    init(binary: String, port: Int) throws {
+    init(binary: String, port: Int, database: String? = nil) throws {
         self.binary = binary
         self.port = port
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.database = database ?? directory.appendingPathComponent("bench.sqlite").path
     }
 
     var pid: Int32 { process?.processIdentifier ?? 0 }
@@ -27,7 +30,7 @@ final class ServerProcess: @unchecked Sendable {
     func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", databasePath, "--log-level", "error"]
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error"]
         process.standardOutput = FileHandle.nullDevice
         FileManager.default.createFile(atPath: directory.appendingPathComponent("server.log").path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("server.log"))
@@ -91,7 +94,7 @@ struct Fixture {
     var soloRooms: [Room] = []
 
     /// `tenants` x `roomsPerTenant` rooms of `membersPerRoom` members (every member of a tenant is in each room).
-    static func build(store: SQLiteChatStore, tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String) async throws -> Fixture {
+    static func build(store: any ChatStore, tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String) async throws -> Fixture {
         var limits = ChatLimits()
         limits.maxParticipants = 100_000
         let chat = ChatService(store: store, broker: RoomHub(), limits: limits)
@@ -121,9 +124,32 @@ struct Fixture {
         Principal(tenantId: tenantId, userId: member.userId, method: .token, credentialHash: "", csrfToken: nil, expiresAt: .now())
     }
 
-    /// Users and API tokens in one transaction each (a commit per user would take minutes with synchronous=FULL).
-    static func bulkUsers(store: SQLiteChatStore, tenantId: String, count: Int, prefix: String) async throws -> [Member] {
+    /// Users and API tokens: on SQLite in one transaction (a commit per user would take minutes with
+    /// synchronous=FULL); elsewhere through the store, 32 at a time.
+    static func bulkUsers(store: any ChatStore, tenantId: String, count: Int, prefix: String) async throws -> [Member] {
         let now = Timestamp.now()
+        guard let store = store as? SQLiteChatStore else {
+            return try await withThrowingTaskGroup(of: [Member].self) { group in
+                let chunk = max(1, (count + 31) / 32)
+                for start in stride(from: 0, to: count, by: chunk) {
+                    group.addTask {
+                        var members: [Member] = []
+                        for i in start..<min(start + chunk, count) {
+                            let user = try await store.createUser(tenantId: tenantId, username: "\(prefix)\(i)", displayName: "User \(i)", passwordHash: "x")
+                            let member = Member(userId: user.id, token: Secret.make())
+                            try await store.insertCredential(Credential(
+                                hash: SHA256.hex(member.token), tenantId: tenantId, userId: user.id, method: .token, csrfToken: nil,
+                                createdAt: now, expiresAt: now.adding(seconds: 86_400)))
+                            members.append(member)
+                        }
+                        return members
+                    }
+                }
+                var all: [Member] = []
+                for try await members in group { all += members }
+                return all
+            }
+        }
         let members = (0..<count).map { _ in Member(userId: Identifier.make("usr"), token: Secret.make()) }
         try await store.pool.write { db in
             for (i, member) in members.enumerated() {

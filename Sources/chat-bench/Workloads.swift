@@ -1,4 +1,5 @@
 import ChatCore
+import ChatPostgres
 import ChatSQLite
 import Foundation
 import Logging
@@ -21,6 +22,8 @@ struct Runner {
     let binary: String
     let smoke: Bool
     let logger: Logger
+    /// A PostgreSQL server where the bench may create databases (the cluster workloads).
+    var postgresURL: String? = nil
 
     func freshServer() async throws -> ServerProcess {
         ServerPort.next += 1
@@ -38,14 +41,48 @@ struct Runner {
         return (server, fixture)
     }
 
+    /// Where a workload runs: one server on SQLite (the default), or `nodes` servers sharing a fresh PostgreSQL
+    /// database, every client spread round-robin over them.
+    enum Target {
+        case sqlite
+        case postgres(nodes: Int)
+    }
+
+    func prepared(
+        _ target: Target, tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String
+    ) async throws -> (ServerGroup, Fixture) {
+        guard case .postgres(let nodes) = target else {
+            let (server, fixture) = try await prepared(
+                tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix)
+            return (ServerGroup(servers: [server]), fixture)
+        }
+        guard let postgresURL else { throw BenchError("the PostgreSQL workloads need --postgres URL") }
+        let url = try await BenchPostgres.freshDatabase(adminURL: postgresURL)
+        let store = try PostgresChatStore(settings: try PostgresSettings(url: url), logger: logger)
+        let fixture = try await store.withRunningPool {
+            try await store.migrate()
+            return try await Fixture.build(
+                store: store, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix)
+        }
+        var servers: [ServerProcess] = []
+        for _ in 0..<nodes {
+            ServerPort.next += 1
+            let server = try ServerProcess(binary: binary, port: ServerPort.base + ServerPort.next, database: url)
+            try await server.start()
+            servers.append(server)
+        }
+        return (ServerGroup(servers: servers), fixture)
+    }
+
     // MARK: W1 rooms and W3 one big room
 
     /// Members of `fixture.rooms` connect (one socket per membership) and join their room; then messages go to
     /// random rooms at stepped rates. Stops stepping once a step saturates.
     func fanout(
-        name: String, tenants: Int, roomsPerTenant: Int, members: Int, rates: [Double], stepSeconds: Int
+        name: String, tenants: Int, roomsPerTenant: Int, members: Int, rates: [Double], stepSeconds: Int, on target: Target = .sqlite
     ) async throws -> [FanoutStep] {
-        let (server, fixture) = try await prepared(tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: members, soloRooms: 0, prefix: name)
+        let (server, fixture) = try await prepared(
+            target, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: members, soloRooms: 0, prefix: name)
         defer { server.stop() }
 
         var receivers: [RoomReceiver] = []
@@ -68,7 +105,7 @@ struct Runner {
         let rooms = fixture.rooms
         let (allSockets, allReceivers, roomSenders) = (sockets, receivers, senders)
         let connectStart = nowNanos()
-        return try await withSockets(port: server.port, sockets: allSockets, logger: logger) { counters in
+        return try await withSockets(ports: server.ports, sockets: allSockets, logger: logger) { counters in
             let sockets = allSockets, receivers = allReceivers, senders = roomSenders
             guard await waitUntil(timeout: .seconds(120), { counters.joined.value + counters.failed.value >= sockets.count }) else {
                 throw BenchError("\(name): only \(counters.joined.value) of \(sockets.count) sockets joined")
@@ -210,8 +247,8 @@ struct Runner {
 
     /// Senders in rooms of their own (no fan-out) send back to back, several frames in flight each; every
     /// acknowledgement comes after its transaction committed with synchronous=FULL.
-    func durableSends(senders: Int, inFlight: Int, seconds: Int) async throws -> DurableResult {
-        let (server, fixture) = try await prepared(tenants: 1, roomsPerTenant: 0, membersPerRoom: 1, soloRooms: senders, prefix: "ds")
+    func durableSends(senders: Int, inFlight: Int, seconds: Int, on target: Target = .sqlite) async throws -> DurableResult {
+        let (server, fixture) = try await prepared(target, tenants: 1, roomsPerTenant: 0, membersPerRoom: 1, soloRooms: senders, prefix: "ds")
         defer { server.stop() }
         final class AckReceiver: FrameReceiver, @unchecked Sendable {
             // @unchecked: called only from this socket's task; `socket` is set once before any frame arrives.
@@ -243,7 +280,7 @@ struct Runner {
             return socket
         }
         let receiverList = receivers
-        return try await withSockets(port: server.port, sockets: sockets, waitFor: \.connected, logger: logger) { counters in
+        return try await withSockets(ports: server.ports, sockets: sockets, waitFor: \.connected, logger: logger) { counters in
             _ = await waitUntil(timeout: .seconds(60)) { counters.connected.value >= sockets.count }
             let metricsBefore = await server.metrics()
             let cpuBefore = server.cpuSeconds
