@@ -38,9 +38,18 @@ start)
         as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir.initdb.log" 2>&1 \
             || as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >"$dir.initdb.log" 2>&1
     fi
+    # TLS offered with a self-signed certificate (clients choose with sslmode=disable/prefer/require).
+    if [ ! -f "$dir/server.crt" ] && command -v openssl >/dev/null 2>&1; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=localhost" \
+            -keyout "$dir/server.key" -out "$dir/server.crt" >/dev/null 2>&1
+        chmod 600 "$dir/server.key"
+        [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/server.key" "$dir/server.crt"
+    fi
+    ssl=""
+    [ -f "$dir/server.crt" ] && ssl="-c ssl=on"
     # Durable like production (fsync on), small, loopback only; the socket lives in the folder.
     as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=128MB" start >&2
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=128MB $ssl" start >&2
     echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
     ;;
 stop)

@@ -26,7 +26,9 @@ public struct PostgresSettings: Sendable {
         value.hasPrefix("postgres://") || value.hasPrefix("postgresql://")
     }
 
-    /// Parses `postgres://user:password@host:port/database?sslmode=require`.
+    /// Parses `postgres://user:password@host:port/database?sslmode=require`. Query parameters: `sslmode`,
+    /// `pool_size`, `lock_timeout`, `statement_timeout`, `idle_in_transaction_session_timeout` (milliseconds),
+    /// `connect_timeout` and `request_timeout` (seconds).
     public init(url: String) throws {
         guard Self.isPostgresURL(url), let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
             throw PostgresSettingsError("not a postgres:// URL: \(Self.redacted(url))")
@@ -46,12 +48,28 @@ public struct PostgresSettings: Sendable {
                 }
                 sslMode = value
             case "pool_size":
-                guard let value = item.value.flatMap(Int.init), value > 0 else { throw PostgresSettingsError("pool_size must be a positive number") }
-                poolSize = value
+                poolSize = try Self.positive(item)
+            case "lock_timeout":
+                lockTimeoutMilliseconds = try Self.positive(item)
+            case "statement_timeout":
+                statementTimeoutMilliseconds = try Self.positive(item)
+            case "idle_in_transaction_session_timeout":
+                idleInTransactionTimeoutMilliseconds = try Self.positive(item)
+            case "connect_timeout":
+                connectTimeoutSeconds = try Self.positive(item)
+            case "request_timeout":
+                requestTimeoutSeconds = try Self.positive(item)
             default:
                 break
             }
         }
+    }
+
+    private static func positive(_ item: URLQueryItem) throws -> Int {
+        guard let value = item.value.flatMap(Int.init), value > 0 else {
+            throw PostgresSettingsError("\(item.name) must be a positive whole number")
+        }
+        return value
     }
 
     /// The URL without its password, for logs and error messages.

@@ -171,3 +171,67 @@ struct ClusterTests {
         #expect(try await empty.users(tenantId: try await empty.tenant(slug: "acme")!.id).count == 3)
     }
 }
+
+@Suite(.enabled(if: StoreKind.postgresURL != nil, "needs CHAT_TEST_POSTGRES_URL"))
+struct PostgresOperationsTests {
+    @Test func aStuckTransactionHoldsATenantForTheLockTimeoutOnly() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        var logger = Logger(label: "stuck")
+        logger.logLevel = .error
+        // A transaction that locked the tenant's counter and then hangs (a stuck client, a paused node).
+        let stuck = try await PostgresConnection.connect(
+            configuration: try PostgresSettings(url: f.databaseURL!).connectionConfiguration, id: 7, logger: logger)
+        defer { Task { try? await stuck.close() } }
+        try await stuck.query("BEGIN", logger: logger)
+        try await stuck.query("SELECT 1 FROM tenants WHERE id = \(alice.tenantId) FOR UPDATE", logger: logger)
+        // A node whose write path waits at most 300 ms for a lock.
+        var settings = try PostgresSettings(url: f.databaseURL! + "&lock_timeout=300")
+        settings.poolSize = 2
+        let node = try PostgresChatStore(settings: settings, logger: logger)
+        let pool = Task { await node.client.run() }
+        defer { pool.cancel() }
+        let chat = ChatService(store: node, broker: RoomHub())
+        let started = ContinuousClock.now
+        do {
+            _ = try await chat.send(alice, conversationId: room.id, content: "blocked", threadParentId: nil, clientMessageId: "stuck-1")
+            Issue.record("the send went through a locked tenant")
+        } catch {
+            #expect(node.isUnavailable(error), "\(error)")  // answered 503, retried by clientMessageId
+        }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        // Other tenants never waited.
+        let dave = try await f.principal("globex", "dave")
+        let ops = try await chat.conversations(dave).first!
+        _ = try await chat.send(dave, conversationId: ops.id, content: "unaffected", threadParentId: nil, clientMessageId: nil)
+        // Once the stuck transaction ends, the retry stores the message once.
+        try await stuck.query("ROLLBACK", logger: logger)
+        let (message, created) = try await chat.send(alice, conversationId: room.id, content: "blocked", threadParentId: nil, clientMessageId: "stuck-1")
+        #expect(created && message.content == "blocked")
+    }
+
+    @Test func tlsIsUsedWhenTheURLAsksForIt() async throws {
+        var logger = Logger(label: "tls")
+        logger.logLevel = .error
+        let base = StoreKind.postgresURL!.replacingOccurrences(of: "sslmode=disable", with: "")
+        func usesTLS(_ mode: String) async throws -> Bool {
+            let separator = base.contains("?") ? (base.hasSuffix("?") ? "" : "&") : "?"
+            let connection = try await PostgresConnection.connect(
+                configuration: try PostgresSettings(url: base + separator + "sslmode=" + mode).connectionConfiguration, id: 8, logger: logger)
+            defer { Task { try? await connection.close() } }
+            for try await ssl in try await connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: logger).decode(Bool.self) {
+                return ssl
+            }
+            return false
+        }
+        #expect(try await usesTLS("require"))
+        #expect(try await !usesTLS("disable"))
+        #expect(throws: (any Error).self) { try PostgresSettings(url: "postgres://x@127.0.0.1/db?sslmode=sometimes") }
+        #expect(throws: (any Error).self) { try PostgresSettings(url: "postgres://x@127.0.0.1/db?pool_size=0") }
+        #expect(try PostgresSettings(url: "postgres://u:p%40ss@db.internal:6543/chat?lock_timeout=250").lockTimeoutMilliseconds == 250)
+        #expect(try PostgresSettings(url: "postgres://u:p%40ss@db.internal:6543/chat").password == "p@ss")
+        #expect(PostgresSettings.redacted("postgres://u:secret@db/chat").contains("secret") == false)
+    }
+}

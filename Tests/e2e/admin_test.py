@@ -1,5 +1,6 @@
 """The admin commands: create a tenant and a user (password on stdin) on a fresh database, then sign in as that user.
-Without --demo nothing else is seeded. A second server on the same database file refuses to start."""
+Without --demo nothing else is seeded. A second server on the same database file refuses to start; an unreachable
+PostgreSQL stops the server at start with a clear message."""
 import subprocess
 import sys
 
@@ -37,6 +38,11 @@ try:
         failures.append("create-user failed while the server runs")
     else:
         token(server.base, "initech", "milton", password="stapler-password")
+    # An unreachable PostgreSQL stops `serve` at start with a clear message (and no password in it).
+    down = subprocess.run([BINARY, "serve", "--port", "0", "--database", "postgres://chat:s3cret@127.0.0.1:9/chat?connect_timeout=2"],
+                          capture_output=True, text=True, timeout=60)
+    if down.returncode == 0 or "cannot reach PostgreSQL at 127.0.0.1:9/chat" not in down.stderr or "s3cret" in down.stderr:
+        failures.append(f"an unreachable database did not stop serve clearly: {down.returncode} {down.stderr[-300:]}")
     # No demo data without --demo.
     if httpx.post(server.base + "/api/auth/token", json={"tenant": "acme", "username": "alice", "password": "demo-password"}).status_code != 401:
         failures.append("demo data exists without --demo")
