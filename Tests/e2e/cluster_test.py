@@ -15,26 +15,15 @@ import random
 import subprocess
 import sys
 import time
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import websockets
 
-from harness import Server, auth, report, token
+from harness import Server, all_messages, auth, fresh_postgres_database, poll_all, report, require_postgres, token
 
 KILLS = 4
 SENDERS = 6
 RATE_PER_SENDER = 30
-
-
-def fresh_database():
-    """A new database on the test PostgreSQL; returns its URL."""
-    admin = os.environ["CHAT_TEST_POSTGRES_URL"]
-    name = "chat_e2e_" + uuid.uuid4().hex[:12]
-    parts = urlsplit(admin)
-    subprocess.run(["psql", urlunsplit(parts._replace(query="")), "-qc", f"CREATE DATABASE {name}"], check=True)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 async def ws_collect(url, tok, frames, joined, since=None, conversation=None):
@@ -64,20 +53,6 @@ async def sse_collect(base, tok, events, ready, last_event_id=None):
                     frame = json.loads(line[6:])
                     if frame.get("eventId"):
                         events.append(frame)
-
-
-async def poll_all(base, tok, cursor, conversation=None):
-    """Long-polls from `cursor` until the log is exhausted; returns the durable events."""
-    events = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        while True:
-            url = f"{base}/api/chat/poll?cursor={cursor}&timeout=0" + (f"&conversationId={conversation}" if conversation else "")
-            answer = (await client.get(url, headers=auth(tok))).json()
-            durable = [e for e in answer["events"] if e.get("eventId")]
-            events += durable
-            if not durable:
-                return events
-            cursor = answer["cursor"]
 
 
 async def wait_for(condition, seconds):
@@ -137,7 +112,7 @@ async def outage(a, b, tokens, conversation, pg_dir, failures):
 
 
 async def run():
-    url = fresh_database()
+    url = fresh_postgres_database("chat_e2e")
     a = Server(database=url).start(demo=True)
     b = Server(database=url).start(demo=True)  # both seed-if-empty at once: one seeds
     failures = []
@@ -182,8 +157,8 @@ async def run():
         for i in range(5):
             httpx.post(b.base + "/api/chat/send", headers=auth(tokens["bob"]),
                        json={"conversationId": conversation, "content": f"resume {i}", "clientMessageId": f"r-{i}"})
-        expected = [e["eventId"] for e in await poll_all(b.base, tokens["carol"], start_cursor, conversation)]
-        from_a = [e["eventId"] for e in await poll_all(a.base, tokens["carol"], start_cursor, conversation)]
+        expected = [e["eventId"] for e in poll_all(b.base, auth(tokens["carol"]), start_cursor, conversation)[0]]
+        from_a = [e["eventId"] for e in poll_all(a.base, auth(tokens["carol"]), start_cursor, conversation)[0]]
         if from_a != expected or len(expected) != 6:
             failures.append(f"long-poll from the same cursor differs between nodes: {len(from_a)} vs {len(expected)}")
         mid_cursor = expected[2]
@@ -273,15 +248,7 @@ async def run():
         stop.set()
         await asyncio.gather(*tasks)
 
-        messages, before = [], None
-        async with httpx.AsyncClient(timeout=10) as client:
-            while True:
-                page = (await client.get(f"{b.base}/api/chat/{conversation}/messages?limit=200" + (f"&before={before}" if before else ""),
-                                         headers=auth(tokens["bob"]))).json()
-                messages = page["messages"] + messages
-                before = page["nextCursor"]
-                if not before:
-                    break
+        messages = all_messages(b.base, tokens["bob"], conversation)
         stored = [m["id"] for m in messages]
         seqs = [m["seq"] for m in messages]
         if seqs != list(range(1, len(seqs) + 1)):
@@ -293,7 +260,7 @@ async def run():
             failures.append(f"{len(lost)} acknowledged messages lost, e.g. {lost[:3]}")
         load_ids = [m["id"] for m in messages if m["content"].startswith("load ")]
         for name, node in (("A", a), ("B", b)):
-            replay = [e["data"]["id"] for e in await poll_all(node.base, tokens["carol"], start_cursor, conversation)
+            replay = [e["data"]["id"] for e in poll_all(node.base, auth(tokens["carol"]), start_cursor, conversation)[0]
                       if e["type"] == "new_message"]
             if replay != stored:
                 failures.append(f"long-poll replay from the start cursor on node {name} differs from the stored list")
@@ -321,8 +288,5 @@ async def run():
 
 
 if __name__ == "__main__":
-    if not os.environ.get("CHAT_TEST_POSTGRES_URL"):
-        print("cluster_test: CHAT_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL)")
-        print("cluster_test: 0 passed, 1 failed")
-        sys.exit(1)
+    require_postgres("cluster_test")
     sys.exit(report("cluster_test", asyncio.run(run())))

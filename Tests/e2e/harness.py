@@ -89,3 +89,51 @@ def report(name, failures):
         print("FAIL:", failure)
     print(f"{name}: {0 if failures else 1} passed, {1 if failures else 0} failed")
     return 1 if failures else 0
+
+
+def all_messages(base, tok, conversation):
+    """Every top-level message of a conversation, oldest first, through the history pages."""
+    messages, before = [], None
+    while True:
+        url = f"{base}/api/chat/{conversation}/messages?limit=200" + (f"&before={before}" if before else "")
+        page = httpx.get(url, headers=auth(tok), timeout=10).json()
+        messages = page["messages"] + messages
+        before = page["nextCursor"]
+        if not before:
+            return messages
+
+
+def poll_all(base, headers, cursor, conversation=None):
+    """Long-polls from `cursor` until the log is exhausted; returns the durable events and the last cursor."""
+    events = []
+    while True:
+        url = f"{base}/api/chat/poll?cursor={cursor}&timeout=0" + (f"&conversationId={conversation}" if conversation else "")
+        answer = httpx.get(url, headers=headers, timeout=30).json()
+        durable = [e for e in answer["events"] if e.get("eventId")]
+        events += durable
+        if not durable:
+            return events, answer["cursor"]
+        cursor = answer["cursor"]
+
+
+def fresh_postgres_database(prefix):
+    """A new database on the test PostgreSQL (CHAT_TEST_POSTGRES_URL); returns its URL."""
+    import os
+    import subprocess
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+    admin = os.environ["CHAT_TEST_POSTGRES_URL"]
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    parts = urlsplit(admin)
+    subprocess.run(["psql", urlunsplit(parts._replace(query="")), "-qc", f"CREATE DATABASE {name}"], check=True)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def require_postgres(name):
+    """Exits with a failing closing line when the test command did not start PostgreSQL."""
+    import os
+    import sys
+    if not os.environ.get("CHAT_TEST_POSTGRES_URL"):
+        print(f"{name}: CHAT_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL)")
+        print(f"{name}: 0 passed, 1 failed")
+        sys.exit(1)

@@ -3,34 +3,12 @@ is copied into PostgreSQL with `chat-server migrate-data`, then served by a Post
 same threads, cursors from before resume to the same events, the same cookie and token still sign in, and new event
 ids continue above the old ones. A second copy into the now non-empty database is refused.
 Needs CHAT_TEST_POSTGRES_URL (scripts/test.sh starts PostgreSQL)."""
-import os
 import subprocess
 import sys
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from harness import BINARY, ROOT, Server, auth, report, token
-
-
-def fresh_database():
-    admin = os.environ["CHAT_TEST_POSTGRES_URL"]
-    name = "chat_migrate_" + uuid.uuid4().hex[:12]
-    parts = urlsplit(admin)
-    subprocess.run(["psql", urlunsplit(parts._replace(query="")), "-qc", f"CREATE DATABASE {name}"], check=True)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-def poll_all(base, headers, cursor):
-    events = []
-    while True:
-        answer = httpx.get(f"{base}/api/chat/poll?cursor={cursor}&timeout=0", headers=headers, timeout=30).json()
-        durable = [e for e in answer["events"] if e.get("eventId")]
-        events += durable
-        if not durable:
-            return events, answer["cursor"]
-        cursor = answer["cursor"]
+from harness import BINARY, ROOT, Server, auth, fresh_postgres_database, poll_all, report, require_postgres, token
 
 
 def state(base, alice, bob_cookie, conversation, root, cursor):
@@ -74,7 +52,7 @@ def main():
         if sqlite.terminate() != 0:
             failures.append("the SQLite server did not stop cleanly")
 
-        url = fresh_database()
+        url = fresh_postgres_database("chat_migrate")
         copy = subprocess.run([BINARY, "migrate-data", "--from", sqlite.database, "--to", url], capture_output=True, text=True, cwd=ROOT)
         print(copy.stdout.strip())
         if copy.returncode != 0:
@@ -110,8 +88,5 @@ def main():
 
 
 if __name__ == "__main__":
-    if not os.environ.get("CHAT_TEST_POSTGRES_URL"):
-        print("migrate_test: CHAT_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL)")
-        print("migrate_test: 0 passed, 1 failed")
-        sys.exit(1)
+    require_postgres("migrate_test")
     sys.exit(report("migrate_test", main()))
