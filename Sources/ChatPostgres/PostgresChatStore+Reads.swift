@@ -236,8 +236,8 @@ extension PostgresChatStore {
 }
 
 /// Bindings for a query written with `$1`, `$2`… (used where the SQL text is assembled from shared pieces).
-func bindings(_ values: any PostgresDynamicTypeEncodable...) throws -> PostgresBindings {
+func bindings(_ values: any PostgresThrowingDynamicTypeEncodable...) throws -> PostgresBindings {
     var bindings = PostgresBindings(capacity: values.count)
-    for value in values { bindings.append(value) }
+    for value in values { try bindings.append(value) }
     return bindings
 }

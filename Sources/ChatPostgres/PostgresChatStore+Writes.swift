@@ -37,10 +37,12 @@ extension PostgresChatStore {
             return try await client.withTransaction(logger: logger) { connection in
                 let db = ConnectionRunner(connection: connection, logger: logger)
                 // A stuck transaction must not freeze a tenant: bounded waits for locks, statements and idling.
-                try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = \(settings.lockTimeoutMilliseconds)"))
-                try await db.run(PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(settings.statementTimeoutMilliseconds)"))
-                try await db.run(PostgresQuery(
-                    unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(settings.idleInTransactionTimeoutMilliseconds)"))
+                try await db.run(
+                    """
+                    SELECT set_config('lock_timeout', \(String(settings.lockTimeoutMilliseconds)), true),
+                           set_config('statement_timeout', \(String(settings.statementTimeoutMilliseconds)), true),
+                           set_config('idle_in_transaction_session_timeout', \(String(settings.idleInTransactionTimeoutMilliseconds)), true)
+                    """)
                 var counters = EventCounters(next: [:])
                 for try await (id, last) in try await db.run(
                     "SELECT id, last_event_id FROM tenants WHERE id = ANY(\(tenantIds)) ORDER BY id FOR UPDATE"
@@ -51,12 +53,24 @@ extension PostgresChatStore {
                 var senders: [String: User] = [:]
                 var results: [Result<AppliedWrite, ChatError>] = []
                 results.reserveCapacity(commands.count)
-                for command in commands {
+                // In order; a run of consecutive sends is applied as a set (a fixed number of round trips).
+                var index = 0
+                while index < commands.count {
+                    var run: [NewMessage] = []
+                    while index < commands.count, case .sendMessage(let new) = commands[index] {
+                        run.append(new)
+                        index += 1
+                    }
+                    if !run.isEmpty {
+                        results += try await Self.sendRun(db, run, counters: &counters, senders: &senders, now: now)
+                        continue
+                    }
                     do {
-                        results.append(.success(try await Self.apply(command, db: db, counters: &counters, senders: &senders, now: now)))
+                        results.append(.success(try await Self.apply(commands[index], db: db, counters: &counters, senders: &senders, now: now)))
                     } catch let error as ChatError {
                         results.append(.failure(error))
                     }
+                    index += 1
                 }
                 for tenantId in counters.changed.sorted() {
                     try await db.run("UPDATE tenants SET last_event_id = \(counters.next[tenantId]!) WHERE id = \(tenantId)")

@@ -15,11 +15,14 @@ final class ServerProcess: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("bench.sqlite").path }
     /// `--database`: the SQLite file above, or a PostgreSQL URL several nodes share.
     let database: String
+    /// A core to pin the server to (`taskset`), so that two nodes each get one where the machine allows.
+    let cpu: Int?
     private var process: Process?
 
-    init(binary: String, port: Int, database: String? = nil) throws {
+    init(binary: String, port: Int, database: String? = nil, cpu: Int? = nil) throws {
         self.binary = binary
         self.port = port
+        self.cpu = cpu
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.database = database ?? directory.appendingPathComponent("bench.sqlite").path
@@ -29,8 +32,15 @@ final class ServerProcess: @unchecked Sendable {
 
     func start() async throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error"]
+        let arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error"]
+        if let cpu, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") {
+            // taskset execs the server in its place: the pid stays the server's.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", String(cpu), binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         process.standardOutput = FileHandle.nullDevice
         FileManager.default.createFile(atPath: directory.appendingPathComponent("server.log").path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("server.log"))

@@ -65,9 +65,12 @@ struct Runner {
                 store: store, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix)
         }
         var servers: [ServerProcess] = []
-        for _ in 0..<nodes {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        for node in 0..<nodes {
             ServerPort.next += 1
-            let server = try ServerProcess(binary: binary, port: ServerPort.base + ServerPort.next, database: url)
+            // Two nodes: each on a core of its own where there are enough (the generator and PostgreSQL share them).
+            let server = try ServerProcess(
+                binary: binary, port: ServerPort.base + ServerPort.next, database: url, cpu: nodes > 1 && cores >= nodes ? node % cores : nil)
             try await server.start()
             servers.append(server)
         }

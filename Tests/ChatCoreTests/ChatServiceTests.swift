@@ -243,4 +243,48 @@ import Testing
         try await nodeA.recordSuccess(account: "acme/alice")
         try await nodeB.check(account: "acme/alice", address: "1.2.3.4", now: now)
     }
+
+    func failure(_ result: Result<AppliedWrite, ChatError>) -> ChatError? {
+        if case .failure(let error) = result { return error }
+        return nil
+    }
+
+    @Test(arguments: StoreKind.available) func oneBatchAppliesItsCommandsInOrder(_ kind: StoreKind) async throws {
+        // A batch holds what several clients sent at once: a resend of a message earlier in the same batch, a send
+        // after a close in the same batch, replies, strangers, all as if applied one at a time.
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let dave = try await f.principal("globex", "dave")
+        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let root = try await f.chat.messages(alice, conversationId: room.id, before: nil, limit: 1).messages[0]
+        func send(_ who: Principal, _ content: String, _ clientId: String? = nil, parent: String? = nil, to conversation: String? = nil) -> WriteCommand {
+            .sendMessage(NewMessage(
+                tenantId: who.tenantId, senderId: who.userId, conversationId: parent == nil ? (conversation ?? room.id) : conversation,
+                threadParentId: parent, content: content, clientMessageId: clientId))
+        }
+        let results = try await f.store.apply([
+            send(alice, "one", "b-1"),
+            send(alice, "one again", "b-1"),
+            send(alice, "a reply", parent: root.id),
+            send(dave, "stranger", to: room.id),
+            .setClosed(tenantId: alice.tenantId, userId: alice.userId, conversationId: room.id, closed: true),
+            send(alice, "after close", "b-2"),
+            send(alice, "one, resent after close", "b-1"),
+        ])
+        guard case .success(let first) = results[0], case .message(let one, true) = first.outcome else { Issue.record("\(results[0])"); return }
+        guard case .success(let second) = results[1], case .message(let again, false) = second.outcome else { Issue.record("\(results[1])"); return }
+        #expect(again == one && second.events.isEmpty)
+        guard case .success(let third) = results[2], case .message(let reply, true) = third.outcome else { Issue.record("\(results[2])"); return }
+        #expect(reply.threadParentId == root.id && reply.seq == one.seq + 1)
+        #expect(failure(results[3]) == ChatError.notFound("conversation"))
+        guard case .success = results[4] else { Issue.record("close: \(results[4])"); return }
+        #expect(failure(results[5]) == ChatError.conversationClosed)
+        guard case .success(let last) = results[6], case .message(let resent, false) = last.outcome else { Issue.record("\(results[6])"); return }
+        #expect(resent == one)
+        let ids = results.compactMap { try? $0.get() }.flatMap(\.events).compactMap(\.eventId)
+        #expect(ids == Array(ids[0]..<(ids[0] + 3)))  // one, the reply, the close
+        #expect(try await f.integers("SELECT reply_count FROM messages WHERE id = ?", [root.id]) == [Int64(root.replyCount + 1)])
+        #expect(try await f.integers("SELECT COUNT(*) FROM messages WHERE client_message_id = 'b-1'") == [1])
+    }
 }
