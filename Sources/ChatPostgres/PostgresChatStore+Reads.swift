@@ -1,4 +1,5 @@
 import ChatCore
+import Logging
 import NIOCore
 import PostgresNIO
 
@@ -70,8 +71,6 @@ struct ConnectionRunner: QueryRunner {
     let logger: Logger
     func run(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await connection.query(query, logger: logger) }
 }
-
-import Logging
 
 extension PostgresChatStore {
     var pool: PoolRunner { PoolRunner(client: client, logger: logger) }

@@ -158,13 +158,17 @@ def test_pages_work_and_go_live_through_a_bare_proxy_pass(server, proxy, browser
 def test_another_origin_cannot_post_a_form_or_open_a_socket_with_the_cookie(server, proxy, browsers):
     alice = browsers()
     login_via(alice, proxy.base, "alice")
-    # A form on another origin posts to the chat in the background of the victim's browser.
-    alice.get(f"http://127.0.0.1:{proxy.evil_port}/?mode=form")
-    wait(alice, 10).until(lambda d: "Forbidden" in d.title or "/chat/cnv_" in d.current_url)
-    assert "Forbidden" in alice.title
+    # A form on another origin posts to the chat in the background of the victim's browser: from a sibling port
+    # (same site: the browser sends the session cookie, Sec-Fetch-Site says same-site) and from another site.
     headers = api_token(server, "alice")
-    titles = [c["title"] for c in httpx.get(server.base + "/api/chat/conversations", headers=headers).json()["conversations"]]
-    assert EVIL_TITLE not in titles
+    for host in ("127.0.0.1", "localhost"):
+        alice.get(f"http://{host}:{proxy.evil_port}/?mode=form")
+        wait(alice, 10).until(lambda d: "Forbidden" in d.title or "/chat/cnv_" in d.current_url or "/login" in d.current_url)
+        assert "/chat/cnv_" not in alice.current_url, host
+        titles = [c["title"] for c in httpx.get(server.base + "/api/chat/conversations", headers=headers).json()["conversations"]]
+        assert EVIL_TITLE not in titles, host
+    alice.get(f"http://127.0.0.1:{proxy.evil_port}/?mode=form")
+    wait(alice, 10).until(lambda d: "Forbidden" in d.title)
     # A WebSocket from that page to the server, cookie attached by the browser: refused.
     alice.get(f"http://127.0.0.1:{proxy.evil_port}/?mode=ws")
     wait(alice, 10).until(lambda d: d.title in ("ws-open", "ws-refused"))
