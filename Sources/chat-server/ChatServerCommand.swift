@@ -13,7 +13,7 @@ struct ChatServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-server",
         abstract: "A multi-tenant real-time chat server.",
-        subcommands: [Serve.self, CreateTenant.self, CreateUser.self, MigrateData.self],
+        subcommands: [Serve.self, CreateTenant.self, CreateUser.self, MigrateData.self, Backup.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -29,21 +29,25 @@ struct DatabaseOption: ParsableArguments {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTP, WebSocket, SSE and long-poll server.")
 
-    @Option(help: "Address to bind.") var host = "127.0.0.1"
-    @Option(help: "Port to bind (0 picks a free one).") var port = 8080
+    @Option(help: "Address to bind (env CHAT_HOST).") var host = Env.string("CHAT_HOST", "127.0.0.1")
+    @Option(help: "Port to bind; 0 picks a free one (env CHAT_PORT).") var port = Env.int("CHAT_PORT", 8080)
     @OptionGroup var db: DatabaseOption
-    @Flag(help: "Seed demo tenants and users when the database is empty.") var demo = false
-    @Option(help: "bcrypt cost for password hashes.") var bcryptCost: UInt8 = 10
-    @Option(help: "Another origin allowed to use cookie sessions (repeatable).") var allowedOrigin: [String] = []
+    @Flag(inversion: .prefixedNo, help: "Seed demo tenants and users when the database is empty (env CHAT_DEMO=1).") var demo = Env.flag("CHAT_DEMO")
+    @Option(help: "bcrypt cost for new password hashes (env CHAT_BCRYPT_COST).") var bcryptCost: UInt8 = Env.int("CHAT_BCRYPT_COST", 10)
+    @Option(help: "Another origin allowed to use cookie sessions, repeatable (env CHAT_ALLOWED_ORIGIN, comma separated).")
+    var allowedOrigin: [String] = Env.list("CHAT_ALLOWED_ORIGIN")
     @Option(help: ArgumentHelp(
-        "A reverse proxy whose X-Forwarded-For/-Host/-Proto headers are believed: an address or a network such as 10.0.0.0/8 (repeatable).",
+        "A reverse proxy whose X-Forwarded-For/-Host/-Proto headers are believed: an address or a network such as 10.0.0.0/8, repeatable (env CHAT_TRUSTED_PROXY, comma separated).",
         valueName: "address"))
-    var trustedProxy: [String] = []
-    @Option(help: "Secure cookie flag: auto (HTTPS via X-Forwarded-Proto), always or never.") var secureCookies = "auto"
-    @Option(help: "Days to keep the durable event log.") var eventRetentionDays = 30
-    @Option(help: "Folder of mustache templates.") var templates = "templates"
-    @Option(help: "Folder of static files.") var publicDirectory = "Public"
-    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    var trustedProxy: [String] = Env.list("CHAT_TRUSTED_PROXY")
+    @Option(help: "Secure cookie flag: auto (when the browser used HTTPS), always or never (env CHAT_SECURE_COOKIES).")
+    var secureCookies = Env.string("CHAT_SECURE_COOKIES", "auto")
+    @Option(help: "Days to keep the durable event log (env CHAT_EVENT_RETENTION_DAYS).") var eventRetentionDays = Env.int("CHAT_EVENT_RETENTION_DAYS", 30)
+    @Option(help: ArgumentHelp(
+        "A folder with templates/ and Public/; by default found beside the binary (share/chat-server) or in its checkout (env CHAT_RESOURCES).",
+        valueName: "folder"))
+    var resources: String? = Env.values["CHAT_RESOURCES"]
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (env CHAT_LOG_LEVEL).") var logLevel = Env.string("CHAT_LOG_LEVEL", "info")
 
     func run() async throws {
         var config = AppConfiguration()
@@ -58,10 +62,14 @@ struct Serve: AsyncParsableCommand {
         }
         config.secureCookies = security
         config.eventRetentionDays = eventRetentionDays
-        config.templatesDirectory = templates
-        config.publicDirectory = publicDirectory
+        let resourceFolder = try Resources.locate(resources)
+        config.templatesDirectory = resourceFolder.appendingPathComponent("templates").path
+        config.publicDirectory = resourceFolder.appendingPathComponent("Public").path
         var logger = Logger(label: "chat-server")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
+        }
+        logger.logLevel = level
         if db.isPostgres {
             try await servePostgres(config, logger: logger)
         } else {
@@ -161,6 +169,26 @@ struct CreateUser: AsyncParsableCommand {
             return try await store.createUser(tenantId: tenant.id, username: username, displayName: displayName ?? username, passwordHash: hash)
         }
         print("created user \(user.username) (\(user.id)) in \(tenantSlug)")
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a SQLite database consistently while the server runs and writes (SQLite's online backup).",
+        discussion: """
+            The copy holds every message acknowledged before the backup began and passes PRAGMA integrity_check. \
+            To restore: stop the server, put the copy in place of the database file (remove its -wal and -shm files), \
+            start the server. For PostgreSQL use pg_dump.
+            """)
+    @OptionGroup var db: DatabaseOption
+    @Option(help: "The file to write (it must not exist yet).") var to: String
+
+    func run() throws {
+        guard !db.isPostgres else { throw ValidationError("backup copies a SQLite database; for PostgreSQL use pg_dump") }
+        guard FileManager.default.fileExists(atPath: db.database) else { throw ValidationError("no SQLite database at \(db.database)") }
+        guard !FileManager.default.fileExists(atPath: to) else { throw ValidationError("\(to) exists; give a new file") }
+        let copied = try SQLiteBackup.copy(from: db.database, to: to)
+        print("backed up \(db.database) to \(to): \(copied.messages) messages, \(copied.events) events, integrity ok")
     }
 }
 

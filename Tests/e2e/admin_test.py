@@ -1,12 +1,37 @@
 """The admin commands: create a tenant and a user (password on stdin) on a fresh database, then sign in as that user.
 Without --demo nothing else is seeded. A second server on the same database file refuses to start; an unreachable
-PostgreSQL stops the server at start with a clear message."""
+PostgreSQL stops the server at start with a clear message. The server runs from any working directory and from an
+install layout, takes every option from the environment, and --help names them all."""
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 import httpx
 
-from harness import BINARY, Server, report, token
+from harness import BINARY, ROOT, Server, free_port, report, token
+
+
+def serves_pages(binary, cwd, env, extra=()):
+    """Starts `binary serve` from `cwd` with options from `env` only; True when pages and static files answer."""
+    port = free_port()
+    process = subprocess.Popen([binary, "serve", *extra], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, **env, "CHAT_PORT": str(port)})
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and process.poll() is None:
+            try:
+                login = httpx.get(f"http://127.0.0.1:{port}/login", timeout=1)
+                script = httpx.get(f"http://127.0.0.1:{port}/static/app.js", timeout=1)
+                return login.status_code == 200 and 'name="password"' in login.text and script.status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        return False
+    finally:
+        process.kill()
+        process.wait()
 
 failures = []
 server = Server()
@@ -43,6 +68,33 @@ try:
                           capture_output=True, text=True, timeout=60)
     if down.returncode == 0 or "cannot reach PostgreSQL at 127.0.0.1:9/chat" not in down.stderr or "s3cret" in down.stderr:
         failures.append(f"an unreachable database did not stop serve clearly: {down.returncode} {down.stderr[-300:]}")
+    # Runs from anywhere: from / with every option from the environment, and from an install layout
+    # (<prefix>/bin/chat-server, <prefix>/share/chat-server/{templates,Public}) with no checkout around it.
+    folder = tempfile.mkdtemp(prefix="chat-anywhere-")
+    env = {"CHAT_DATABASE": os.path.join(folder, "env.sqlite"), "CHAT_DEMO": "1", "CHAT_BCRYPT_COST": "4", "CHAT_LOG_LEVEL": "warning"}
+    if not serves_pages(BINARY, "/", env):
+        failures.append("the server started from / did not find its templates and static files")
+    prefix = os.path.join(folder, "install")
+    os.makedirs(os.path.join(prefix, "bin"))
+    shutil.copy(BINARY, os.path.join(prefix, "bin", "chat-server"))
+    for name in ("templates", "Public"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(prefix, "share", "chat-server", name))
+    env["CHAT_DATABASE"] = os.path.join(folder, "installed.sqlite")
+    if not serves_pages(os.path.join(prefix, "bin", "chat-server"), folder, env):
+        failures.append("an installed server did not find share/chat-server beside its binary")
+    broken = subprocess.run([BINARY, "serve", "--port", "0", "--database", os.path.join(folder, "x.sqlite"), "--resources", folder],
+                            capture_output=True, text=True, timeout=30, cwd="/")
+    if broken.returncode == 0 or "must contain templates/ and Public/" not in broken.stderr:
+        failures.append(f"a folder without resources did not stop start-up clearly: {broken.stderr[-200:]}")
+    help_text = subprocess.run([BINARY, "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
+    for variable in ("CHAT_HOST", "CHAT_PORT", "CHAT_DATABASE", "CHAT_DEMO", "CHAT_BCRYPT_COST", "CHAT_ALLOWED_ORIGIN",
+                     "CHAT_TRUSTED_PROXY", "CHAT_SECURE_COOKIES", "CHAT_EVENT_RETENTION_DAYS", "CHAT_RESOURCES", "CHAT_LOG_LEVEL"):
+        if variable not in help_text:
+            failures.append(f"serve --help does not name {variable}")
+    top_help = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=30).stdout
+    for command in ("serve", "create-tenant", "create-user", "migrate-data", "backup"):
+        if command not in top_help:
+            failures.append(f"chat-server --help does not list {command}")
     # No demo data without --demo.
     if httpx.post(server.base + "/api/auth/token", json={"tenant": "acme", "username": "alice", "password": "demo-password"}).status_code != 401:
         failures.append("demo data exists without --demo")
