@@ -3,6 +3,8 @@ public struct ChatError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, independent of transport.
     public enum Kind: Sendable, Equatable {
         case badRequest, unauthenticated, forbidden, notFound, conflict, tooLarge, rateLimited, unsupportedMediaType
+        /// The server cannot take this now (shutting down): try another node or later.
+        case unavailable
     }
 
     public var kind: Kind

@@ -81,6 +81,8 @@ public protocol ChatStore: Sendable {
     /// True when `error` (thrown by this store) means the database is unreachable or too busy for now: the server
     /// answers 503 with `Retry-After` rather than 500. (A send may be retried safely with its `clientMessageId`.)
     func isUnavailable(_ error: any Error) -> Bool
+    /// Throws unless the database answers and its schema is up to date (the server's readiness).
+    func checkReady() async throws
 
     // MARK: Credentials
     func insertCredential(_ credential: Credential) async throws

@@ -54,6 +54,14 @@ public final class PostgresChatStore: ChatStore {
         }
     }
 
+    /// The database answers and every migration this build knows is applied.
+    public func checkReady() async throws {
+        let applied = try await guarded { [self] in
+            try await first(client.query("SELECT COUNT(*) AS n FROM schema_migrations", logger: logger)) { try $0.value("n", Int64.self) } ?? 0
+        }
+        guard applied >= Int64(PostgresSchema.migrations.count) else { throw DatabaseUnavailable(reason: "migrations not applied") }
+    }
+
     public func isUnavailable(_ error: any Error) -> Bool {
         if error is DatabaseUnavailable { return true }
         if let wrapped = error as? PostgresTransactionError {

@@ -74,6 +74,11 @@ public final class SQLiteChatStore: ChatStore {
         try pool.read(body)
     }
 
+    /// The database answers a read.
+    public func checkReady() async throws {
+        _ = try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event_log_state") }
+    }
+
     /// Closes every connection; later calls fail.
     public func close() throws {
         try checkpointer.close()

@@ -102,7 +102,18 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     PageController(chat: dependencies.chat, auth: dependencies.auth, renderer: renderer, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
         .addRoutes(to: router, forms: pages)
     assets.addRoutes(to: router)
+    // Alive: the process answers. Ready: it may be sent traffic (the database answers; not shutting down).
     router.get("health") { _, _ in JSONResponse.make(bytes: Array(#"{"status":"ok"}"#.utf8)) }
+    let connections = dependencies.connections
+    router.get("ready") { _, _ -> Response in
+        if connections.isDraining { return JSONResponse.make(bytes: Array(#"{"status":"draining"}"#.utf8), status: .serviceUnavailable) }
+        do {
+            try await store.checkReady()
+            return JSONResponse.make(bytes: Array(#"{"status":"ready"}"#.utf8))
+        } catch {
+            return JSONResponse.make(bytes: Array(#"{"status":"unavailable"}"#.utf8), status: .serviceUnavailable)
+        }
+    }
     // Counters for the bench and for operators; answered on loopback only.
     router.get("metrics") { _, context -> Response in
         guard let address = context.remoteAddress, address == "127.0.0.1" || address == "::1" else { throw ChatError.notFound() }

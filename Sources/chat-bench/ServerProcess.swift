@@ -32,7 +32,7 @@ final class ServerProcess: @unchecked Sendable {
 
     func start() async throws {
         let process = Process()
-        let arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error"]
+        let arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error", "--drain-seconds", "0"]
         if let cpu, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") {
             // taskset execs the server in its place: the pid stays the server's.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")

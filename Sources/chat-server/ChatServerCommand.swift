@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
         "A folder with templates/ and Public/; by default found beside the binary (share/chat-server) or in its checkout (env CHAT_RESOURCES).",
         valueName: "folder"))
     var resources: String? = Env.values["CHAT_RESOURCES"]
+    @Option(help: "Seconds after SIGTERM during which /ready answers 503 and open realtime connections keep working, before they are closed with 1001 (env CHAT_DRAIN_SECONDS).")
+    var drainSeconds = Env.int("CHAT_DRAIN_SECONDS", 5)
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env CHAT_LOG_LEVEL).") var logLevel = Env.string("CHAT_LOG_LEVEL", "info")
 
     func run() async throws {
@@ -90,7 +92,7 @@ struct Serve: AsyncParsableCommand {
         // Services stop in reverse order on SIGTERM/SIGINT: the drain service first (realtime clients hear 1001
         // before the HTTP server closes), then the application (in-flight requests finish), then the store.
         let group = ServiceGroup(configuration: .init(
-            services: [SQLiteStoreService(store: store, logger: logger), app, RealtimeDrainService(connections: dependencies.connections)],
+            services: [SQLiteStoreService(store: store, logger: logger), app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -114,7 +116,7 @@ struct Serve: AsyncParsableCommand {
             let cluster = PostgresClusterService(
                 store: store, bus: bus, broker: broker, revocations: dependencies.auth.revocations, logger: logger)
             let group = ServiceGroup(configuration: .init(
-                services: [cluster, app, RealtimeDrainService(connections: dependencies.connections)],
+                services: [cluster, app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

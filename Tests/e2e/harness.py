@@ -21,11 +21,12 @@ def free_port():
 class Server:
     """One server process on a fixed database file; can be killed and restarted on it."""
 
-    def __init__(self, database=None, extra=()):
+    def __init__(self, database=None, extra=(), drain_seconds=0):
         self.dir = tempfile.mkdtemp(prefix="chat-e2e-")
         self.database = database or os.path.join(self.dir, "chat.sqlite")
         self.port = free_port()
         self.extra = list(extra)
+        self.drain_seconds = drain_seconds
         self.process = None
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
 
@@ -35,7 +36,7 @@ class Server:
 
     def start(self, demo=True, timeout=30):
         args = [BINARY, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
-                "--bcrypt-cost", "4", "--log-level", "warning"] + self.extra
+                "--bcrypt-cost", "4", "--log-level", "warning", "--drain-seconds", str(self.drain_seconds)] + self.extra
         if demo:
             args.append("--demo")
         self.process = subprocess.Popen(args, stdout=self.log, stderr=self.log, cwd=ROOT)

@@ -62,6 +62,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .tooLarge: .contentTooLarge
         case .rateLimited: .tooManyRequests
         case .unsupportedMediaType: .unsupportedMediaType
+        case .unavailable: .serviceUnavailable
         }
     }
 
@@ -69,6 +70,7 @@ struct ErrorMiddleware: RouterMiddleware {
         var headers = HTTPFields()
         if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
         if error.kind == .unauthenticated { headers[.wwwAuthenticate] = "Bearer" }
+        if error.kind == .unavailable { headers[.retryAfter] = "1" }
         return response(status: status(for: error.kind), code: error.code, message: error.message, headers: headers)
     }
 

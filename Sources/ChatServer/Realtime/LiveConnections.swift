@@ -6,8 +6,22 @@ import Synchronization
 /// Every open WebSocket and SSE stream, so that shutdown can tell each of them first.
 public final class LiveConnections: Sendable {
     private let queues = Mutex<[ObjectIdentifier: OutboundQueue<ByteBuffer>]>([:])
+    private let draining = Mutex(false)
 
     public init() {}
+
+    /// True from the start of a graceful shutdown: `/ready` answers 503 and new realtime connections are refused,
+    /// while the ones open keep working until the drain period ends.
+    public var isDraining: Bool { draining.withLock { $0 } }
+
+    public func startDraining() {
+        draining.withLock { $0 = true }
+    }
+
+    /// Refuses a new realtime connection while the server drains.
+    func admitNewConnection() throws {
+        if isDraining { throw ChatError(.unavailable, "draining", "This server is shutting down; connect again (another node will answer).") }
+    }
 
     func add(_ queue: OutboundQueue<ByteBuffer>) {
         queues.withLock { $0[ObjectIdentifier(queue)] = queue }
@@ -52,15 +66,21 @@ public final class LiveConnections: Sendable {
 /// service group, so it is shut down first.
 public struct RealtimeDrainService: Service {
     let connections: LiveConnections
+    /// How long the server keeps serving its open realtime connections after SIGTERM while `/ready` says 503, so
+    /// that a load balancer stops sending new clients first.
+    let drain: Duration
     let grace: Duration
 
-    public init(connections: LiveConnections, grace: Duration = .seconds(3)) {
+    public init(connections: LiveConnections, drain: Duration = .zero, grace: Duration = .seconds(3)) {
         self.connections = connections
+        self.drain = drain
         self.grace = grace
     }
 
     public func run() async throws {
         try? await gracefulShutdown()
+        connections.startDraining()
+        if drain > .zero { try? await Task.sleep(for: drain) }
         connections.closeAll(.shutdown)
         let deadline = ContinuousClock.now + grace
         while connections.count > 0 && ContinuousClock.now < deadline {

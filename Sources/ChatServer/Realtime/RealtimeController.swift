@@ -19,6 +19,7 @@ struct RealtimeController {
     func addRoutes(to router: Router<ChatRequestContext>) {
         router.ws("api/chat/ws", shouldUpgrade: { request, context in
             let principal = try context.requirePrincipal()
+            try connections.admitNewConnection()
             // A plain GET reaches this route too: without this it would answer an empty 200.
             guard request.headers[.upgrade]?.lowercased().contains("websocket") == true else {
                 throw ChatError.badRequest("Open this URL as a WebSocket (Upgrade: websocket).", code: "websocket_upgrade_required")
@@ -43,6 +44,7 @@ struct RealtimeController {
 
     @Sendable func events(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try connections.admitNewConnection()
         let conversationId = request.uri.queryParameters.get("conversationId")
         let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
         if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
@@ -128,6 +130,7 @@ struct RealtimeController {
 
     @Sendable func poll(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
+        try connections.admitNewConnection()
         let conversationId = request.uri.queryParameters.get("conversationId")
         let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
         var timeout = settings.pollDefaultTimeoutSeconds
