@@ -4,6 +4,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import HummingbirdWebSocket
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import ServiceLifecycle
 
@@ -45,12 +47,16 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
         logger.info("seeded demo data: tenants acme (alice, bob, carol) and globex (dave, erin), password \(DemoData.password)")
     }
     let router = try await buildRouter(config, dependencies: dependencies)
+    var server: HTTPServerBuilder = .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
+        ws: WebSocketServerConfiguration(
+            maxFrameSize: config.realtime.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(Int64(config.realtime.pingSeconds))),
+            validateUTF8: true)))
+    if let certificate = config.tlsCertificatePath, let key = config.tlsKeyPath {
+        server = try .tls(server, tlsConfiguration: try TLSFiles.serverConfiguration(certificate: certificate, key: key))
+    }
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
-            ws: WebSocketServerConfiguration(
-                maxFrameSize: config.realtime.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(Int64(config.realtime.pingSeconds))),
-                validateUTF8: true))),
+        server: server,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chat-server", backlog: 4096),
         onServerRunning: { channel in
             // Ramp-up: accept up to 64 connections per readable event of the listening socket (NIO's default is 4),
@@ -78,7 +84,7 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     router.add(middleware: SecurityHeadersMiddleware())
     let store = dependencies.store
     router.add(middleware: ErrorMiddleware(renderer: renderer, isUnavailable: { store.isUnavailable($0) }))
-    router.add(middleware: ForwardedHeadersMiddleware(trust: config.proxyTrust))
+    router.add(middleware: ForwardedHeadersMiddleware(trust: config.proxyTrust, overTLS: config.tlsCertificatePath != nil))
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
 
     // Cross-site and CSRF checks by route group: the JSON API wants the session's token in a header (signing in

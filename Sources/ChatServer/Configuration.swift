@@ -12,6 +12,9 @@ public struct AppConfiguration: Sendable {
     public var allowedOrigins: [String] = []
     /// Peers whose `X-Forwarded-For`/`-Host`/`-Proto` headers are believed (the operator's reverse proxies).
     public var proxyTrust = ProxyTrust.none
+    /// PEM files of a certificate chain and its private key: the server then speaks HTTPS and WSS itself.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// When to mark the session cookie `Secure`.
     public var secureCookies: CookieSecurity = .auto
     public var sessionCookieName = "chat_session"

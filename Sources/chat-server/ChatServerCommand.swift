@@ -47,6 +47,10 @@ struct Serve: AsyncParsableCommand {
         "A folder with templates/ and Public/; by default found beside the binary (share/chat-server) or in its checkout (env CHAT_RESOURCES).",
         valueName: "folder"))
     var resources: String? = Env.values["CHAT_RESOURCES"]
+    @Option(help: ArgumentHelp("A PEM certificate chain: serve HTTPS and WSS with it and --tls-key (env CHAT_TLS_CERTIFICATE).", valueName: "file"))
+    var tlsCertificate: String? = Env.values["CHAT_TLS_CERTIFICATE"]
+    @Option(help: ArgumentHelp("The PEM private key of --tls-certificate (env CHAT_TLS_KEY).", valueName: "file"))
+    var tlsKey: String? = Env.values["CHAT_TLS_KEY"]
     @Option(help: "Seconds after SIGTERM during which /ready answers 503 and open realtime connections keep working, before they are closed with 1001 (env CHAT_DRAIN_SECONDS).")
     var drainSeconds = Env.int("CHAT_DRAIN_SECONDS", 5)
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env CHAT_LOG_LEVEL).") var logLevel = Env.string("CHAT_LOG_LEVEL", "info")
@@ -64,6 +68,9 @@ struct Serve: AsyncParsableCommand {
         }
         config.secureCookies = security
         config.eventRetentionDays = eventRetentionDays
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-certificate and --tls-key together") }
+        config.tlsCertificatePath = tlsCertificate
+        config.tlsKeyPath = tlsKey
         let resourceFolder = try Resources.locate(resources)
         config.templatesDirectory = resourceFolder.appendingPathComponent("templates").path
         config.publicDirectory = resourceFolder.appendingPathComponent("Public").path

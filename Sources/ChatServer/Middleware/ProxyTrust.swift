@@ -30,9 +30,9 @@ public struct ProxyTrust: Sendable {
 
     /// How the request looked where it entered the operator's network: the client's address, the host and the
     /// scheme the browser used. Forwarded headers are read only from a trusted peer.
-    func client(of request: Request, peer: String?) -> ForwardedClient {
+    func client(of request: Request, peer: String?, overTLS: Bool = false) -> ForwardedClient {
         let host = request.head.authority
-        let scheme = request.uri.scheme == .https ? "https" : "http"
+        let scheme = overTLS || request.uri.scheme == .https ? "https" : "http"
         guard trusts(peer) else { return ForwardedClient(address: peer, host: host, scheme: scheme, viaTrustedProxy: false) }
         // The right-most hop that is not one of our proxies is the client; a chain of only proxies ends at its left.
         var address = peer
@@ -115,15 +115,21 @@ struct IPNetwork: Sendable {
 struct ForwardedHeadersMiddleware: RouterMiddleware {
     typealias Context = ChatRequestContext
     let trust: ProxyTrust
+    /// The server itself terminates TLS (`--tls-certificate`).
+    let overTLS: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.client = trust.client(of: request, peer: context.peerAddress)
-        return try await next(request, context)
+        context.client = trust.client(of: request, peer: context.peerAddress, overTLS: overTLS)
+        var response = try await next(request, context)
+        // Browsers that reached us over HTTPS stay on HTTPS (HSTS); over plain HTTP the header means nothing.
+        if context.client.scheme == "https" { response.headers[.strictTransportSecurity] = "max-age=31536000" }
+        return response
     }
 }
 
 extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
     static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
+    static let strictTransportSecurity = HTTPField.Name("Strict-Transport-Security")!
 }
