@@ -83,8 +83,11 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     let router = Router(context: ChatRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: SecurityHeadersMiddleware())
     let store = dependencies.store
-    router.add(middleware: ErrorMiddleware(renderer: renderer, isUnavailable: { store.isUnavailable($0) }))
+    // Outside the error middleware: error answers carry the request id too, and its log lines have it.
     router.add(middleware: ForwardedHeadersMiddleware(trust: config.proxyTrust, overTLS: config.tlsCertificatePath != nil))
+    router.add(middleware: ErrorMiddleware(renderer: renderer, isUnavailable: { store.isUnavailable($0) }))
+    // Method and path of every request at debug level; never a header (they carry cookies and tokens).
+    router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .none))
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
 
     // Cross-site and CSRF checks by route group: the JSON API wants the session's token in a header (signing in
@@ -154,7 +157,8 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
 }
 
 /// Hourly housekeeping: prunes the event log past its retention and deletes expired credentials.
-struct MaintenanceService: Service {
+struct MaintenanceService: Service, CustomStringConvertible {
+    var description: String { "MaintenanceService" }
     let dependencies: ChatDependencies
     let retentionDays: Int
     let logger: Logger

@@ -53,6 +53,8 @@ struct Serve: AsyncParsableCommand {
     var tlsKey: String? = Env.values["CHAT_TLS_KEY"]
     @Option(help: "Seconds after SIGTERM during which /ready answers 503 and open realtime connections keep working, before they are closed with 1001 (env CHAT_DRAIN_SECONDS).")
     var drainSeconds = Env.int("CHAT_DRAIN_SECONDS", 5)
+    @Option(help: "Log format: text, or json (one object per line, with request_id on a request's lines) (env CHAT_LOG_FORMAT).")
+    var logFormat = Env.string("CHAT_LOG_FORMAT", "text")
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env CHAT_LOG_LEVEL).") var logLevel = Env.string("CHAT_LOG_LEVEL", "info")
 
     func run() async throws {
@@ -74,6 +76,11 @@ struct Serve: AsyncParsableCommand {
         let resourceFolder = try Resources.locate(resources)
         config.templatesDirectory = resourceFolder.appendingPathComponent("templates").path
         config.publicDirectory = resourceFolder.appendingPathComponent("Public").path
+        switch logFormat {
+        case "json": LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        case "text": break
+        default: throw ValidationError("--log-format must be text or json")
+        }
         var logger = Logger(label: "chat-server")
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")

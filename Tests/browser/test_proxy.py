@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from conftest import wait
-from harness import free_port
+from harness import Server, free_port
 from test_pages import api_token, message_with_text, new_conversation, type_and_send
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -39,10 +39,14 @@ EVIL_PAGE = """<!doctype html>
 """
 
 
-class Nginx:
-    """nginx in the foreground with its own prefix folder: a bare proxy to the server and a static 'other site'."""
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-    def __init__(self, upstream_port, evil_title):
+
+class Nginx:
+    """nginx in the foreground with its own prefix folder: a bare proxy to the server and a static 'other site', or
+    (with `shipped=True`) deploy/nginx.conf as an operator would install it."""
+
+    def __init__(self, upstream_port, evil_title, shipped=False):
         self.dir = tempfile.mkdtemp(prefix="chat-nginx-")
         self.port, self.evil_port = free_port(), free_port()
         os.makedirs(os.path.join(self.dir, "evil"))
@@ -52,6 +56,15 @@ class Nginx:
                 target=f"http://127.0.0.1:{self.port}", title=evil_title,
                 socket=f"ws://127.0.0.1:{upstream_port}/api/chat/ws"))
         user = "user root;\n" if os.geteuid() == 0 else ""
+        site = f"""    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}
+    }}"""
+        if shipped:
+            # The shipped site, pointed at this test's server and port.
+            with open(os.path.join(ROOT, "deploy", "nginx.conf")) as f:
+                site = f.read().replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{upstream_port};") \
+                    .replace("listen 80;", f"listen 127.0.0.1:{self.port};")
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
             f.write(f"""{user}worker_processes 1;
 error_log {self.dir}/logs/error.log;
@@ -64,10 +77,7 @@ http {{
     fastcgi_temp_path {self.dir}/fastcgi;
     uwsgi_temp_path {self.dir}/uwsgi;
     scgi_temp_path {self.dir}/scgi;
-    server {{
-        listen 127.0.0.1:{self.port};
-        location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}
-    }}
+{site}
     server {{
         listen 127.0.0.1:{self.evil_port};
         root {self.dir}/evil;
@@ -188,3 +198,37 @@ def test_a_forged_origin_without_fetch_metadata_is_refused(server, proxy):
         assert forged.json()["error"]["code"] == "origin_rejected"
         # Without any Origin (a non-browser client) the CSRF token alone decides.
         assert client.post("/api/chat/start", json=body, headers={"X-CSRF-Token": csrf}).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def trusted_server():
+    s = Server(extra=["--trusted-proxy", "127.0.0.1"]).start(demo=True)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def shipped(trusted_server):
+    nginx = Nginx(trusted_server.port, EVIL_TITLE, shipped=True)
+    yield nginx
+    nginx.stop()
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
+def test_the_shipped_nginx_config_carries_every_transport(trusted_server, shipped, browsers, transport):
+    conversation = new_conversation(trusted_server, f"shipped {transport}")
+    alice, bob = browsers(), browsers()
+    login_via(alice, shipped.base, "alice")
+    login_via(bob, shipped.base, "bob")
+    alice.get(f"{shipped.base}/chat/{conversation}?transport={transport}")
+    bob.get(f"{shipped.base}/chat/{conversation}?transport={transport}")
+    for driver in (alice, bob):
+        wait(driver, 20).until(lambda d: live_transport(d) == transport)
+    text = f"through the shipped config over {transport} {uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    type_and_send(alice, text)
+    wait(bob, 3).until(lambda d: message_with_text(d, text))
+    assert time.monotonic() - started < 3
+    # The forwarded address and request id reach the server; the answer carries the id nginx made.
+    r = httpx.get(shipped.base + "/health")
+    assert r.status_code == 200 and r.headers.get("x-request-id")

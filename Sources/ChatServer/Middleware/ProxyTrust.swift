@@ -121,14 +121,28 @@ struct ForwardedHeadersMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.client = trust.client(of: request, peer: context.peerAddress, overTLS: overTLS)
+        // One id per request on every log line and in the answer: the trusted proxy's `X-Request-Id` (so its logs
+        // and ours line up), else the id Hummingbird made.
+        let requestId = context.client.viaTrustedProxy ? request.headers[.xRequestId].flatMap(Self.plausibleId) ?? context.id : context.id
+        context.logger[metadataKey: "request_id"] = .string(requestId)
         var response = try await next(request, context)
+        response.headers[.xRequestId] = requestId
         // Browsers that reached us over HTTPS stay on HTTPS (HSTS); over plain HTTP the header means nothing.
         if context.client.scheme == "https" { response.headers[.strictTransportSecurity] = "max-age=31536000" }
         return response
     }
 }
 
+extension ForwardedHeadersMiddleware {
+    /// A forwarded request id we pass on: short, printable ASCII, no spaces (it goes into logs and a header).
+    static func plausibleId(_ value: String) -> String? {
+        guard !value.isEmpty, value.utf8.count <= 128, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return value
+    }
+}
+
 extension HTTPField.Name {
+    static let xRequestId = HTTPField.Name("X-Request-Id")!
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
     static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
     static let strictTransportSecurity = HTTPField.Name("Strict-Transport-Security")!
