@@ -93,6 +93,7 @@ public final class LoginRateLimiter: Sendable {
             }
         }
         if let longest {
+            ChatMetrics.loginRateLimited.increment()
             throw ChatError(.rateLimited, "rate_limited", "Too many failed sign-in attempts. Try again later.", retryAfter: Int(longest))
         }
     }

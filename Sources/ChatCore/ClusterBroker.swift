@@ -95,9 +95,13 @@ public final class ClusterBroker: EventBroker {
     /// Catches up every tenant whose log moved past what this node published: the safety net for lost
     /// notifications, a listener connection that dropped, or a node killed between its commit and its notify.
     public func sweep() async throws {
-        for (tenantId, head) in try await log.logHeads() where head > relay(tenantId).publishedThrough {
+        let heads = try await log.logHeads()
+        var lag: Int64 = 0
+        for (tenantId, head) in heads where head > relay(tenantId).publishedThrough {
+            lag += head - relay(tenantId).publishedThrough
             await catchUp(tenantId: tenantId, through: head, own: [])
         }
+        ChatMetrics.eventLogLag.record(lag)
     }
 
     /// The last id published locally for a tenant (for tests and metrics).

@@ -87,7 +87,10 @@ public final class CommitQueue: Sendable {
             let began = ContinuousClock.now
             let applied = try await store.apply([own] + others.map(\.command))
             let spent = ContinuousClock.now - began
-            state.withLock { $0.applyNanoseconds += UInt64(spent.components.seconds) * 1_000_000_000 + UInt64(spent.components.attoseconds / 1_000_000_000) }
+            let nanoseconds = UInt64(spent.components.seconds) * 1_000_000_000 + UInt64(spent.components.attoseconds / 1_000_000_000)
+            state.withLock { $0.applyNanoseconds += nanoseconds }
+            ChatMetrics.commitDuration.recordNanoseconds(Int64(nanoseconds))
+            ChatMetrics.commitBatchSize.record(others.count + 1)
             results = applied.map { $0.mapError { $0 as any Error } }
             for case .success(let write) in applied { events += write.events }
         } catch {
@@ -115,6 +118,7 @@ public final class CommitQueue: Sendable {
         // The ring first: a feed that subscribes after this publish finds these events there.
         recent?.append(events)
         await broker.publishCommitted(events)
+        if !events.isEmpty { ChatMetrics.eventsPublished.increment(by: events.count) }
         let following = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.publishedThrough = ticket
             return s.turnWaiters.removeValue(forKey: ticket + 1)

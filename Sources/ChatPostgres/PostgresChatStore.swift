@@ -230,6 +230,8 @@ public final class PostgresChatStore: ChatStore {
     /// never waits longer than `requestTimeoutSeconds` (a backstop for a pool that waits for a connection).
     func guarded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         guard reachable.withLock({ $0 }) else { throw DatabaseUnavailable(reason: "the database cannot be reached") }
+        ChatMetrics.databaseCallsInFlight.increment()
+        defer { ChatMetrics.databaseCallsInFlight.decrement() }
         do {
             return try await withTimeout(seconds: settings.requestTimeoutSeconds, body)
         } catch is TimedOut {

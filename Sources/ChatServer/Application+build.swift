@@ -88,6 +88,8 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     router.add(middleware: ErrorMiddleware(renderer: renderer, isUnavailable: { store.isUnavailable($0) }))
     // Method and path of every request at debug level; never a header (they carry cookies and tokens).
     router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .none))
+    // Requests by route, method and status, and their durations (only with a metrics backend: they cost per request).
+    if config.metricsEnabled { router.add(middleware: MetricsMiddleware()) }
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
 
     // Cross-site and CSRF checks by route group: the JSON API wants the session's token in a header (signing in
@@ -122,20 +124,6 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
         } catch {
             return JSONResponse.make(bytes: Array(#"{"status":"unavailable"}"#.utf8), status: .serviceUnavailable)
         }
-    }
-    // Counters for the bench and for operators; answered on loopback only.
-    router.get("metrics") { _, context -> Response in
-        guard let address = context.remoteAddress, address == "127.0.0.1" || address == "::1" else { throw ChatError.notFound() }
-        let commits = dependencies.chat.commits.statistics
-        let text = """
-            chat_commit_batches \(commits.batches)
-            chat_commit_commands \(commits.commands)
-            chat_commit_apply_seconds \(dependencies.chat.commits.applySeconds)
-            chat_hub_subscriptions \(dependencies.hub.subscriberCount)
-            chat_live_connections \(dependencies.connections.count)
-
-            """
-        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     return router
 }

@@ -15,6 +15,8 @@ public struct AppConfiguration: Sendable {
     /// PEM files of a certificate chain and its private key: the server then speaks HTTPS and WSS itself.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// Record per-request metrics (a metrics backend is bootstrapped and served on the metrics listener).
+    public var metricsEnabled = false
     /// When to mark the session cookie `Secure`.
     public var secureCookies: CookieSecurity = .auto
     public var sessionCookieName = "chat_session"

@@ -29,10 +29,15 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     var pid: Int32 { process?.processIdentifier ?? 0 }
+    /// The metrics listener's port (the bench reads commit counters there).
+    var metricsPort: Int { port + 1000 }
 
     func start() async throws {
         let process = Process()
-        let arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error", "--drain-seconds", "0"]
+        let arguments = [
+            "serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error", "--drain-seconds", "0",
+            "--metrics-address", "127.0.0.1:\(metricsPort)",
+        ]
         if let cpu, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") {
             // taskset execs the server in its place: the pid stays the server's.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
@@ -64,7 +69,7 @@ final class ServerProcess: @unchecked Sendable {
 
     /// The server's counters from `/metrics` (loopback only).
     func metrics() async -> [String: Double] {
-        guard let response = try? await HTTPClient.get(port: port, path: "/metrics") else { return [:] }
+        guard let response = try? await HTTPClient.get(port: metricsPort, path: "/metrics") else { return [:] }
         var result: [String: Double] = [:]
         for line in String(buffer: response.body).split(separator: "\n") where !line.hasPrefix("#") {
             let parts = line.split(separator: " ")

@@ -53,6 +53,10 @@ struct Serve: AsyncParsableCommand {
     var tlsKey: String? = Env.values["CHAT_TLS_KEY"]
     @Option(help: "Seconds after SIGTERM during which /ready answers 503 and open realtime connections keep working, before they are closed with 1001 (env CHAT_DRAIN_SECONDS).")
     var drainSeconds = Env.int("CHAT_DRAIN_SECONDS", 5)
+    @Option(help: ArgumentHelp(
+        "host:port of a separate listener serving Prometheus metrics at /metrics; off when not given (env CHAT_METRICS_ADDRESS).",
+        valueName: "host:port"))
+    var metricsAddress: String? = Env.values["CHAT_METRICS_ADDRESS"]
     @Option(help: "Log format: text, or json (one object per line, with request_id on a request's lines) (env CHAT_LOG_FORMAT).")
     var logFormat = Env.string("CHAT_LOG_FORMAT", "text")
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env CHAT_LOG_LEVEL).") var logLevel = Env.string("CHAT_LOG_LEVEL", "info")
@@ -86,14 +90,33 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
         }
         logger.logLevel = level
+        var metrics: MetricsListener? = nil
+        if let metricsAddress {
+            let parts = metricsAddress.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]), !parts[0].isEmpty else {
+                throw ValidationError("--metrics-address must be host:port, e.g. 127.0.0.1:9090")
+            }
+            metrics = MetricsListener(endpoint: MetricsEndpoint.bootstrap(), host: String(parts[0]), port: port)
+            config.metricsEnabled = true
+        }
         if db.isPostgres {
-            try await servePostgres(config, logger: logger)
+            try await servePostgres(config, metrics: metrics, logger: logger)
         } else {
-            try await serveSQLite(config, logger: logger)
+            try await serveSQLite(config, metrics: metrics, logger: logger)
         }
     }
 
-    private func serveSQLite(_ config: AppConfiguration, logger: Logger) async throws {
+    struct MetricsListener {
+        let endpoint: MetricsEndpoint
+        let host: String
+        let port: Int
+
+        func services(_ dependencies: ChatDependencies, logger: Logger) -> [any Service] {
+            [endpoint.application(host: host, port: port, dependencies: dependencies, logger: logger)]
+        }
+    }
+
+    private func serveSQLite(_ config: AppConfiguration, metrics: MetricsListener?, logger: Logger) async throws {
         let databasePath = try prepare(db.database)
         // One server per database file: the commit queue, the event ring and the read caches assume every write
         // to the log is this process's. A second `serve` on the same file stops here.
@@ -106,14 +129,15 @@ struct Serve: AsyncParsableCommand {
         // Services stop in reverse order on SIGTERM/SIGINT: the drain service first (realtime clients hear 1001
         // before the HTTP server closes), then the application (in-flight requests finish), then the store.
         let group = ServiceGroup(configuration: .init(
-            services: [SQLiteStoreService(store: store, logger: logger), app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],
+            services: [SQLiteStoreService(store: store, logger: logger)] + (metrics?.services(dependencies, logger: logger) ?? [])
+                + [app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 
     /// One node of several: the pool runs around everything; migrations and demo seeding happen under an advisory
     /// lock; the cluster broker relays events between nodes through the event log, woken by LISTEN/NOTIFY.
-    private func servePostgres(_ config: AppConfiguration, logger: Logger) async throws {
+    private func servePostgres(_ config: AppConfiguration, metrics: MetricsListener?, logger: Logger) async throws {
         let settings = try PostgresSettings(url: db.database)
         let store = try PostgresChatStore(settings: settings, logger: logger)
         try await store.withRunningPool {
@@ -130,7 +154,8 @@ struct Serve: AsyncParsableCommand {
             let cluster = PostgresClusterService(
                 store: store, bus: bus, broker: broker, revocations: dependencies.auth.revocations, logger: logger)
             let group = ServiceGroup(configuration: .init(
-                services: [cluster, app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],
+                services: [cluster] + (metrics?.services(dependencies, logger: logger) ?? [])
+                    + [app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

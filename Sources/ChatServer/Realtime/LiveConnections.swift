@@ -42,6 +42,7 @@ public final class LiveConnections: Sendable {
         _ body: (OutboundQueue<ByteBuffer>) async throws -> T
     ) async rethrows -> T {
         let queue = OutboundQueue<ByteBuffer>(capacity: capacity, maxWeight: maxBytes, weigh: { $0.readableBytes }, onClose: { reason in
+            if reason == .overflow { ChatMetrics.slowConsumersDropped.increment() }
             if reason == .overflow || reason == .revoked {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }

@@ -101,6 +101,7 @@ struct WebSocketSession {
                         queue.close(.policy)
                         return
                     }
+                    ChatMetrics.framesRateLimited.increment()
                     queue.push(ControlFrame.error(code: "rate_limited", message: "Too many frames; slow down."))
                     continue
                 }
