@@ -7,7 +7,7 @@ set -euo pipefail
 need=()
 packages=(libsqlite3-dev zlib1g-dev libssl-dev)
 # The browser tests drive Debian's Chromium through chromedriver, also through a real nginx in front of the server.
-[ "${1:-}" = "--test" ] && packages+=(chromium chromium-driver nginx-light openssl)
+[ "${1:-}" = "--test" ] && packages+=(chromium chromium-driver nginx-light openssl systemd)
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -19,7 +19,7 @@ swift test --skip-build
 
 export CHAT_SERVER_BINARY="$PWD/.build/debug/chat-server"
 status=0
-for script in admin_test.py crash_test.py slow_consumer_test.py cluster_test.py migrate_test.py backup_test.py drain_test.py tls_test.py logs_test.py metrics_test.py fuzz_test.py; do
+for script in admin_test.py crash_test.py slow_consumer_test.py cluster_test.py migrate_test.py backup_test.py drain_test.py tls_test.py logs_test.py metrics_test.py deploy_test.py fuzz_test.py; do
     echo "== Tests/e2e/$script"
     (cd Tests/e2e && python3 "$script") || status=1
 done

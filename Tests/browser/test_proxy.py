@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -183,6 +184,28 @@ def test_another_origin_cannot_post_a_form_or_open_a_socket_with_the_cookie(serv
     alice.get(f"http://127.0.0.1:{proxy.evil_port}/?mode=ws")
     wait(alice, 10).until(lambda d: d.title in ("ws-open", "ws-refused"))
     assert alice.title == "ws-refused"
+
+
+def test_an_sse_client_gets_events_promptly_through_a_bare_proxy(server, proxy):
+    """nginx buffers responses by default; the server's X-Accel-Buffering: no must turn it off for the stream."""
+    conversation = new_conversation(server, "sse through nginx")
+    headers = api_token(server, "bob")
+    received = []
+
+    def listen():
+        with httpx.Client(timeout=10) as client:
+            with client.stream("GET", f"{proxy.base}/api/chat/events?conversationId={conversation}", headers=headers) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: ") and "promptly" in line:
+                        received.append(time.monotonic())
+                        return
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    sent = time.monotonic()
+    httpx.post(server.base + "/api/chat/send", headers=api_token(server, "alice"), json={"conversationId": conversation, "content": "promptly"})
+    thread.join(5)
+    assert received and received[0] - sent < 1.0, "the SSE event did not come through nginx within a second"
 
 
 def test_a_forged_origin_without_fetch_metadata_is_refused(server, proxy):

@@ -25,7 +25,7 @@ try:
     with httpx.Client(base_url=server.base) as client:
         client.post("/api/auth/login", json={"tenant": "initech", "username": "peter", "password": PASSWORD + "-wrong"})
         login = client.post("/api/auth/login", json={"tenant": "initech", "username": "peter", "password": PASSWORD},
-                            headers={"X-Request-Id": "edge-42"})
+                            headers={"X-Request-Id": "edge-42", "X-Forwarded-For": "203.0.113.5"})
         if login.headers.get("x-request-id") != "edge-42":
             failures.append("a trusted proxy's X-Request-Id was not returned")
         cookie, csrf = login.cookies["chat_session"], login.json()["csrfToken"]
@@ -67,6 +67,8 @@ if any(p.get("request_id") not in (None, p["hb.request.id"], "edge-42") for p in
     failures.append("a request line carries a request_id that is neither its own nor the proxy's")
 if not any(p.get("request_id") == "edge-42" for p in parsed):
     failures.append("the trusted proxy's request id is not in the logs")
+if not any(p.get("request_id") == "edge-42" and p.get("client_address") == "203.0.113.5" for p in parsed):
+    failures.append("the client address a trusted proxy forwarded is not on the request's log lines")
 for secret in secrets:
     if secret in output:
         failures.append(f"a secret ({len(secret)} characters) appears in the logs")

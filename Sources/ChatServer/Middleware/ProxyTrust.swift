@@ -125,6 +125,7 @@ struct ForwardedHeadersMiddleware: RouterMiddleware {
         // and ours line up), else the id Hummingbird made.
         let requestId = context.client.viaTrustedProxy ? request.headers[.xRequestId].flatMap(Self.plausibleId) ?? context.id : context.id
         context.logger[metadataKey: "request_id"] = .string(requestId)
+        if let address = context.client.address { context.logger[metadataKey: "client_address"] = .string(address) }
         var response = try await next(request, context)
         response.headers[.xRequestId] = requestId
         // Browsers that reached us over HTTPS stay on HTTPS (HSTS); over plain HTTP the header means nothing.
