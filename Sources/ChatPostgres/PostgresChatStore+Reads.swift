@@ -57,19 +57,19 @@ enum Rows {
 
 /// Something that runs queries: the pool, or one connection inside a transaction.
 protocol QueryRunner: Sendable {
-    func run(_ query: PostgresQuery) async throws -> PostgresRowSequence
+    @discardableResult func run(_ query: PostgresQuery) async throws -> PostgresRowSequence
 }
 
 struct PoolRunner: QueryRunner {
     let client: PostgresClient
     let logger: Logger
-    func run(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await client.query(query, logger: logger) }
+    @discardableResult func run(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await client.query(query, logger: logger) }
 }
 
 struct ConnectionRunner: QueryRunner {
     let connection: PostgresConnection
     let logger: Logger
-    func run(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await connection.query(query, logger: logger) }
+    @discardableResult func run(_ query: PostgresQuery) async throws -> PostgresRowSequence { try await connection.query(query, logger: logger) }
 }
 
 extension PostgresChatStore {

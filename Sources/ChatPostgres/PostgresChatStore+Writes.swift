@@ -54,23 +54,33 @@ extension PostgresChatStore {
                 var results: [Result<AppliedWrite, ChatError>] = []
                 results.reserveCapacity(commands.count)
                 // In order; a run of consecutive sends is applied as a set (a fixed number of round trips).
-                var index = 0
-                while index < commands.count {
-                    var run: [NewMessage] = []
-                    while index < commands.count, case .sendMessage(let new) = commands[index] {
+                var run: [NewMessage] = []
+                for (index, command) in commands.enumerated() {
+                    switch command {
+                    case .sendMessage(let new):
                         run.append(new)
-                        index += 1
-                    }
-                    if !run.isEmpty {
+                        if index + 1 < commands.count, case .sendMessage = commands[index + 1] { continue }
                         results += try await Self.sendRun(db, run, counters: &counters, senders: &senders, now: now)
-                        continue
+                        run.removeAll()
+                    case .startConversation(let tenantId, let creatorId, let title, let participantIds):
+                        results.append(try await Self.refusing {
+                            try await Self.startConversation(
+                                db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds,
+                                counters: &counters, now: now)
+                        })
+                    case .setClosed(let tenantId, let userId, let conversationId, let closed):
+                        results.append(try await Self.refusing {
+                            try await Self.setClosed(
+                                db, tenantId: tenantId, userId: userId, conversationId: conversationId, closed: closed,
+                                counters: &counters, now: now)
+                        })
+                    case .markRead(let tenantId, let userId, let conversationId, let messageId):
+                        results.append(try await Self.refusing {
+                            try await Self.markRead(
+                                db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId,
+                                counters: &counters, now: now)
+                        })
                     }
-                    do {
-                        results.append(.success(try await Self.apply(commands[index], db: db, counters: &counters, senders: &senders, now: now)))
-                    } catch let error as ChatError {
-                        results.append(.failure(error))
-                    }
-                    index += 1
                 }
                 for tenantId in counters.changed.sorted() {
                     try await db.run("UPDATE tenants SET last_event_id = \(counters.next[tenantId]!) WHERE id = \(tenantId)")
@@ -80,21 +90,12 @@ extension PostgresChatStore {
         }
     }
 
-    private static func apply(
-        _ command: WriteCommand, db: ConnectionRunner, counters: inout EventCounters, senders: inout [String: User], now: Timestamp
-    ) async throws -> AppliedWrite {
-        switch command {
-        case .startConversation(let tenantId, let creatorId, let title, let participantIds):
-            return try await startConversation(
-                db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds, counters: &counters, now: now)
-        case .sendMessage(let new):
-            return try await send(db, new, counters: &counters, senders: &senders, now: now)
-        case .setClosed(let tenantId, let userId, let conversationId, let closed):
-            return try await setClosed(
-                db, tenantId: tenantId, userId: userId, conversationId: conversationId, closed: closed, counters: &counters, now: now)
-        case .markRead(let tenantId, let userId, let conversationId, let messageId):
-            return try await markRead(
-                db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId, counters: &counters, now: now)
+    /// A command's refusal (`ChatError`) is its result; any other error fails the whole batch.
+    private static func refusing(_ body: () async throws -> AppliedWrite) async throws -> Result<AppliedWrite, ChatError> {
+        do {
+            return .success(try await body())
+        } catch let error as ChatError {
+            return .failure(error)
         }
     }
 
@@ -125,84 +126,6 @@ extension PostgresChatStore {
             db, type: .conversationCreated, tenantId: tenantId, conversationId: id, data: JSONText.encode(conversation),
             counters: &counters, now: now, participantIds: users.map(\.id))
         return AppliedWrite(outcome: .conversation(conversation), events: [event])
-    }
-
-    private static func send(
-        _ db: ConnectionRunner, _ new: NewMessage, counters: inout EventCounters, senders: inout [String: User], now: Timestamp
-    ) async throws -> AppliedWrite {
-        let tenantId = new.tenantId
-        var conversationId = new.conversationId
-        var rootId: String? = nil
-        if let parentId = new.threadParentId {
-            var parent: (conversationId: String, rootId: String)?
-            for try await (conversation, id, parentOfParent) in try await db.run(
-                "SELECT conversation_id, id, thread_parent_id FROM messages WHERE tenant_id = \(tenantId) AND id = \(parentId)"
-            ).decode((String, String, String?).self) {
-                parent = (conversation, parentOfParent ?? id)
-            }
-            guard let parent, conversationId == nil || conversationId == parent.conversationId else { throw ChatError.notFound("message") }
-            conversationId = parent.conversationId
-            rootId = parent.rootId
-        }
-        guard let conversationId else { throw ChatError.notFound("conversation") }
-        // The conversation row is locked: `seq` comes from it. (The tenant lock already orders this tenant's writes;
-        // the row lock keeps the rule local to the row.)
-        var state: (closedAt: Int64?, lastSeq: Int64)?
-        for try await (closedAt, lastSeq) in try await db.run(
-            """
-            SELECT c.closed_at, c.last_seq FROM conversations c
-            JOIN participants p ON p.conversation_id = c.id AND p.tenant_id = c.tenant_id
-            WHERE c.tenant_id = \(tenantId) AND c.id = \(conversationId) AND p.user_id = \(new.senderId)
-            FOR UPDATE OF c
-            """
-        ).decode((Int64?, Int64).self) {
-            state = (closedAt, lastSeq)
-        }
-        guard let state else { throw ChatError.notFound(new.threadParentId == nil ? "conversation" : "message") }
-
-        if let clientMessageId = new.clientMessageId {
-            let query = PostgresQuery(
-                unsafeSQL: """
-                    SELECT \(Rows.messageColumns) \(Rows.messageFrom)
-                    WHERE m.conversation_id = $1 AND m.sender_id = $2 AND m.client_message_id = $3
-                    """,
-                binds: try bindings(conversationId, new.senderId, clientMessageId))
-            for try await row in try await db.run(query) {
-                return AppliedWrite(outcome: .message(try Rows.message(row.makeRandomAccess()), created: false), events: [])
-            }
-        }
-        if state.closedAt != nil { throw ChatError.conversationClosed }
-        let senderKey = tenantId + "/" + new.senderId
-        let sender: User
-        if let cached = senders[senderKey] {
-            sender = cached
-        } else {
-            guard let fetched = try await fetchUser(db, tenantId: tenantId, id: new.senderId) else { throw ChatError.notFound("user") }
-            senders[senderKey] = fetched
-            sender = fetched
-        }
-        // Every refusal is above this line.
-        let seq = state.lastSeq + 1
-        let id = Identifier.make("msg", at: now)
-        try await db.run(
-            """
-            UPDATE conversations SET last_seq = \(seq), last_message_at = \(now.milliseconds), updated_at = \(now.milliseconds)
-            WHERE tenant_id = \(tenantId) AND id = \(conversationId)
-            """)
-        try await db.run(
-            """
-            INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id)
-            VALUES (\(id), \(tenantId), \(conversationId), \(new.senderId), \(rootId), \(new.content), \(now.milliseconds), \(seq), \(new.clientMessageId))
-            """)
-        if let rootId {
-            try await db.run("UPDATE messages SET reply_count = reply_count + 1 WHERE tenant_id = \(tenantId) AND id = \(rootId)")
-        }
-        let message = Message(
-            id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
-            threadParentId: rootId, content: new.content, createdAt: now, seq: seq, replyCount: 0, clientMessageId: new.clientMessageId)
-        let event = try await appendEvent(
-            db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.message(message), counters: &counters, now: now)
-        return AppliedWrite(outcome: .message(message, created: true), events: [event])
     }
 
     private static func setClosed(

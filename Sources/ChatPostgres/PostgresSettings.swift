@@ -92,11 +92,10 @@ public struct PostgresSettings: Sendable {
 
     public var connectionConfiguration: PostgresConnection.Configuration {
         get throws {
-            let tls: PostgresConnection.Configuration.TLS
-            switch sslMode {
-            case "disable", "allow": tls = .disable
-            case "prefer": tls = .prefer(try NIOSSLContext(configuration: Self.tlsConfiguration(verify: false)))
-            default: tls = .require(try NIOSSLContext(configuration: Self.tlsConfiguration(verify: sslMode.hasPrefix("verify"))))
+            let tls: PostgresConnection.Configuration.TLS = switch try tlsMode {
+            case .disable: .disable
+            case .prefer(let configuration): .prefer(try NIOSSLContext(configuration: configuration))
+            case .require(let configuration): .require(try NIOSSLContext(configuration: configuration))
             }
             var config = PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
             config.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
@@ -106,10 +105,27 @@ public struct PostgresSettings: Sendable {
 
     private var clientTLS: PostgresClient.Configuration.TLS {
         get throws {
+            switch try tlsMode {
+            case .disable: .disable
+            case .prefer(let configuration): .prefer(configuration)
+            case .require(let configuration): .require(configuration)
+            }
+        }
+    }
+
+    /// `sslmode` as one decision, for the pool and for the listener's own connection alike.
+    private enum TLSMode {
+        case disable
+        case prefer(TLSConfiguration)
+        case require(TLSConfiguration)
+    }
+
+    private var tlsMode: TLSMode {
+        get throws {
             switch sslMode {
-            case "disable", "allow": return .disable
-            case "prefer": return .prefer(Self.tlsConfiguration(verify: false))
-            default: return .require(Self.tlsConfiguration(verify: sslMode.hasPrefix("verify")))
+            case "disable", "allow": .disable
+            case "prefer": .prefer(Self.tlsConfiguration(verify: false))
+            default: .require(Self.tlsConfiguration(verify: sslMode.hasPrefix("verify")))
             }
         }
     }
