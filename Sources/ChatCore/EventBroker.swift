@@ -4,8 +4,12 @@ import Synchronization
 public enum SubscriptionScope: Sendable, Hashable {
     /// Every event of one conversation (`tenantId:conversationId`).
     case room(tenantId: String, conversationId: String)
-    /// Every event of a tenant; the subscriber filters to the conversations its user is in.
+    /// Every event of a tenant (a tap for tests and tools; feeds never use it, see `user`).
     case tenant(String)
+    /// Events that name the user among their `participantIds` (a conversation the user was just added to). An
+    /// "all my conversations" feed subscribes here and to each of its conversations' rooms, so an event costs one
+    /// visit per recipient, not one per subscriber of the tenant.
+    case user(tenantId: String, userId: String)
 }
 
 /// Fans events out to subscribers. The in-process `RoomHub` serves one node; a cross-node broker (e.g. on
@@ -52,8 +56,8 @@ public final class Subscription: Sendable {
     deinit { cancel() }
 }
 
-/// The in-process broker: subscribers indexed by room and by tenant. Each event is delivered to its room's
-/// subscribers and its tenant's, synchronously and in publish order.
+/// The in-process broker: subscribers indexed by room, by user and by tenant. Each event is delivered to its room's
+/// subscribers, to those of the users it names, and to its tenant's taps, synchronously and in publish order.
 public final class RoomHub: EventBroker {
     private struct Entry {
         let id: Int
@@ -78,6 +82,11 @@ public final class RoomHub: EventBroker {
             }
             for entry in room { entry.subscriber.deliver(event) }
             for entry in tenant { entry.subscriber.deliver(event) }
+            guard let participants = event.participantIds, !participants.isEmpty else { continue }
+            let named = state.withLock { s in
+                participants.flatMap { s.byScope[.user(tenantId: event.tenantId, userId: $0)] ?? [] }
+            }
+            for entry in named { entry.subscriber.deliver(event) }
         }
     }
 
@@ -100,4 +109,7 @@ public final class RoomHub: EventBroker {
 
     /// How many subscriptions are registered (for tests and metrics).
     public var subscriberCount: Int { state.withLock { $0.count } }
+
+    /// How many subscriptions one scope has: what publishing an event of that scope visits.
+    public func subscriberCount(of scope: SubscriptionScope) -> Int { state.withLock { $0.byScope[scope]?.count ?? 0 } }
 }

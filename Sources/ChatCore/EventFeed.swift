@@ -31,9 +31,10 @@ public final class EventFeed: EventSubscriber {
         var replaying = true
         var buffer: [ChatEvent] = []
         var lastId: Int64 = 0
+        /// The conversations followed (every one has a room subscription in `subscriptions`).
         var members: Set<String> = []
         var stopped = false
-        var subscription: Subscription?
+        var subscriptions: [Subscription] = []
     }
 
     public let principal: Principal
@@ -64,19 +65,15 @@ public final class EventFeed: EventSubscriber {
     /// confirms the subscription there (WebSocket `joined`) promises the client nothing committed later is missed.
     /// Throws `not_found` when the user does not participate in the scope's conversation.
     public func start(after cursor: Int64?, onSubscribed: (@Sendable () -> Void)? = nil) async throws {
-        let hubScope: SubscriptionScope
         switch scope {
         case .allConversations:
-            hubScope = .tenant(principal.tenantId)
+            // First the user's own scope (conversations created from now on), then the rooms of those that exist:
+            // every event is then visited once per recipient, never once per subscriber of the tenant.
+            hold(chat.broker.subscribe(self, to: .user(tenantId: principal.tenantId, userId: principal.userId)))
+            follow(try await chat.store.conversationIds(tenantId: principal.tenantId, userId: principal.userId))
         case .conversation(let id):
             try await chat.requireParticipant(principal, conversationId: id)
-            hubScope = .room(tenantId: principal.tenantId, conversationId: id)
-        }
-        let subscription = chat.broker.subscribe(self, to: hubScope)
-        state.withLock { $0.subscription = subscription }
-        if scope == .allConversations {
-            let ids = try await chat.store.conversationIds(tenantId: principal.tenantId, userId: principal.userId)
-            state.withLock { $0.members.formUnion(ids) }
+            hold(chat.broker.subscribe(self, to: .room(tenantId: principal.tenantId, conversationId: id)))
         }
         // The client has everything up to its cursor: a live event at or below it (committed before the cursor was
         // handed out, published only now) must not reach it again.
@@ -144,9 +141,14 @@ public final class EventFeed: EventSubscriber {
     /// Waits for the transport, then hands over one page of replayed events; false once the feed has stopped.
     private func emitPage(_ page: some Collection<ChatEvent>) async -> Bool {
         await pace?()
+        // The log only holds the user's conversations; any not followed yet (created during the replay) gets its room.
+        if scope == .allConversations {
+            let known = state.withLock { $0.members }
+            let unknown = Set(page.lazy.map(\.conversationId).filter { !known.contains($0) })
+            if !unknown.isEmpty { follow(unknown) }
+        }
         return state.withLock { s -> Bool in
             for event in page {
-                s.members.insert(event.conversationId)
                 if let id = event.eventId { s.lastId = max(s.lastId, id) }
                 guard emit(.event(event), &s) else { return false }
             }
@@ -156,24 +158,48 @@ public final class EventFeed: EventSubscriber {
 
     /// Unsubscribes; nothing more reaches the sink.
     public func stop() {
-        let subscription = state.withLock { s -> Subscription? in
+        let subscriptions = state.withLock { s -> [Subscription] in
             s.stopped = true
-            defer { s.subscription = nil }
-            return s.subscription
+            defer { s.subscriptions = [] }
+            return s.subscriptions
         }
-        subscription?.cancel()
+        for subscription in subscriptions { subscription.cancel() }
+    }
+
+    /// Keeps a subscription until `stop` (cancels it at once when the feed has already stopped).
+    private func hold(_ subscriptions: [Subscription]) {
+        let kept = state.withLock { s -> Bool in
+            guard !s.stopped else { return false }
+            s.subscriptions += subscriptions
+            return true
+        }
+        if !kept { for subscription in subscriptions { subscription.cancel() } }
+    }
+
+    private func hold(_ subscription: Subscription) { hold([subscription]) }
+
+    /// Follows conversations not followed yet: each gets its room subscription. Subscribing happens outside the
+    /// feed's lock (the hub takes its own).
+    private func follow(_ ids: some Sequence<String>) {
+        let fresh = state.withLock { s -> [String] in
+            guard !s.stopped else { return [] }
+            return ids.filter { s.members.insert($0).inserted }
+        }
+        hold(fresh.map { chat.broker.subscribe(self, to: .room(tenantId: principal.tenantId, conversationId: $0)) })
     }
 
     /// The id of the newest durable event handed to the sink (or covered by a resync).
     public var cursor: Int64 { state.withLock { $0.lastId } }
 
     public func deliver(_ event: ChatEvent) {
+        // A conversation the user was added to: its room is followed before the hub publishes the next event, so
+        // nothing after this one is missed (the hub publishes durable events one at a time, in order).
+        if scope == .allConversations, event.type == .conversationCreated, event.participantIds?.contains(principal.userId) == true {
+            follow(CollectionOfOne(event.conversationId))
+        }
         state.withLock { s in
             guard !s.stopped else { return }
             if scope == .allConversations {
-                if event.type == .conversationCreated, event.participantIds?.contains(principal.userId) == true {
-                    s.members.insert(event.conversationId)
-                }
                 guard s.members.contains(event.conversationId) else { return }
             }
             if s.replaying {

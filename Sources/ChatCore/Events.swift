@@ -26,8 +26,12 @@ public struct ChatEvent: Sendable {
     public let conversationId: String
     /// For conversation events: who participates, so that "all my conversations" streams learn of new ones.
     public let participantIds: [String]?
-    /// `{"type","eventId","room","conversationId","data"}` as UTF-8 JSON (a WebSocket text frame's payload).
+    /// `{"type","eventId","room","conversationId","data"}` as UTF-8 JSON (a WebSocket text frame's payload; a view
+    /// into `webSocketFrame`, sharing its bytes).
     public let envelope: ByteBuffer
+    /// The envelope as one complete WebSocket text frame, header included. A server's frames are unmasked, so these
+    /// bytes are the same for every recipient: written as they are to each socket, never framed again.
+    public let webSocketFrame: ByteBuffer
     /// The same envelope as one Server-Sent Events message (`id:`, `event:`, `data:` lines and a blank line).
     public let sseMessage: ByteBuffer
 
@@ -43,7 +47,9 @@ public struct ChatEvent: Sendable {
         self.tenantId = tenantId
         self.conversationId = conversationId
         self.participantIds = participantIds
-        self.envelope = ByteBuffer(bytes: envelope)
+        let frame = WebSocketFraming.frame(opcode: WebSocketFraming.text, payload: envelope)
+        self.webSocketFrame = frame
+        self.envelope = frame.getSlice(at: frame.readerIndex + frame.readableBytes - envelope.count, length: envelope.count)!
         var sse = ByteBuffer()
         sse.reserveCapacity(envelope.count + 48)
         if let eventId { sse.writeString("id: \(eventId)\n") }
@@ -55,6 +61,45 @@ public struct ChatEvent: Sendable {
 
     /// `tenantId:conversationId`, the room every transport and the hub key on.
     public var room: String { RoomKey.make(tenantId: tenantId, conversationId: conversationId) }
+}
+
+/// Server-to-client WebSocket frames (RFC 6455 section 5.2): FIN set, no mask, the payload after a 2-, 4- or
+/// 10-byte header. Built here so that an event is framed once, however many sockets it goes to.
+public enum WebSocketFraming {
+    public static let text: UInt8 = 0x1
+    public static let close: UInt8 = 0x8
+    public static let ping: UInt8 = 0x9
+    public static let pong: UInt8 = 0xA
+
+    public static func frame(opcode: UInt8, payload: some Collection<UInt8>) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(payload.count + 10)
+        writeHeader(opcode: opcode, length: payload.count, to: &buffer)
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
+    public static func frame(opcode: UInt8, payload: ByteBuffer) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(payload.readableBytes + 10)
+        writeHeader(opcode: opcode, length: payload.readableBytes, to: &buffer)
+        var payload = payload
+        buffer.writeBuffer(&payload)
+        return buffer
+    }
+
+    static func writeHeader(opcode: UInt8, length: Int, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(0x80 | opcode))
+        if length < 126 {
+            buffer.writeInteger(UInt8(length))
+        } else if length <= 0xFFFF {
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(length))
+        }
+    }
 }
 
 /// The name of a room.

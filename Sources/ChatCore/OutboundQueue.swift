@@ -25,8 +25,6 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
         var waiter: CheckedContinuation<Void, Never>?
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
         var closed: CloseReason?
-        /// The writer holds items it has taken and not finished writing.
-        var writerBusy = false
         /// The summed `weigh` of the queued items.
         var weight = 0
     }
@@ -34,25 +32,20 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
     public let capacity: Int
     private let state = Mutex(State())
     private let onClose: (@Sendable (CloseReason) -> Void)?
-    private let fastPath: (@Sendable (Element) -> Bool)?
     private let weigh: (@Sendable (Element) -> Int)?
     private let maxWeight: Int
 
     /// `onClose` runs once, on the task that closes the queue (e.g. to force-close a connection whose writer is
     /// stuck behind a client that does not read).
-    /// `fastPath`, when given, may take an item straight to the connection (e.g. a write on its event loop) when
-    /// nothing is queued or being written, so order is kept; it returns false (and the item is queued) when the
-    /// connection cannot take more right now. It runs under the queue's lock: it must not block.
     /// `weigh` and `maxWeight` bound the queue by size (bytes) as well as by count.
     public init(
         capacity: Int, maxWeight: Int = .max, weigh: (@Sendable (Element) -> Int)? = nil,
-        onClose: (@Sendable (CloseReason) -> Void)? = nil, fastPath: (@Sendable (Element) -> Bool)? = nil
+        onClose: (@Sendable (CloseReason) -> Void)? = nil
     ) {
         self.capacity = capacity
         self.maxWeight = maxWeight
         self.weigh = weigh
         self.onClose = onClose
-        self.fastPath = fastPath
     }
 
     /// Enqueues `item`; false when the queue is closed or has just overflowed.
@@ -60,8 +53,6 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
     public func push(_ item: Element) -> Bool {
         let (accepted, waiter, spaceWaiters) = state.withLock { s -> (Bool, CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
             guard s.closed == nil else { return (false, nil, []) }
-            // No task wake-up when the connection can take the item right away and nothing is ahead of it.
-            if s.items.isEmpty, !s.writerBusy, let fastPath, fastPath(item) { return (true, nil, []) }
             var spaceWaiters: [CheckedContinuation<Void, Never>] = []
             let weight = weigh?(item) ?? 0
             if s.items.count >= capacity || s.weight + weight > maxWeight {
@@ -125,8 +116,6 @@ public final class OutboundQueue<Element: Sendable>: Sendable {
     public func take() async -> (items: [Element], closed: CloseReason?) {
         while true {
             if let ready = state.withLock({ s -> ([Element], CloseReason?, [CheckedContinuation<Void, Never>])? in
-                // Asking for more means the writer finished what it took before.
-                s.writerBusy = !s.items.isEmpty
                 guard !s.items.isEmpty || s.closed != nil else { return nil }
                 defer {
                     s.items.removeAll(keepingCapacity: true)

@@ -93,6 +93,6 @@ public final class RecentEvents: Sendable {
     }
 
     fileprivate static func size(of event: ChatEvent) -> Int {
-        event.envelope.readableBytes + event.sseMessage.readableBytes + 128
+        event.webSocketFrame.readableBytes + event.sseMessage.readableBytes + 128
     }
 }

@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import HummingbirdWebSocket
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
@@ -47,10 +46,16 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
         logger.info("seeded demo data: tenants acme (alice, bob, carol) and globex (dave, erin), password \(DemoData.password)")
     }
     let router = try await buildRouter(config, dependencies: dependencies)
-    var server: HTTPServerBuilder = .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
-        ws: WebSocketServerConfiguration(
-            maxFrameSize: config.realtime.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(Int64(config.realtime.pingSeconds))),
-            validateUTF8: true)))
+    // WebSocket upgrades go through the same router (auth, Origin, the `api/chat/ws` route), then live on as channel
+    // handlers.
+    let upgradeResponder = router.buildResponder()
+    var server = ChatServerChannel.builder(maxFrameBytes: config.realtime.maxFrameBytes) { request, channel, logger in
+        var context = ChatRequestContext(source: .init(channel: channel, logger: logger))
+        let slot = UpgradeSlot()
+        context.upgradeSlot = slot
+        guard let response = try? await upgradeResponder.respond(to: request, context: context), response.status == .ok else { return nil }
+        return slot.accepted
+    }
     if let certificate = config.tlsCertificatePath, let key = config.tlsKeyPath {
         server = try .tls(server, tlsConfiguration: try TLSFiles.serverConfiguration(certificate: certificate, key: key))
     }

@@ -1,12 +1,13 @@
 import ChatCore
 import Hummingbird
-import HummingbirdWebSocket
 import NIOCore
+import Synchronization
 
 /// The request context of every route: who is calling (set by `AuthMiddleware`) and from where.
-public struct ChatRequestContext: RequestContext, WebSocketRequestContext {
+public struct ChatRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    public let webSocket: WebSocketHandlerReference<ChatRequestContext>
+    /// Set on the context of a WebSocket upgrade request only: where the route leaves the accepted connection.
+    var upgradeSlot: UpgradeSlot?
     /// The authenticated caller, if any.
     public var principal: Principal?
     /// The TCP peer's IP address (a proxy's, when there is one).
@@ -20,7 +21,6 @@ public struct ChatRequestContext: RequestContext, WebSocketRequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.webSocket = .init()
         self.peerAddress = source.channel.remoteAddress?.ipAddress
         self.client = ForwardedClient(address: peerAddress, host: nil, scheme: "http", viaTrustedProxy: false)
         self.channel = source.channel
@@ -31,4 +31,13 @@ public struct ChatRequestContext: RequestContext, WebSocketRequestContext {
         guard let principal else { throw ChatError.unauthenticated }
         return principal
     }
+}
+
+/// Carries an accepted WebSocket connection from the `api/chat/ws` route back to the upgrade (the context itself is
+/// passed by value through the middleware).
+final class UpgradeSlot: Sendable {
+    private let value = Mutex<WebSocketAcceptance?>(nil)
+
+    func accept(_ acceptance: WebSocketAcceptance) { value.withLock { $0 = acceptance } }
+    var accepted: WebSocketAcceptance? { value.withLock { $0 } }
 }

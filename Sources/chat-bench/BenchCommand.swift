@@ -11,10 +11,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
     @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
-    @Option(help: "Workloads to run, comma separated: w1,w2,w3,w4,durable,commit,pg (pg: durable sends and W1 on PostgreSQL with one and two nodes; needs --postgres).")
-    var workloads = "w1,durable,commit,w3,w4,w2"
+    @Option(help: "Workloads to run, comma separated: w1,w5,w2,w3,w4,durable,commit,pg (pg: durable sends and W1 on PostgreSQL with one and two nodes; needs --postgres).")
+    var workloads = "w1,w5,durable,commit,w3,w4,w2"
     @Option(help: "A PostgreSQL server where the bench may create databases, for the pg workloads (env CHAT_BENCH_POSTGRES_URL).")
     var postgres = ProcessInfo.processInfo.environment["CHAT_BENCH_POSTGRES_URL"]
+    @Option(help: "The Node `ws` peer's script; its W1 (and W5) run beside the server's when node and node-ws are installed.")
+    var nodePeer = "bench/node-room-server.js"
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
     @Option(help: "Concurrent senders in the durable-send workload (each its own WebSocket and conversation).") var durableSenders = 1500
 
@@ -23,6 +25,9 @@ struct BenchCommand: AsyncParsableCommand {
         var date: String
         var smoke: Bool
         var w1: [FanoutStep]?
+        /// W1 against the Node `ws` peer, in the same run.
+        var w1Node: [FanoutStep]?
+        var w5: Runner.WorkspaceResult?
         var w3: [Runner.BigRoomStep]?
         var durable: Runner.DurableResult?
         var w2: Runner.CapacityResult?
@@ -44,14 +49,27 @@ struct BenchCommand: AsyncParsableCommand {
         logger.logLevel = .info
         var runner = Runner(binary: server, smoke: smoke, logger: logger)
         runner.postgresURL = postgres
+        runner.nodeScript = NodePeer.available(script: nodePeer, logger: logger)
         let selected = Set(workloads.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         var results = Results(machine: Self.machine(), date: ISO8601DateFormatter().string(from: Date()), smoke: smoke)
         let seconds = smoke ? 2 : stepSeconds
 
         if selected.contains("w1") {
-            results.w1 = smoke
-                ? try await runner.fanout(name: "w1", tenants: 2, roomsPerTenant: 2, members: 5, rates: [20], stepSeconds: seconds)
-                : try await runner.fanout(name: "w1", tenants: 10, roomsPerTenant: 10, members: 100, rates: [200, 500, 600, 650, 700, 800, 1000], stepSeconds: seconds)
+            // Both servers pinned to one core, the generator on the other; the Node peer right after, same steps.
+            let w1Rates: [Double] = smoke ? [20] : [300, 600, 1000]
+            for target in [Runner.Target.sqlitePinned, .node] where !target.isNode || runner.nodeScript != nil {
+                let steps = smoke
+                    ? try await runner.fanout(name: target.isNode ? "w1-node" : "w1", tenants: 2, roomsPerTenant: 2, members: 5, rates: w1Rates, stepSeconds: seconds, on: target)
+                    : try await runner.fanout(
+                        name: target.isNode ? "w1-node" : "w1", tenants: 10, roomsPerTenant: 10, members: 100, rates: w1Rates, stepSeconds: seconds,
+                        on: target)
+                if target.isNode { results.w1Node = steps } else { results.w1 = steps }
+            }
+        }
+        if selected.contains("w5") {
+            results.w5 = smoke
+                ? try await runner.workspace(users: 40, conversations: 20, members: 2...10, rate: 20, stepSeconds: seconds)
+                : try await runner.workspace(users: 10_000, conversations: 2_000, members: 2...50, rate: 1000, stepSeconds: seconds)
         }
         if selected.contains("durable") {
             results.durable = smoke
@@ -110,6 +128,11 @@ struct BenchCommand: AsyncParsableCommand {
             problems.append("w3 @\(step.broadcastsPerSecond): gaps \(step.gaps), duplicates \(step.duplicates), reorders \(step.reorders)")
         }
         if let first = results.w1?.first, first.latency.deliveries == 0 { problems.append("w1 delivered nothing") }
+        if let w5 = results.w5 {
+            let l = w5.step.latency
+            if l.deliveries == 0 { problems.append("w5 delivered nothing") }
+            if l.gaps + l.duplicates + l.reorders > 0 { problems.append("w5: gaps \(l.gaps), duplicates \(l.duplicates), reorders \(l.reorders)") }
+        }
         for cluster in results.postgres ?? [] {
             for step in cluster.w1 where step.latency.gaps + step.latency.duplicates + step.latency.reorders > 0 {
                 problems.append("pg \(cluster.nodes) nodes w1 @\(step.offeredMessagesPerSecond): gaps \(step.latency.gaps), duplicates \(step.latency.duplicates), reorders \(step.latency.reorders)")
@@ -134,10 +157,30 @@ struct BenchCommand: AsyncParsableCommand {
         func f(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
         var lines = ["", "chat-bench on \(r.machine)\(r.smoke ? " (smoke run: sizes too small to mean anything)" : "")", ""]
         if let w1 = r.w1 {
-            lines.append("W1 rooms: offered msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | CPU s/100k deliveries | rows/commit | gaps/dups/reorders")
+            lines.append("W1 rooms (server pinned to one core): offered msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | CPU s/100k deliveries | rows/commit | gaps/dups/reorders")
             for s in w1 {
                 lines.append("  \(Int(s.offeredMessagesPerSecond)) | \(Int(s.deliveriesPerSecond)) | \(f(s.latency.p50ms)) | \(f(s.latency.p99ms)) | \(f(s.latency.p999ms)) | \(f(s.serverCPUSecondsPer100kDeliveries, 2)) | \(f(s.rowsPerCommit)) | \(s.latency.gaps)/\(s.latency.duplicates)/\(s.latency.reorders)\(s.saturated ? "  (saturated)" : "")")
             }
+            if let node = r.w1Node {
+                lines.append("W1 on the Node ws peer (in memory, no auth), same steps: offered msg/s | deliveries/s | p50 ms | p99 ms | CPU s/100k deliveries | gaps/dups/reorders")
+                for s in node {
+                    lines.append("  \(Int(s.offeredMessagesPerSecond)) | \(Int(s.deliveriesPerSecond)) | \(f(s.latency.p50ms)) | \(f(s.latency.p99ms)) | \(f(s.serverCPUSecondsPer100kDeliveries, 2)) | \(s.latency.gaps)/\(s.latency.duplicates)/\(s.latency.reorders)\(s.saturated ? "  (saturated)" : "")")
+                }
+                for s in w1 {
+                    guard let peer = node.first(where: { $0.offeredMessagesPerSecond == s.offeredMessagesPerSecond }), peer.serverCPUSecondsPer100kDeliveries > 0 else { continue }
+                    let ratio = s.serverCPUSecondsPer100kDeliveries / peer.serverCPUSecondsPer100kDeliveries
+                    lines.append(Self.target("W1 CPU per delivery @\(Int(s.offeredMessagesPerSecond)) msg/s vs Node", "\(f(ratio, 2))x (\(f(s.serverCPUSecondsPer100kDeliveries, 2)) vs \(f(peer.serverCPUSecondsPer100kDeliveries, 2)) s/100k)", "<= 0.5x", ratio <= 0.5))
+                }
+            }
+        }
+        if let w5 = r.w5 {
+            let s = w5.step
+            lines.append("W5 workspace: \(w5.users) users online (join_all each), \(w5.conversations) conversations of \(f(w5.meanMembers)) members on average | \(Int(s.offeredMessagesPerSecond)) msg/s | \(Int(s.deliveriesPerSecond)) deliveries/s | p50 \(f(s.latency.p50ms)) ms | p99 \(f(s.latency.p99ms)) ms | CPU s/100k \(f(s.serverCPUSecondsPer100kDeliveries, 2)) | RSS \(Int(s.serverRSSMiB)) MiB | \(s.latency.gaps)/\(s.latency.duplicates)/\(s.latency.reorders)")
+            if let w1 = r.w1?.last(where: { !$0.saturated }) ?? r.w1?.last, w1.serverCPUSecondsPer100kDeliveries > 0 {
+                let ratio = s.serverCPUSecondsPer100kDeliveries / w1.serverCPUSecondsPer100kDeliveries
+                lines.append(Self.target("W5 CPU per delivery vs W1 @\(Int(w1.offeredMessagesPerSecond))", "\(f(ratio, 2))x", "<= 1.5x", ratio <= 1.5))
+            }
+            lines.append(Self.target("W5 p99", "\(f(s.latency.p99ms)) ms", "<= 100 ms", s.latency.p99ms <= 100))
         }
         if let d = r.durable {
             lines.append("Durable sends: \(d.senders) senders | \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms | writer busy \(f(d.writerBusyPercent)) % | server CPU \(f(d.serverCPUMicrosPerAck)) µs/ack")
@@ -169,6 +212,11 @@ struct BenchCommand: AsyncParsableCommand {
             lines.append("W2 capacity: \(w2.connected)/\(w2.target) idle sockets | \(Int(w2.connectsPerSecond)) connects/s | \(Int(w2.rssBytesPerConnection)) B RSS per socket | idle CPU \(f(w2.idleCPUPercent))% | churn \(w2.churned) at \(Int(w2.churnConnectsPerSecond))/s")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// One line of the targets of issue 12: the figure beside its target, and whether it is met.
+    static func target(_ name: String, _ figure: String, _ goal: String, _ met: Bool) -> String {
+        "  target: \(name): \(figure) | target \(goal) | \(met ? "met" : "NOT met")"
     }
 
     static func machine() -> String {

@@ -17,12 +17,15 @@ final class ServerProcess: @unchecked Sendable {
     let database: String
     /// A core to pin the server to (`taskset`), so that two nodes each get one where the machine allows.
     let cpu: Int?
+    /// Set for the Node `ws` peer: the script run instead of chat-server (it keeps no database).
+    let nodeScript: String?
     private var process: Process?
 
-    init(binary: String, port: Int, database: String? = nil, cpu: Int? = nil) throws {
+    init(binary: String, port: Int, database: String? = nil, cpu: Int? = nil, nodeScript: String? = nil) throws {
         self.binary = binary
         self.port = port
         self.cpu = cpu
+        self.nodeScript = nodeScript
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.database = database ?? directory.appendingPathComponent("bench.sqlite").path
@@ -34,16 +37,22 @@ final class ServerProcess: @unchecked Sendable {
 
     func start() async throws {
         let process = Process()
-        let arguments = [
+        var arguments = [
             "serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error", "--drain-seconds", "0",
             "--metrics-address", "127.0.0.1:\(metricsPort)",
         ]
+        var program = binary
+        if let nodeScript {
+            program = "/usr/bin/env"
+            arguments = ["node", nodeScript, String(port)]
+            process.environment = NodePeer.environment
+        }
         if let cpu, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") {
             // taskset execs the server in its place: the pid stays the server's.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-            process.arguments = ["-c", String(cpu), binary] + arguments
+            process.arguments = ["-c", String(cpu), program] + arguments
         } else {
-            process.executableURL = URL(fileURLWithPath: binary)
+            process.executableURL = URL(fileURLWithPath: program)
             process.arguments = arguments
         }
         process.standardOutput = FileHandle.nullDevice

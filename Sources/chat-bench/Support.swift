@@ -127,6 +127,17 @@ enum Scan {
         return nil
     }
 
+    /// The `conversationId` of an envelope (the first one: the envelope's own, before its data).
+    static func conversationId(_ buffer: ByteBuffer) -> String? {
+        buffer.withUnsafeReadableBytes { bytes -> String? in
+            guard let start = find(bytes, conversationKey) else { return nil }
+            var end = start + conversationKey.count
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") { end += 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(start + conversationKey.count)..<end]), as: UTF8.self)
+        }
+    }
+
+    static let conversationKey = Array("\"conversationId\":\"".utf8)
     static let seqKey = Array("\"seq\":".utf8)
     static let stampKey = Array("\"content\":\"b|".utf8)
     static let newMessage = Array("{\"type\":\"new_message\"".utf8)

@@ -16,6 +16,8 @@ struct FanoutStep: Codable {
     var serverCPUSecondsPer100kDeliveries: Double
     var rowsPerCommit: Double
     var saturated: Bool
+    /// The server's resident memory at the end of the step, with every client connected.
+    var serverRSSMiB: Double = 0
 }
 
 struct Runner {
@@ -24,15 +26,24 @@ struct Runner {
     let logger: Logger
     /// A PostgreSQL server where the bench may create databases (the cluster workloads).
     var postgresURL: String? = nil
+    /// The Node `ws` room server (bench/node-room-server.js), when node and its `ws` module are installed.
+    var nodeScript: String? = nil
 
-    func freshServer() async throws -> ServerProcess {
+    /// The core a single server is pinned to, so that it and the generator each have one (as the outside
+    /// measurement does); nil on a one-core machine.
+    static var serverCore: Int? { ProcessInfo.processInfo.activeProcessorCount >= 2 ? 1 : nil }
+
+    func freshServer(pinned: Bool = false, nodeScript: String? = nil) async throws -> ServerProcess {
         ServerPort.next += 1
-        return try ServerProcess(binary: binary, port: ServerPort.base + ServerPort.next)
+        return try ServerProcess(binary: binary, port: ServerPort.base + ServerPort.next, cpu: pinned ? Self.serverCore : nil, nodeScript: nodeScript)
     }
 
-    /// A new server on a fresh database holding the fixture, started.
-    func prepared(tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String) async throws -> (ServerProcess, Fixture) {
-        let server = try await freshServer()
+    /// A new server on a fresh database holding the fixture, started. For the Node peer the fixture only names the
+    /// rooms (the peer keeps no database and checks no token).
+    func prepared(
+        tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String, pinned: Bool = false, nodeScript: String? = nil
+    ) async throws -> (ServerProcess, Fixture) {
+        let server = try await freshServer(pinned: pinned, nodeScript: nodeScript)
         let store = try SQLiteChatStore(path: server.databasePath)
         let fixture = try await Fixture.build(
             store: store, tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix)
@@ -45,6 +56,10 @@ struct Runner {
     /// database, every client spread round-robin over them.
     enum Target {
         case sqlite
+        /// chat-server on SQLite pinned to one core (the fan-out comparisons with the Node peer).
+        case sqlitePinned
+        /// The Node `ws` peer, pinned like `sqlitePinned`.
+        case node
         case postgres(nodes: Int)
     }
 
@@ -52,8 +67,10 @@ struct Runner {
         _ target: Target, tenants: Int, roomsPerTenant: Int, membersPerRoom: Int, soloRooms: Int, prefix: String
     ) async throws -> (ServerGroup, Fixture) {
         guard case .postgres(let nodes) = target else {
+            if case .node = target, nodeScript == nil { throw BenchError("the Node peer needs node and node-ws") }
             let (server, fixture) = try await prepared(
-                tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix)
+                tenants: tenants, roomsPerTenant: roomsPerTenant, membersPerRoom: membersPerRoom, soloRooms: soloRooms, prefix: prefix,
+                pinned: target.isPinned, nodeScript: target.isNode ? nodeScript : nil)
             return (ServerGroup(servers: [server]), fixture)
         }
         guard let postgresURL else { throw BenchError("the PostgreSQL workloads need --postgres URL") }
@@ -149,7 +166,8 @@ struct Runner {
                     deliveriesPerSecond: delivered / Double(stepSeconds), expectedDeliveries: expected, latency: snapshot,
                     serverCPUSecondsPer100kDeliveries: delivered > 0 ? cpu / delivered * 100_000 : 0,
                     rowsPerCommit: batches > 0 ? commands / batches : 0,
-                    saturated: snapshot.deliveries < expected * 99 / 100 || snapshot.p99ms > 1000)
+                    saturated: snapshot.deliveries < expected * 99 / 100 || snapshot.p99ms > 1000,
+                    serverRSSMiB: Double(server.rssKiB) / 1024)
                 steps.append(step)
                 logger.info("\(name) @\(Int(rate)) msg/s: \(Int(step.deliveriesPerSecond)) deliveries/s, p99 \(snapshot.p99ms) ms, gaps \(snapshot.gaps)")
                 if step.saturated { break }
@@ -394,4 +412,18 @@ final class SharedTable: Sendable {
 enum ServerPort {
     nonisolated(unsafe) static var next = 0
     static let base = 18_400
+}
+
+extension Runner.Target {
+    var isPinned: Bool {
+        switch self {
+        case .sqlitePinned, .node: true
+        case .sqlite, .postgres: false
+        }
+    }
+
+    var isNode: Bool {
+        if case .node = self { return true }
+        return false
+    }
 }

@@ -64,6 +64,29 @@ import Testing
         #expect(seen.allSatisfy { $0.conversationId == withCarol.id })
     }
 
+    /// Fan-out proportional to recipients: an all-conversations feed listens to its own rooms and its user, never
+    /// to the whole tenant, so a message visits only the feeds of the people in its conversation.
+    @Test(arguments: StoreKind.available) func allConversationsFeedListensToItsRoomsNotToTheTenant(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let carol = try await f.principal("acme", "carol")
+        let carolsRooms = try await f.chat.conversations(carol).map(\.id)
+        let notCarols = try await f.chat.conversations(alice).map(\.id).filter { !carolsRooms.contains($0) }
+        #expect(!carolsRooms.isEmpty && !notCarols.isEmpty)
+        let feed = EventFeed(chat: f.chat, principal: carol, scope: .allConversations) { _ in true }
+        try await feed.start(after: nil)
+        #expect(f.hub.subscriberCount(of: .tenant(carol.tenantId)) == 0)
+        #expect(f.hub.subscriberCount(of: .user(tenantId: carol.tenantId, userId: carol.userId)) == 1)
+        for id in carolsRooms { #expect(f.hub.subscriberCount(of: .room(tenantId: carol.tenantId, conversationId: id)) == 1) }
+        for id in notCarols { #expect(f.hub.subscriberCount(of: .room(tenantId: carol.tenantId, conversationId: id)) == 0) }
+        // Added to a new conversation: its room is followed from its first event on.
+        let added = try await f.chat.startConversation(alice, title: "with carol", participantIds: [carol.userId])
+        #expect(f.hub.subscriberCount(of: .room(tenantId: carol.tenantId, conversationId: added.id)) == 1)
+        feed.stop()
+        #expect(f.hub.subscriberCount == 0)
+    }
+
     @Test(arguments: StoreKind.available) func staleOrFutureCursorsAskForResync(_ kind: StoreKind) async throws {
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }

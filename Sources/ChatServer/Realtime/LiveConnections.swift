@@ -3,9 +3,16 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
+/// A realtime client's send side, as shutdown sees it.
+protocol RealtimeClient: AnyObject, Sendable {
+    func close(_ reason: CloseReason)
+}
+
+extension OutboundQueue: RealtimeClient {}
+
 /// Every open WebSocket and SSE stream, so that shutdown can tell each of them first.
 public final class LiveConnections: Sendable {
-    private let queues = Mutex<[ObjectIdentifier: OutboundQueue<ByteBuffer>]>([:])
+    private let clients = Mutex<[ObjectIdentifier: any RealtimeClient]>([:])
     private let draining = Mutex(false)
 
     public init() {}
@@ -23,22 +30,21 @@ public final class LiveConnections: Sendable {
         if isDraining { throw ChatError(.unavailable, "draining", "This server is shutting down; connect again (another node will answer).") }
     }
 
-    func add(_ queue: OutboundQueue<ByteBuffer>) {
-        queues.withLock { $0[ObjectIdentifier(queue)] = queue }
+    func add(_ client: any RealtimeClient) {
+        clients.withLock { $0[ObjectIdentifier(client)] = client }
     }
 
-    func remove(_ queue: OutboundQueue<ByteBuffer>) {
-        _ = queues.withLock { $0.removeValue(forKey: ObjectIdentifier(queue)) }
+    func remove(_ client: any RealtimeClient) {
+        _ = clients.withLock { $0.removeValue(forKey: ObjectIdentifier(client)) }
     }
 
-    public var count: Int { queues.withLock { $0.count } }
+    public var count: Int { clients.withLock { $0.count } }
 
-    /// Runs `body` with a new bounded send queue for one realtime client: registered here for shutdown, closed when
+    /// Runs `body` with a new bounded send queue for one SSE client: registered here for shutdown, closed when
     /// the client's credential is revoked, and, when the client stops reading (overflow) or is signed out, the
     /// connection itself is closed after a short grace, since a writer blocked on such a client cannot close it.
     func withClientQueue<T>(
         capacity: Int, maxBytes: Int, channel: any Channel, principal: Principal, revocations: RevocationCenter,
-        fastPath: (@Sendable (ByteBuffer) -> Bool)? = nil,
         _ body: (OutboundQueue<ByteBuffer>) async throws -> T
     ) async rethrows -> T {
         let queue = OutboundQueue<ByteBuffer>(capacity: capacity, maxWeight: maxBytes, weigh: { $0.readableBytes }, onClose: { reason in
@@ -46,7 +52,7 @@ public final class LiveConnections: Sendable {
             if reason == .overflow || reason == .revoked {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
-        }, fastPath: fastPath)
+        })
         let revocation = revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
         add(queue)
         defer {
@@ -58,7 +64,7 @@ public final class LiveConnections: Sendable {
 
     /// Closes every connection with `reason` (WebSockets get 1001 for `.shutdown`).
     public func closeAll(_ reason: CloseReason) {
-        for queue in queues.withLock({ Array($0.values) }) { queue.close(reason) }
+        for client in clients.withLock({ Array($0.values) }) { client.close(reason) }
     }
 }
 

@@ -2,7 +2,6 @@ import ChatCore
 import CompressNIO
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -17,25 +16,23 @@ struct RealtimeController {
     let connections: LiveConnections
 
     func addRoutes(to router: Router<ChatRequestContext>) {
-        router.ws("api/chat/ws", shouldUpgrade: { request, context in
+        // Reached by an upgrade request (through the router, from `ChatServerChannel`) and by a plain GET.
+        router.get("api/chat/ws") { request, context -> Response in
             let principal = try context.requirePrincipal()
             try connections.admitNewConnection()
-            // A plain GET reaches this route too: without this it would answer an empty 200.
-            guard request.headers[.upgrade]?.lowercased().contains("websocket") == true else {
+            // A plain GET reaches this route too: it gets 400, not an empty 200.
+            guard request.headers[.upgrade]?.lowercased().contains("websocket") == true, let slot = context.upgradeSlot else {
                 throw ChatError.badRequest("Open this URL as a WebSocket (Upgrade: websocket).", code: "websocket_upgrade_required")
             }
             // A browser sends its cookie with any cross-site WebSocket: refuse foreign origins (CSWSH).
             if principal.method == .session, !origins.isSameSiteOrAllowed(request, client: context.client) {
                 throw ChatError(.forbidden, "origin_rejected", "Cross-site WebSocket upgrades are not allowed.")
             }
-            return .upgrade([:])
-        }, onUpgrade: { inbound, outbound, context in
-            guard let principal = context.requestContext.principal else { return }
-            await WebSocketSession(
-                chat: chat, auth: auth, principal: principal, settings: settings, channel: context.requestContext.channel,
-                connections: connections, logger: context.logger
-            ).run(inbound: inbound, outbound: outbound)
-        })
+            let outbox = WebSocketOutbox(capacity: settings.queueCapacity, maxBytes: settings.queueBytes, eventLoop: context.channel.eventLoop)
+            let session = WebSocketSession(chat: chat, principal: principal, settings: settings, outbox: outbox, logger: context.logger)
+            slot.accept(WebSocketAcceptance(session: session, settings: settings, connections: connections, revocations: auth.revocations))
+            return Response(status: .ok)
+        }
         router.get("api/chat/events", use: events)
         router.get("api/chat/poll", use: poll)
     }

@@ -1,128 +1,76 @@
 import ChatCore
 import Foundation
-import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import NIOCore
-import NIOWebSocket
-import ServiceLifecycle
+import Synchronization
 
-/// One WebSocket connection: joined rooms (one `EventFeed` each), client frames, and a bounded send queue.
-///
-/// Close codes: 1000 normal; 1001 server shutting down; 1008 flooding or protocol abuse; 1009 message too big
-/// (from the WebSocket layer); 4001 the session ended (logout or expiry); 4008 the client read too slowly and its
-/// send queue overflowed (resume with `since`).
-struct WebSocketSession {
-    static let sessionEnded = WebSocketErrorCode.unknown(4001)
-    static let slowConsumer = WebSocketErrorCode.unknown(4008)
+/// The chat side of one WebSocket: joined rooms (one `EventFeed` each) and the client's frames, handled one at a time
+/// and in order, on a task that exists only while frames wait: an idle socket holds no task (memory per connection).
+/// Everything it sends goes through the connection's outbox.
+final class WebSocketSession: Sendable {
+    private struct State {
+        var inbox: [String] = []
+        var running = false
+        var stopped = false
+        var rooms: [String: EventFeed] = [:]
+    }
 
     let chat: ChatService
-    let auth: AuthService
     let principal: Principal
     let settings: RealtimeSettings
-    let channel: any Channel
-    let connections: LiveConnections
+    let outbox: WebSocketOutbox
     let logger: Logger
+    private let state = Mutex(State())
 
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let channel = self.channel
-        // The fan-out fast path: a text frame handed to the connection's event loop by the publishing task, with no
-        // task wake-up, while the socket keeps up; otherwise frames queue for the writer task (bounded).
-        // Frames published together are coalesced per event loop (one hop per loop, one flush per socket).
-        let loopWriter = LoopWriter.of(channel.eventLoop)
-        let fastPath: @Sendable (ByteBuffer) -> Bool = { buffer in
-            guard channel.isWritable, channel.isActive else { return false }
-            loopWriter.writeText(buffer, to: channel)
+    init(chat: ChatService, principal: Principal, settings: RealtimeSettings, outbox: WebSocketOutbox, logger: Logger) {
+        self.chat = chat
+        self.principal = principal
+        self.settings = settings
+        self.outbox = outbox
+        self.logger = logger
+    }
+
+    /// Takes a text frame from the connection (on its event loop); frames are handled in arrival order.
+    func receive(_ text: String) {
+        let start = state.withLock { s -> Bool in
+            guard !s.stopped else { return false }
+            s.inbox.append(text)
+            if s.running { return false }
+            s.running = true
             return true
         }
-        await connections.withClientQueue(
-            capacity: settings.queueCapacity, maxBytes: settings.queueBytes, channel: channel, principal: principal, revocations: auth.revocations, fastPath: fastPath
-        ) { queue in
-            await run(queue: queue, inbound: inbound, outbound: outbound)
-        }
+        if start { Task { await self.drainInbox() } }
     }
 
-    private func run(queue: OutboundQueue<ByteBuffer>, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        // The session's expiry is a timer on the event loop, not a sleeping task per connection (idle memory).
-        let remaining = max(0, principal.expiresAt.milliseconds - Timestamp.now().milliseconds)
-        let expiry = channel.eventLoop.scheduleTask(in: .milliseconds(remaining)) { queue.close(.expired) }
-        defer { expiry.cancel() }
-        await withGracefulShutdownHandler {
-            // The reader is the one child task; the writer runs on the connection's own task (one task less per
-            // socket: idle memory). Every way out closes the queue; the writer then sends the close frame and ends,
-            // and only then is the reader cancelled.
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    await readLoop(queue: queue, inbound: inbound)
-                }
-                await writeLoop(queue: queue, outbound: outbound)
-                group.cancelAll()
+    private func drainInbox() async {
+        while let text = state.withLock({ s -> String? in
+            guard !s.stopped, !s.inbox.isEmpty else {
+                s.running = false
+                return nil
             }
-        } onGracefulShutdown: {
-            queue.close(.shutdown)
+            return s.inbox.removeFirst()
+        }) {
+            await handle(text)
         }
     }
 
-    private func writeLoop(queue: OutboundQueue<ByteBuffer>, outbound: WebSocketOutboundWriter) async {
-        do {
-            while true {
-                let (items, closed) = await queue.take()
-                for item in items {
-                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: item)))
-                }
-                if let closed {
-                    let (code, reason): (WebSocketErrorCode, String) = switch closed {
-                    case .overflow: (Self.slowConsumer, "send queue overflow; resume from your last eventId")
-                    case .revoked: (Self.sessionEnded, "signed out")
-                    case .expired: (Self.sessionEnded, "session expired")
-                    case .shutdown: (.goingAway, "server shutting down")
-                    case .policy: (.policyViolation, "too many frames")
-                    case .finished: (.normalClosure, "")
-                    }
-                    try? await outbound.close(code, reason: reason)
-                    return
-                }
-            }
-        } catch {
-            queue.close(.finished)
+    /// Leaves every room; frames still waiting are dropped.
+    func stop() {
+        let feeds = state.withLock { s -> [EventFeed] in
+            s.stopped = true
+            s.inbox = []
+            defer { s.rooms = [:] }
+            return Array(s.rooms.values)
         }
+        for feed in feeds { feed.stop() }
     }
 
-    private func readLoop(queue: OutboundQueue<ByteBuffer>, inbound: WebSocketInboundStream) async {
-        var rooms: [String: EventFeed] = [:]
-        var limiter = FrameRateLimiter(rate: settings.framesPerSecond, burst: settings.frameBurst)
-        var violations = 0
-        defer { for feed in rooms.values { feed.stop() } }
-        do {
-            for try await message in inbound.messages(maxSize: settings.maxFrameBytes) {
-                guard limiter.allow() else {
-                    violations += 1
-                    if violations > settings.floodTolerance {
-                        queue.close(.policy)
-                        return
-                    }
-                    ChatMetrics.framesRateLimited.increment()
-                    queue.push(ControlFrame.error(code: "rate_limited", message: "Too many frames; slow down."))
-                    continue
-                }
-                guard case .text(let text) = message else {
-                    queue.push(ControlFrame.error(code: "invalid_frame", message: "Send JSON text frames."))
-                    continue
-                }
-                await handle(text, queue: queue, rooms: &rooms)
-            }
-            queue.close(.finished)
-        } catch {
-            queue.close(.finished)
-        }
-    }
-
-    private func handle(_ text: String, queue: OutboundQueue<ByteBuffer>, rooms: inout [String: EventFeed]) async {
+    private func handle(_ text: String) async {
         let frame: ClientFrame
         do {
             frame = try ClientFrame.decode(text)
         } catch {
-            queue.push(ControlFrame.error(code: "invalid_frame", message: "The frame is not a JSON object of a known shape."))
+            outbox.push(text: ControlFrame.error(code: "invalid_frame", message: "The frame is not a JSON object of a known shape."))
             return
         }
         do {
@@ -130,37 +78,40 @@ struct WebSocketSession {
             case "join_room":
                 let conversationId = try required(frame.conversationId, "conversationId")
                 let since = try frame.since.map { try RealtimeController.parseCursor($0.value) }
-                if let existing = rooms.removeValue(forKey: conversationId) { existing.stop() }
-                guard rooms.count < settings.maxRoomsPerSocket else {
+                leave(conversationId)
+                guard roomCount < settings.maxRoomsPerSocket else {
                     throw ChatError.badRequest("At most \(settings.maxRoomsPerSocket) rooms per connection.", code: "too_many_rooms")
                 }
-                let feed = makeFeed(scope: .conversation(conversationId), queue: queue)
-                rooms[conversationId] = feed
+                let feed = makeFeed(scope: .conversation(conversationId))
+                guard enter(conversationId, feed) else { return }
                 // `joined` goes out only once the room is subscribed: anything committed after it reaches the client.
                 let joined = ControlFrame.joined(conversationId: conversationId, tenantId: principal.tenantId)
-                try await feed.start(after: since) { queue.push(joined) }
+                let outbox = self.outbox
+                try await feed.start(after: since) { outbox.push(text: joined) }
             case "join_all":
                 // Extension: follow every conversation of the user, including ones created later (what SSE does
                 // without `conversationId`). Pages use it to keep their conversation list live.
                 let since = try frame.since.map { try RealtimeController.parseCursor($0.value) }
-                rooms.removeValue(forKey: "*")?.stop()
-                let feed = makeFeed(scope: .allConversations, queue: queue)
-                rooms["*"] = feed
+                leave("*")
+                let feed = makeFeed(scope: .allConversations)
+                guard enter("*", feed) else { return }
                 let joined = ControlFrame.object([("type", "joined"), ("conversationId", nil), ("room", principal.tenantId + ":*")])
-                try await feed.start(after: since) { queue.push(joined) }
+                let outbox = self.outbox
+                try await feed.start(after: since) { outbox.push(text: joined) }
             case "leave_room":
                 let conversationId = try required(frame.conversationId, "conversationId")
-                rooms.removeValue(forKey: conversationId)?.stop()
-                queue.push(ControlFrame.left(conversationId: conversationId))
+                leave(conversationId)
+                outbox.push(text: ControlFrame.left(conversationId: conversationId))
             case "new_message":
                 do {
                     let (message, _) = try await chat.send(
                         principal, conversationId: try required(frame.conversationId, "conversationId"),
                         content: try required(frame.content, "content"), threadParentId: frame.threadParentId,
                         clientMessageId: frame.clientMessageId)
-                    queue.push(try ControlFrame.ack(clientMessageId: frame.clientMessageId, message: message))
+                    outbox.push(text: try ControlFrame.ack(clientMessageId: frame.clientMessageId, message: message))
                 } catch let error as ChatError {
-                    queue.push(ControlFrame.error(code: error.code, message: error.message, conversationId: frame.conversationId, clientMessageId: frame.clientMessageId))
+                    outbox.push(text: ControlFrame.error(
+                        code: error.code, message: error.message, conversationId: frame.conversationId, clientMessageId: frame.clientMessageId))
                 }
             case "typing":
                 try await chat.typing(principal, conversationId: try required(frame.conversationId, "conversationId"))
@@ -172,25 +123,43 @@ struct WebSocketSession {
                 throw ChatError.badRequest("Unknown frame type.", code: "unknown_type")
             }
         } catch let error as ChatError {
-            if frame.type == "join_room", let id = frame.conversationId { rooms.removeValue(forKey: id)?.stop() }
-            queue.push(ControlFrame.error(code: error.code, message: error.message, conversationId: frame.conversationId))
+            if frame.type == "join_room", let id = frame.conversationId { leave(id) }
+            outbox.push(text: ControlFrame.error(code: error.code, message: error.message, conversationId: frame.conversationId))
         } catch {
             logger.error("websocket frame failed", metadata: ["error": "\(error)"])
-            queue.push(ControlFrame.error(code: "internal_error", message: "Something went wrong on the server.", conversationId: frame.conversationId))
+            outbox.push(text: ControlFrame.error(code: "internal_error", message: "Something went wrong on the server.", conversationId: frame.conversationId))
         }
     }
 
-    private func makeFeed(scope: EventFeed.Scope, queue: OutboundQueue<ByteBuffer>) -> EventFeed {
+    private var roomCount: Int { state.withLock { $0.rooms.count } }
+
+    /// Registers a room's feed; false (and the feed stopped) when the connection has ended meanwhile.
+    private func enter(_ key: String, _ feed: EventFeed) -> Bool {
+        let kept = state.withLock { s -> Bool in
+            guard !s.stopped else { return false }
+            s.rooms[key] = feed
+            return true
+        }
+        if !kept { feed.stop() }
+        return kept
+    }
+
+    private func leave(_ key: String) {
+        state.withLock { $0.rooms.removeValue(forKey: key) }?.stop()
+    }
+
+    private func makeFeed(scope: EventFeed.Scope) -> EventFeed {
         let replayRoom = max(0, settings.queueCapacity / 2 - 500)
+        let outbox = self.outbox
         return EventFeed(
             chat: chat, principal: principal, scope: scope,
-            pace: { await queue.waitForRoom(atMost: replayRoom) }
+            pace: { await outbox.waitForRoom(atMost: replayRoom) }
         ) { item in
             switch item {
-            case .event(let event): return queue.push(event.envelope)
-            case .resyncRequired(let id): return queue.push(ControlFrame.resyncRequired(conversationId: id))
+            case .event(let event): return outbox.push(frame: event.webSocketFrame)
+            case .resyncRequired(let id): return outbox.push(text: ControlFrame.resyncRequired(conversationId: id))
             case .overflow:
-                queue.close(.overflow)
+                outbox.close(.overflow)
                 return false
             }
         }

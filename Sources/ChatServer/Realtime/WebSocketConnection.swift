@@ -1,0 +1,224 @@
+import ChatCore
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// One upgraded WebSocket, as a channel handler on its event loop: no Swift task per connection (an idle socket
+/// costs its channel and this handler). Reads frames, enforces the limits, answers pings, pings the client, and
+/// writes the outbox's frames as they are (pre-framed bytes, written beneath NIO's frame encoder).
+///
+/// Close codes: 1000 normal; 1001 server shutting down; 1002 protocol error; 1007 a text frame that is not UTF-8;
+/// 1008 flooding; 1009 message too big; 4001 the session ended (logout or expiry); 4008 the client read too slowly
+/// and its send queue overflowed (resume with `since`).
+final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+
+    static let sessionEnded: UInt16 = 4001
+    static let slowConsumer: UInt16 = 4008
+
+    private let session: WebSocketSession
+    private let outbox: WebSocketOutbox
+    private let settings: RealtimeSettings
+    private let connections: LiveConnections
+    private let revocations: RevocationCenter
+
+    private var context: ChannelHandlerContext?
+    /// The frame encoder's context: pre-framed bytes written here go straight to the socket.
+    private var wire: ChannelHandlerContext?
+    private var limiter: FrameRateLimiter
+    private var violations = 0
+    private var awaitingPong = false
+    private var closeSent = false
+    private var timers: [Scheduled<Void>] = []
+    private var pinger: RepeatedTask?
+    private var revocation: Subscription?
+
+    init(session: WebSocketSession, settings: RealtimeSettings, connections: LiveConnections, revocations: RevocationCenter) {
+        self.session = session
+        self.outbox = session.outbox
+        self.settings = settings
+        self.connections = connections
+        self.revocations = revocations
+        self.limiter = FrameRateLimiter(rate: settings.framesPerSecond, burst: settings.frameBurst)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        wire = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        outbox.attach { handler.value.drain() }
+        connections.add(outbox)
+        let outbox = self.outbox
+        revocation = revocations.watch(credentialHash: session.principal.credentialHash) { outbox.close(.revoked) }
+        // The session's expiry: a timer on the loop.
+        let remaining = max(0, session.principal.expiresAt.milliseconds - Timestamp.now().milliseconds)
+        timers.append(context.eventLoop.scheduleTask(in: .milliseconds(remaining)) { outbox.close(.expired) })
+        // Pings at a random phase within the period: 10,000 sockets opened in the same second do not all ping in the
+        // same second ever after.
+        let period = Int64(settings.pingSeconds) * 1_000
+        pinger = context.eventLoop.scheduleRepeatedTask(
+            initialDelay: .milliseconds(Int64.random(in: period / 2...period)), delay: .milliseconds(period)
+        ) { _ in handler.value.ping() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+        self.context = nil
+        wire = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    private func tearDown() {
+        session.stop()
+        outbox.close(.finished)
+        outbox.attach(nil)
+        connections.remove(outbox)
+        revocation?.cancel()
+        revocation = nil
+        pinger?.cancel()
+        pinger = nil
+        for timer in timers { timer.cancel() }
+        timers = []
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary:
+            guard !closeSent else { return }
+            guard limiter.allow() else {
+                violations += 1
+                if violations > settings.floodTolerance {
+                    outbox.close(.policy)
+                } else {
+                    ChatMetrics.framesRateLimited.increment()
+                    outbox.push(text: ControlFrame.error(code: "rate_limited", message: "Too many frames; slow down."))
+                }
+                return
+            }
+            guard frame.opcode == .text else {
+                outbox.push(text: ControlFrame.error(code: "invalid_frame", message: "Send JSON text frames."))
+                return
+            }
+            guard let text = String(validating: frame.unmaskedData.readableBytesView, as: UTF8.self) else {
+                closeNow(code: 1007, reason: "text frames must be UTF-8")
+                return
+            }
+            session.receive(text)
+        case .ping:
+            guard !closeSent else { return }
+            write(WebSocketFraming.frame(opcode: WebSocketFraming.pong, payload: frame.unmaskedData), flush: true)
+        case .pong:
+            awaitingPong = false
+        case .connectionClose:
+            var data = frame.unmaskedData
+            if !closeSent {
+                // Echo the client's code (RFC 6455 5.5.1), then close the TCP connection: the server closes first.
+                let code = data.readInteger(as: UInt16.self) ?? 1000
+                sendClose(code: code, reason: "")
+            }
+            outbox.close(.finished)
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
+            closeNow(code: 1009, reason: "message too big")
+        case is NIOWebSocketFrameAggregator.Error:
+            closeNow(code: 1002, reason: "bad fragmentation")
+        case is NIOWebSocketError:
+            // NIO's protocol error handler already sent the close frame (1009 for an oversized frame, else 1002).
+            outbox.close(.finished)
+        default:
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            outbox.close(.shutdown)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drain() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Writing
+
+    /// Writes what the outbox holds (called on the loop when it has frames, and when the socket is writable again);
+    /// once the outbox closed, the close frame follows its last frame.
+    private func drain() {
+        guard let context else { return }
+        let (frames, closed) = outbox.take(writable: context.channel.isWritable)
+        for frame in frames { write(frame, flush: false) }
+        if let closed, !closeSent {
+            close(for: closed)
+        } else if !frames.isEmpty {
+            wire?.flush()
+        }
+    }
+
+    private func write(_ bytes: ByteBuffer, flush: Bool) {
+        guard let wire else { return }
+        if flush {
+            wire.writeAndFlush(NIOAny(bytes), promise: nil)
+        } else {
+            wire.write(NIOAny(bytes), promise: nil)
+        }
+    }
+
+    private func close(for reason: CloseReason) {
+        switch reason {
+        case .overflow: sendClose(code: Self.slowConsumer, reason: "send queue overflow; resume from your last eventId", grace: .seconds(2))
+        case .revoked: sendClose(code: Self.sessionEnded, reason: "signed out", grace: .seconds(2))
+        case .expired: sendClose(code: Self.sessionEnded, reason: "session expired")
+        case .shutdown: sendClose(code: 1001, reason: "server shutting down")
+        case .policy: sendClose(code: 1008, reason: "too many frames")
+        case .finished: sendClose(code: 1000, reason: "")
+        }
+    }
+
+    /// Sends a close frame; the connection ends when the client answers with its own, or after `grace`.
+    private func sendClose(code: UInt16, reason: String, grace: TimeAmount = .seconds(5)) {
+        guard !closeSent, let context else { return }
+        closeSent = true
+        var payload = ByteBuffer()
+        payload.writeInteger(code)
+        payload.writeString(reason)
+        write(WebSocketFraming.frame(opcode: WebSocketFraming.close, payload: payload), flush: true)
+        let channel = context.channel
+        timers.append(context.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) })
+    }
+
+    /// A protocol breach: the close frame, then the connection ends at once.
+    private func closeNow(code: UInt16, reason: String) {
+        sendClose(code: code, reason: reason)
+        outbox.close(.finished)
+        context?.close(promise: nil)
+    }
+
+    /// Every ping period: a peer that did not answer the previous ping is gone.
+    private func ping() {
+        guard let context, !closeSent else { return }
+        if awaitingPong {
+            context.close(promise: nil)
+            return
+        }
+        awaitingPong = true
+        write(WebSocketFraming.frame(opcode: WebSocketFraming.ping, payload: [UInt8]()), flush: true)
+    }
+}

@@ -1,0 +1,163 @@
+import ChatCore
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+
+/// The server's child channel: HTTP/1.1, or a WebSocket upgrade that ends in channel handlers, not in a task.
+///
+/// An upgrade request goes through the same router as every request (auth, Origin check, draining, the
+/// `api/chat/ws` route), which answers 200 and leaves the connection's session in the context's upgrade slot. Any
+/// other answer refuses the upgrade (400, as NIO's upgrader does). After the 101, the connection's pipeline holds
+/// NIO's frame codec, a fragment aggregator and a `WebSocketConnectionHandler`; the task that ran the handshake ends.
+struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case webSocket
+        case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case failedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Logger)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    /// What the router decides for an upgrade request: the connection to run, or nil (refused).
+    typealias Accept = @Sendable (Request, any Channel, Logger) async -> WebSocketAcceptance?
+
+    let responder: HTTPChannelHandler.Responder
+    let http1: HTTP1Channel.Configuration
+    let maxFrameBytes: Int
+    let accept: Accept
+
+    static func builder(http1: HTTP1Channel.Configuration = .init(), maxFrameBytes: Int, accept: @escaping Accept) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            ChatServerChannel(responder: upgradeAwareResponder(responder), http1: http1, maxFrameBytes: maxFrameBytes, accept: accept)
+        }
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            let accepted = NIOLockedValueBox<WebSocketAcceptance?>(nil)
+            let logger = logger.with(metadataKey: "hb.request.id", value: .stringConvertible(RequestID()))
+            let accept = self.accept
+            let maxFrameBytes = self.maxFrameBytes
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: maxFrameBytes,
+                enableAutomaticErrorHandling: true,
+                shouldUpgrade: { channel, head in
+                    upgradeAttempted.value = true
+                    let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
+                    promise.completeWithTask {
+                        guard let request = try? HTTPRequest(head, secure: false, splitCookie: false),
+                              let acceptance = await accept(Request(head: request, body: RequestBody(buffer: ByteBuffer())), channel, logger)
+                        else { return nil }
+                        accepted.withLockedValue { $0 = acceptance }
+                        return HTTPHeaders()
+                    }
+                    return promise.futureResult
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let acceptance = accepted.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+                        // Fragments of a message are joined up to the same limit as one frame.
+                        try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(
+                            minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: maxFrameBytes))
+                        try channel.pipeline.syncOperations.addHandler(acceptance.makeHandler())
+                        return UpgradeResult.webSocket
+                    }
+                })
+            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandlers(http1.additionalChannelHandlers())
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .init($0) }, logger: logger))
+                        let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                        return upgradeAttempted.value ? .failedUpgrade(asyncChannel, logger) : .notUpgraded(asyncChannel)
+                    }
+                })
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
+            configuration.enablePipelining = false  // NIOAsyncChannel serves requests one at a time
+            configuration.enableErrorHandling = false  // Hummingbird answers errors
+            configuration.enableResponseHeaderValidation = false  // HTTPTypes validated them
+            configuration.decoderConfiguration.maxHeaderFieldSize = http1.httpDecoder.maxHeaderFieldSize
+            configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
+            configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .notUpgraded(let http1):
+                await handleHTTP(asyncChannel: http1, logger: logger)
+            case .failedUpgrade(let http1, _):
+                await refuseUpgrade(http1)
+            case .webSocket:
+                // The connection lives on in its handlers; this task ends here.
+                break
+            }
+        } catch let error as ChannelError where error == .inputClosed {
+            logger.trace("the connection closed before its first request")
+        } catch {
+            logger.debug("connection setup failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// A refused upgrade: 400 and the connection closes (the WebSocket layer's answer since the first version).
+    private func refuseUpgrade(_ channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async {
+        try? await channel.executeThenClose { _, outbound in
+            let head = HTTPResponse(status: .badRequest, headerFields: [.connection: "close", .contentLength: "0"])
+            try await outbound.write(contentsOf: [.head(head), .end(nil)])
+        }
+    }
+
+    /// NIO's upgrader only looks at a connection's first request: an upgrade asked for later on a kept-alive
+    /// connection gets a redirect to the same URL with the connection closed, so the client retries on a new one.
+    static func upgradeAwareResponder(_ responder: @escaping HTTPChannelHandler.Responder) -> HTTPChannelHandler.Responder {
+        struct RedirectedUpgrade: Error {}
+        return { request, writer, channel in
+            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
+                try await responder(request, writer, channel)
+                return
+            }
+            var location = request.uri.path
+            if let query = request.uri.query { location += "?" + query }
+            try await writer.writeResponse(HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
+            throw RedirectedUpgrade()
+        }
+    }
+}
+
+/// An accepted upgrade: the session and what its connection handler needs, made on the loop after the 101.
+struct WebSocketAcceptance: Sendable {
+    let session: WebSocketSession
+    let settings: RealtimeSettings
+    let connections: LiveConnections
+    let revocations: RevocationCenter
+
+    func makeHandler() -> WebSocketConnectionHandler {
+        WebSocketConnectionHandler(session: session, settings: settings, connections: connections, revocations: revocations)
+    }
+}
+
+extension Logger {
+    fileprivate func with(metadataKey key: String, value: MetadataValue) -> Logger {
+        var logger = self
+        logger[metadataKey: key] = value
+        return logger
+    }
+}
