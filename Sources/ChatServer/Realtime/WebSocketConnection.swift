@@ -28,6 +28,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     private var limiter: FrameRateLimiter
     private var violations = 0
     private var awaitingPong = false
+    /// The channel's writability, kept here from `channelWritabilityChanged` (asking the channel per drain showed up
+    /// in profiles).
+    private var writable = true
     private var closeSent = false
     private var timers: [Scheduled<Void>] = []
     private var pinger: RepeatedTask?
@@ -45,8 +48,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         wire = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        writable = context.channel.isWritable
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        outbox.attach { handler.value.drain() }
+        outbox.attach(self)
         connections.add(outbox)
         let outbox = self.outbox
         revocation = revocations.watch(credentialHash: session.principal.credentialHash) { outbox.close(.revoked) }
@@ -153,7 +157,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { drain() }
+        writable = context.channel.isWritable
+        if writable { drain() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -161,9 +166,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
 
     /// Writes what the outbox holds (called on the loop when it has frames, and when the socket is writable again);
     /// once the outbox closed, the close frame follows its last frame.
-    private func drain() {
-        guard let context else { return }
-        let (frames, closed) = outbox.take(writable: context.channel.isWritable)
+    func drain() {
+        guard context != nil else { return }
+        let (frames, closed) = outbox.take(writable: writable)
         for frame in frames { write(frame, flush: false) }
         if let closed, !closeSent {
             close(for: closed)

@@ -14,24 +14,25 @@ final class WebSocketOutbox: RealtimeClient {
         /// A drain is scheduled on the loop, or the outbox is parked until the socket is writable again.
         var scheduled = false
         var roomWaiters: [(limit: Int, continuation: CheckedContinuation<Void, Never>)] = []
-        /// The connection handler's drain, set while the handler is in the pipeline (run on the loop only).
-        var drain: (@Sendable () -> Void)?
     }
 
     let capacity: Int
     let maxBytes: Int
     let eventLoop: any EventLoop
     private let state = Mutex(State())
+    /// The connection's handler while it is in the pipeline: touched on the loop only, so no lock.
+    private let handler: NIOLoopBoundBox<WebSocketConnectionHandler?>
 
     init(capacity: Int, maxBytes: Int, eventLoop: any EventLoop) {
         self.capacity = capacity
         self.maxBytes = maxBytes
         self.eventLoop = eventLoop
+        self.handler = .makeEmptyBox(valueType: WebSocketConnectionHandler.self, eventLoop: eventLoop)
     }
 
-    /// Connects the outbox to its handler's drain (on the loop, when the handler is added); `nil` disconnects it.
-    func attach(_ drain: (@Sendable () -> Void)?) {
-        state.withLock { $0.drain = drain }
+    /// Connects the outbox to its handler (on the loop, when the handler is added); `nil` disconnects it.
+    func attach(_ handler: WebSocketConnectionHandler?) {
+        self.handler.value = handler
     }
 
     /// Queues a complete frame (an event's shared `webSocketFrame`); false once closed or just overflowed.
@@ -119,8 +120,7 @@ final class WebSocketOutbox: RealtimeClient {
 
     /// Runs the handler's drain (on the loop).
     func runDrain() {
-        let drain = state.withLock { $0.drain }
-        drain?()
+        handler.value?.drain()
     }
 
     /// Waits until at most `count` frames are queued (or the outbox closed): a long replay goes at the pace the
