@@ -28,6 +28,9 @@ extension Runner {
         var catchUpGzipRatio: Double
         var historyRequestsPerSecond: Double?
         var historyTool: String
+        /// Long-polls that find one event waiting, answered at once (gzip), under wrk: the poll endpoint's own
+        /// capacity, which the mixed step above cannot show (there a client completes at most one poll per message).
+        var pollCapacityPerSecond: Double? = nil
     }
 
     func transports(tenants: Int, roomsPerTenant: Int, perTransport: Int, rate: Double, seconds: Int, wrkSeconds: Int) async throws -> TransportsResult {
@@ -113,6 +116,8 @@ extension Runner {
                     }
                     let catchUp = await Self.catchUpRatio(port: port, token: rooms[0].members[0].token, conversationId: rooms[0].conversationId)
                     let (historyRate, tool) = await Self.historyReads(port: port, token: reader.token, conversationId: history.id, seconds: wrkSeconds)
+                    let pollCapacity = await Self.pollCapacity(
+                        port: port, token: rooms[0].members[0].token, conversationId: rooms[0].conversationId, seconds: wrkSeconds)
                     let wsFigures = figures(ws), sseFigures = figures(sse)
                     return TransportsResult(
                         offeredMessagesPerSecond: rate, webSocket: wsFigures, serverSentEvents: sseFigures, longPoll: figures(poll),
@@ -120,7 +125,7 @@ extension Runner {
                         completedPollsPerSecond: Double(pollCount) / elapsed,
                         pollGzipRatio: plainBytes.value > 0 ? Double(gzipBytes.value) / Double(plainBytes.value) : 0,
                         gzippedPolls: gzipped.value, catchUpGzipRatio: catchUp,
-                        historyRequestsPerSecond: historyRate, historyTool: tool)
+                        historyRequestsPerSecond: historyRate, historyTool: tool, pollCapacityPerSecond: pollCapacity)
                 }
             }
             var result: TransportsResult? = nil
@@ -147,19 +152,36 @@ extension Runner {
 
     /// History reads (`GET …/messages`) under wrk when it is installed.
     static func historyReads(port: Int, token: String, conversationId: String, seconds: Int) async -> (Double?, String) {
-        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            return (nil, "wrk not installed")
-        }
+        guard let rate = wrk(port: port, path: "/api/chat/\(conversationId)/messages?limit=50", headers: ["Authorization: Bearer \(token)"], seconds: seconds)
+        else { return (nil, "wrk not installed or failed") }
+        return (rate, "wrk -t2 -c64 -d\(seconds)s, 50 messages per response")
+    }
+
+    /// Polls from the cursor before a conversation's newest event: each answer carries that one event, gzip-encoded.
+    static func pollCapacity(port: Int, token: String, conversationId: String, seconds: Int) async -> Double? {
+        let headers = [("Authorization", "Bearer \(token)")]
+        guard let response = try? await HTTPClient.get(port: port, path: "/api/chat/poll?cursor=0&conversationId=\(conversationId)&timeout=0", headers: headers)
+        else { return nil }
+        let text = String(buffer: response.body)
+        let ids = text.components(separatedBy: #""eventId":""#).dropFirst().compactMap { Int64($0.prefix { $0.isNumber }) }
+        guard ids.count >= 2 else { return nil }
+        return wrk(
+            port: port, path: "/api/chat/poll?cursor=\(ids[ids.count - 2])&conversationId=\(conversationId)&timeout=0",
+            headers: ["Authorization: Bearer \(token)", "Accept-Encoding: gzip"], seconds: seconds)
+    }
+
+    /// Requests per second wrk measured (2 threads, 64 connections), or nil without wrk.
+    static func wrk(port: Int, path: String, headers: [String], seconds: Int) -> Double? {
+        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: wrk)
-        process.arguments = ["-t2", "-c64", "-d\(seconds)s", "-H", "Authorization: Bearer \(token)",
-                             "http://127.0.0.1:\(port)/api/chat/\(conversationId)/messages?limit=50"]
+        process.arguments = ["-t2", "-c64", "-d\(seconds)s"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)\(path)"]
         let pipe = Pipe()
         process.standardOutput = pipe
-        do { try process.run() } catch { return (nil, "wrk failed: \(error)") }
+        guard (try? process.run()) != nil else { return nil }
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         let line = output.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }
-        return (line.flatMap { Double($0.split(separator: " ").last ?? "") }, "wrk -t2 -c64 -d\(seconds)s, 50 messages per response")
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 }
