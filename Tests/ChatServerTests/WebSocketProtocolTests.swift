@@ -85,6 +85,21 @@ import Testing
         }
     }
 
+    /// Frames faster than they are handled: reading pauses while they wait (bounded) and resumes; none is lost.
+    @Test func aBurstOfFramesIsHandledInOrderWithoutLoss() async throws {
+        var config = testConfiguration()
+        config.realtime.framesPerSecond = 10_000
+        config.realtime.frameBurst = 10_000
+        try await withApp(.live, config: config) { client, _ in
+            let token = try await client.tokenSignIn("acme", "alice")
+            let socket = try await FrameSocket.open(port: client.port!, headers: headerPairs(token))
+            for index in 0..<200 { try await socket.send(opcode: 0x1, Array(#"{"type":"leave_room","conversationId":"c\#(index)"}"#.utf8)) }
+            var seen: [String] = []
+            while seen.count < 200, let text = try await socket.nextText() { seen.append(text) }
+            #expect(seen == (0..<200).map { #"{"type":"left","conversationId":"c\#($0)"}"# })
+        }
+    }
+
     @Test func pingsAreAnsweredAndASilentPeerIsClosed() async throws {
         var config = testConfiguration()
         config.realtime.pingSeconds = 1

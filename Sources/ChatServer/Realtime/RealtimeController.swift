@@ -29,7 +29,8 @@ struct RealtimeController {
                 throw ChatError(.forbidden, "origin_rejected", "Cross-site WebSocket upgrades are not allowed.")
             }
             let outbox = WebSocketOutbox(capacity: settings.queueCapacity, maxBytes: settings.queueBytes, eventLoop: context.channel.eventLoop)
-            let session = WebSocketSession(chat: chat, principal: principal, settings: settings, outbox: outbox, logger: context.logger)
+            let session = WebSocketSession(
+                chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel, logger: context.logger)
             slot.accept(WebSocketAcceptance(session: session, settings: settings, connections: connections, revocations: auth.revocations))
             return Response(status: .ok)
         }

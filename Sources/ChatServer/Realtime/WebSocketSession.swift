@@ -10,6 +10,8 @@ import Synchronization
 final class WebSocketSession: Sendable {
     private struct State {
         var inbox: [String] = []
+        /// Reading from the socket is paused until the inbox is worked down.
+        var paused = false
         var running = false
         var stopped = false
         var rooms: [String: EventFeed] = [:]
@@ -20,36 +22,49 @@ final class WebSocketSession: Sendable {
     let settings: RealtimeSettings
     let outbox: WebSocketOutbox
     let logger: Logger
+    /// The connection: its reading is paused while too many frames wait (a slow store must not queue a client's
+    /// frames without bound; TCP then pushes back on the client).
+    let channel: any Channel
     private let state = Mutex(State())
+    static let inboxHigh = 32
+    static let inboxLow = 8
 
-    init(chat: ChatService, principal: Principal, settings: RealtimeSettings, outbox: WebSocketOutbox, logger: Logger) {
+    init(chat: ChatService, principal: Principal, settings: RealtimeSettings, outbox: WebSocketOutbox, channel: any Channel, logger: Logger) {
         self.chat = chat
         self.principal = principal
         self.settings = settings
         self.outbox = outbox
+        self.channel = channel
         self.logger = logger
     }
 
     /// Takes a text frame from the connection (on its event loop); frames are handled in arrival order.
     func receive(_ text: String) {
-        let start = state.withLock { s -> Bool in
-            guard !s.stopped else { return false }
+        let (start, pause) = state.withLock { s -> (Bool, Bool) in
+            guard !s.stopped else { return (false, false) }
             s.inbox.append(text)
-            if s.running { return false }
+            let pause = !s.paused && s.inbox.count >= Self.inboxHigh
+            if pause { s.paused = true }
+            if s.running { return (false, pause) }
             s.running = true
-            return true
+            return (true, pause)
         }
+        if pause { channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
         if start { Task { await self.drainInbox() } }
     }
 
     private func drainInbox() async {
-        while let text = state.withLock({ s -> String? in
+        while let (text, resume) = state.withLock({ s -> (String, Bool)? in
             guard !s.stopped, !s.inbox.isEmpty else {
                 s.running = false
                 return nil
             }
-            return s.inbox.removeFirst()
+            let text = s.inbox.removeFirst()
+            let resume = s.paused && s.inbox.count <= Self.inboxLow
+            if resume { s.paused = false }
+            return (text, resume)
         }) {
+            if resume { channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
             await handle(text)
         }
     }
