@@ -51,6 +51,32 @@ public struct ChatService: Sendable {
         try await store.users(tenantId: caller.tenantId)
     }
 
+    /// A page of the caller's tenant's directory: everyone, or those whose username, display name or a word of it
+    /// starts with `query` (case and accents ignored). `limit` defaults to 100 and is capped at 500.
+    public func directory(_ caller: Principal, query: String?, cursor: String?, limit: Int?) async throws -> UserPage {
+        let limit = limit ?? Directory.defaultLimit
+        guard limit >= 1 else { throw ChatError.badRequest("`limit` must be at least 1.", code: "invalid_limit") }
+        let pageSize = min(limit, Directory.maxLimit)
+        var after: String? = nil
+        if let cursor {
+            guard let username = Directory.username(fromCursor: cursor) else {
+                throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
+            }
+            after = username
+        }
+        if let query, InputRules.hasControlCharacters(query) {
+            throw ChatError.badRequest("`q` may not contain control characters.", code: "invalid_query")
+        }
+        var prefix = query.map { Directory.fold($0.trimmingWhitespace()) }
+        if let folded = prefix, folded.unicodeScalars.count > Directory.maxQueryLength {
+            prefix = String(String.UnicodeScalarView(folded.unicodeScalars.prefix(Directory.maxQueryLength)))
+        }
+        if prefix?.isEmpty == true { prefix = nil }
+        let users = try await store.directory(tenantId: caller.tenantId, prefix: prefix, afterUsername: after, limit: pageSize + 1)
+        let page = Array(users.prefix(pageSize))
+        return UserPage(users: page, nextCursor: users.count > pageSize ? page.last.map { Directory.cursor(after: $0.username) } : nil)
+    }
+
     public func me(_ caller: Principal) async throws -> (User, Tenant) {
         guard let user = try await store.user(tenantId: caller.tenantId, id: caller.userId),
               let tenant = try await store.tenant(id: caller.tenantId)

@@ -71,6 +71,10 @@ public protocol ChatStore: Sendable {
     func createUser(tenantId: String, username: String, displayName: String, passwordHash: String) async throws -> User
     func user(tenantId: String, id: String) async throws -> User?
     func users(tenantId: String) async throws -> [User]
+    /// Users of the tenant in username order (case-insensitive), after `afterUsername` when given, whose username,
+    /// display name or a word of it starts with `prefix` (already folded, see `Directory.fold`) when given; at most
+    /// `limit`. An index range in every store, whatever the tenant's size.
+    func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) async throws -> [User]
     /// The user and stored password hash for a login attempt, or nil.
     func loginRecord(tenantSlug: String, username: String) async throws -> (user: User, passwordHash: String)?
     /// True when the database has no tenant at all (used to seed demo data only once).

@@ -25,6 +25,7 @@ public enum StoreTransfer {
     public static let tables: [(name: String, columns: [String])] = [
         ("tenants", ["id", "slug", "name", "created_at"]),
         ("users", ["id", "tenant_id", "username", "display_name", "password_hash", "created_at"]),
+        ("user_terms", ["tenant_id", "term", "user_id"]),
         ("credentials", ["hash", "tenant_id", "user_id", "method", "csrf_token", "created_at", "expires_at"]),
         ("conversations", ["id", "tenant_id", "title", "created_by", "created_at", "updated_at", "last_message_at", "closed_at", "last_seq"]),
         ("participants", ["tenant_id", "conversation_id", "user_id", "joined_at", "last_read_seq", "last_read_message_id"]),

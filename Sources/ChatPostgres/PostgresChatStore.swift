@@ -116,12 +116,15 @@ public final class PostgresChatStore: ChatStore {
         try await guarded { [self] in
             let user = User(id: Identifier.make("usr"), username: username, displayName: displayName, tenantId: tenantId)
             do {
-                try await client.query(
-                    """
-                    INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at)
-                    VALUES (\(user.id), \(tenantId), \(username), \(displayName), \(passwordHash), \(Timestamp.now().milliseconds))
-                    """,
-                    logger: logger)
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query(
+                        """
+                        INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at)
+                        VALUES (\(user.id), \(tenantId), \(username), \(displayName), \(passwordHash), \(Timestamp.now().milliseconds))
+                        """,
+                        logger: logger)
+                    try await Self.indexUser(connection, tenantId: tenantId, userId: user.id, username: username, displayName: displayName, logger: logger)
+                }
             } catch let error as PSQLError where error.sqlState == .uniqueViolation {
                 throw ChatError(.conflict, "user_exists", "A user named \(username) exists in this tenant.")
             } catch let error as PSQLError where error.sqlState == .foreignKeyViolation {
@@ -147,6 +150,44 @@ public final class PostgresChatStore: ChatStore {
                     logger: logger),
                 Rows.user)
         }
+    }
+
+    public func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) async throws -> [User] {
+        try await guarded { [self] in
+            // Username order is lower(username), the unique index's; terms compare in "C" order, so a prefix is the
+            // range [prefix, prefix + U+10FFFF).
+            let after = afterUsername ?? ""
+            let query: PostgresQuery
+            if let prefix {
+                let upper = prefix + "\u{10FFFF}"
+                query = """
+                    SELECT id, username, display_name, tenant_id FROM users
+                    WHERE tenant_id = \(tenantId) AND lower(username) > lower(\(after))
+                      AND id IN (SELECT user_id FROM user_terms WHERE tenant_id = \(tenantId) AND term >= \(prefix) AND term < \(upper))
+                    ORDER BY lower(username) LIMIT \(limit)
+                    """
+            } else {
+                query = """
+                    SELECT id, username, display_name, tenant_id FROM users
+                    WHERE tenant_id = \(tenantId) AND lower(username) > lower(\(after))
+                    ORDER BY lower(username) LIMIT \(limit)
+                    """
+            }
+            return try await all(client.query(query, logger: logger), Rows.user)
+        }
+    }
+
+    /// Writes a user's directory terms.
+    static func indexUser(
+        _ connection: PostgresConnection, tenantId: String, userId: String, username: String, displayName: String, logger: Logger
+    ) async throws {
+        let terms = Array(Directory.terms(username: username, displayName: displayName))
+        try await connection.query(
+            """
+            INSERT INTO user_terms (tenant_id, term, user_id) SELECT \(tenantId), t, \(userId) FROM unnest(\(terms)::text[]) AS t
+            ON CONFLICT DO NOTHING
+            """,
+            logger: logger)
     }
 
     public func loginRecord(tenantSlug: String, username: String) async throws -> (user: User, passwordHash: String)? {

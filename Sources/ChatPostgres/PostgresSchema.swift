@@ -108,7 +108,29 @@ enum PostgresSchema {
             );
             CREATE INDEX login_failures_by_key ON login_failures (key, at);
             """),
+        // The directory: one row per search term of a user (`Directory.terms`, folded in Swift); "C" collation, so
+        // a prefix is a range of the primary key. Existing users are indexed by `backfill` in the same transaction.
+        (2, """
+            CREATE TABLE user_terms (
+                tenant_id TEXT NOT NULL,
+                term TEXT COLLATE "C" NOT NULL,
+                user_id TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, term, user_id),
+                FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
+            );
+            """),
     ]
+
+    /// Work a migration needs beyond SQL, run in its transaction.
+    static func backfill(version: Int, _ connection: PostgresConnection, logger: Logger) async throws {
+        guard version == 2 else { return }
+        var users: [(String, String, String, String)] = []
+        let rows = try await connection.query("SELECT id, tenant_id, username, display_name FROM users", logger: logger)
+        for try await row in rows.decode((String, String, String, String).self) { users.append(row) }
+        for (id, tenantId, username, displayName) in users {
+            try await PostgresChatStore.indexUser(connection, tenantId: tenantId, userId: id, username: username, displayName: displayName, logger: logger)
+        }
+    }
 
     /// Applies the migrations not applied yet, one transaction each, while holding the setup lock.
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {
@@ -124,6 +146,7 @@ enum PostgresSchema {
                     for statement in migration.sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
                         try await connection.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger)
                     }
+                    try await backfill(version: migration.version, connection, logger: logger)
                     try await connection.query(
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (\(migration.version), \(Timestamp.now().milliseconds))",
                         logger: logger)

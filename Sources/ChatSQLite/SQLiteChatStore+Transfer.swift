@@ -10,7 +10,8 @@ extension SQLiteChatStore: TransferSource {
             let order = switch table {
             case "messages": "(thread_parent_id IS NOT NULL), rowid"
             case "events": "id"
-            case "participants": "conversation_id, user_id"  // a WITHOUT ROWID table
+            case "participants": "conversation_id, user_id"  // WITHOUT ROWID tables
+            case "user_terms": "tenant_id, term, user_id"
             default: "rowid"
             }
             var offset = 0

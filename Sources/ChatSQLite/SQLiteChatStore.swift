@@ -123,6 +123,7 @@ public final class SQLiteChatStore: ChatStore {
                         VALUES (?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [user.id, tenantId, username, displayName, passwordHash, Timestamp.now().milliseconds])
+                try Self.indexUser(db, tenantId: tenantId, userId: user.id, username: username, displayName: displayName)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw ChatError(.conflict, "user_exists", "A user named \(username) exists in this tenant.")
@@ -142,6 +143,31 @@ public final class SQLiteChatStore: ChatStore {
                 db, sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? ORDER BY username",
                 arguments: [tenantId]
             ).map { Self.user($0) }
+        }
+    }
+
+    public func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) async throws -> [User] {
+        var sql = "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ?"
+        var arguments: StatementArguments = [tenantId]
+        if let prefix {
+            // Every term starting with the prefix: [prefix, prefix + U+10FFFF) in the terms' binary order.
+            sql += " AND id IN (SELECT user_id FROM user_terms WHERE tenant_id = ? AND term >= ? AND term < ?)"
+            arguments += [tenantId, prefix, prefix + "\u{10FFFF}"]
+        }
+        if let afterUsername {
+            sql += " AND username > ?"
+            arguments += [afterUsername]
+        }
+        sql += " ORDER BY username LIMIT ?"
+        arguments += [limit]
+        return try read { db in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { Self.user($0) } }
+    }
+
+    /// Writes a user's directory terms (also for tools that insert users in bulk, like the bench).
+    public static func indexUser(_ db: Database, tenantId: String, userId: String, username: String, displayName: String) throws {
+        for term in Directory.terms(username: username, displayName: displayName) {
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO user_terms (tenant_id, term, user_id) VALUES (?, ?, ?)")
+                .execute(arguments: [tenantId, term, userId])
         }
     }
 

@@ -1,3 +1,4 @@
+import ChatCore
 import GRDB
 
 /// The schema, as GRDB migrations. Every table carries `tenant_id`, and composite foreign keys on
@@ -98,6 +99,23 @@ enum Schema {
                 );
                 INSERT INTO event_log_state (singleton, pruned_through) VALUES (1, 0);
                 """)
+        }
+        // The directory: one row per search term of a user (see `Directory.terms`); a prefix search is a range of
+        // the primary key. Terms are folded in Swift (SQLite has no accent folding), so existing users are indexed here.
+        migrator.registerMigration("v2-directory") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_terms (
+                    tenant_id TEXT NOT NULL,
+                    term TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    PRIMARY KEY (tenant_id, term, user_id),
+                    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                """)
+            for row in try Row.fetchAll(db, sql: "SELECT id, tenant_id, username, display_name FROM users") {
+                try SQLiteChatStore.indexUser(
+                    db, tenantId: row["tenant_id"], userId: row["id"], username: row["username"], displayName: row["display_name"])
+            }
         }
         return migrator
     }

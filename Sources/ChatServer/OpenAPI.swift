@@ -161,8 +161,19 @@ struct OpenAPIDocument {
                     "tenant": Self.object(["id": Self.string(), "slug": Self.string(), "name": Self.string()]),
                 ]))], errors: [401])],
             "/api/users": ["get": Self.operation(
-                "listUsers", "Users of the caller's tenant", tags: ["users"],
-                responses: ["200": Self.reply("Users", Self.object(["users": Self.array(Self.ref("User"))]))], errors: [401])],
+                "listUsers", "The caller's tenant's directory, in username order, paged", tags: ["users"],
+                parameters: [
+                    Self.queryParam(
+                        "q", ["type": "string", "pattern": InputRules.noControlPattern],
+                        "Prefix of a username, a display name or a word of it; case and accents ignored (at most \(Directory.maxQueryLength) characters are used)"),
+                    Self.queryParam(
+                        "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
+                        "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": "^[A-Za-z0-9_-]+$"], "nextCursor of the previous page"),
+                ],
+                responses: ["200": Self.reply("A page of users", Self.object([
+                    "users": Self.array(Self.ref("User")), "nextCursor": ["type": ["string", "null"]],
+                ]))], errors: [400, 401])],
             "/api/chat/start": ["post": Self.operation(
                 "startConversation", "Start a conversation; the caller always participates", tags: chat,
                 body: Self.object([

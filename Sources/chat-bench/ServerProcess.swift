@@ -180,6 +180,7 @@ struct Fixture {
                 try db.execute(
                     sql: "INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?, 'x', ?)",
                     arguments: [member.userId, tenantId, "\(prefix)\(i)", "User \(i)", now.milliseconds])
+                try SQLiteChatStore.indexUser(db, tenantId: tenantId, userId: member.userId, username: "\(prefix)\(i)", displayName: "User \(i)")
                 try db.execute(
                     sql: "INSERT INTO credentials (hash, tenant_id, user_id, method, csrf_token, created_at, expires_at) VALUES (?, ?, ?, 'token', NULL, ?, ?)",
                     arguments: [SHA256.hex(member.token), tenantId, member.userId, now.milliseconds, now.adding(seconds: 86_400).milliseconds])

@@ -85,6 +85,29 @@ import Testing
         }
     }
 
+    @Test func theDirectorySearchesAndPages() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let all = try await client.call(.get, "/api/users", as: alice)
+            #expect(all.json["users"].array.compactMap { $0["username"].string } == ["alice", "bob", "carol"])
+            #expect(all.json["nextCursor"].isNull)
+            let found = try await client.call(.get, "/api/users?q=\("BÓ".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)", as: alice)
+            #expect(found.json["users"].array.compactMap { $0["username"].string } == ["bob"])
+            let first = try await client.call(.get, "/api/users?limit=2", as: alice)
+            #expect(first.json["users"].array.count == 2)
+            let cursor = try #require(first.json["nextCursor"].string)
+            let second = try await client.call(.get, "/api/users?limit=2&cursor=\(cursor)", as: alice)
+            #expect(second.json["users"].array.compactMap { $0["username"].string } == ["carol"])
+            #expect(second.json["nextCursor"].isNull)
+            #expect(try await client.call(.get, "/api/users?limit=0", as: alice).json["error"]["code"].string == "invalid_limit")
+            #expect(try await client.call(.get, "/api/users?cursor=%25", as: alice).json["error"]["code"].string == "invalid_cursor")
+            #expect(try await client.call(.get, "/api/users?q=%00", as: alice).json["error"]["code"].string == "invalid_query")
+            // Another tenant's directory never answers with acme's people.
+            let dave = try await client.tokenSignIn("globex", "dave")
+            #expect(try await client.call(.get, "/api/users?q=al", as: dave).json["users"].array.isEmpty)
+        }
+    }
+
     @Test func pagingAndLimits() async throws {
         try await withApp { client, _ in
             let alice = try await client.tokenSignIn("acme", "alice")

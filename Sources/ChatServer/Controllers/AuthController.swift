@@ -47,6 +47,15 @@ struct AuthController {
 
     struct UsersResponse: Encodable {
         let users: [User]
+        let nextCursor: String?
+
+        enum CodingKeys: String, CodingKey { case users, nextCursor }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(users, forKey: .users)
+            try container.encode(nextCursor, forKey: .nextCursor)  // null on the last page, never left out
+        }
     }
 
     /// Sign-in routes: their group checks the origin but asks for no CSRF token.
@@ -91,7 +100,10 @@ struct AuthController {
     }
 
     @Sendable func listUsers(_ request: Request, context: ChatRequestContext) async throws -> Response {
-        try JSONResponse.make(UsersResponse(users: try await chat.users(try context.requirePrincipal())))
+        let page = try await chat.directory(
+            try context.requirePrincipal(), query: request.uri.queryParameters.get("q"), cursor: request.uri.queryParameters.get("cursor"),
+            limit: try request.integerQuery("limit"))
+        return try JSONResponse.make(UsersResponse(users: page.users, nextCursor: page.nextCursor))
     }
 }
 

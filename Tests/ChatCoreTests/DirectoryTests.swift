@@ -1,0 +1,104 @@
+import ChatCore
+@testable import ChatSQLite
+import GRDB
+import Foundation
+import Testing
+
+/// The people directory (issue 15): prefix search over usernames and display names, case and accents ignored, paged
+/// by cursor, one tenant at a time; in every store.
+@Suite struct DirectoryTests {
+    @Test func foldingIgnoresCaseAndAccents() {
+        #expect(Directory.fold("Émile Zoë") == "emile zoe")
+        #expect(Directory.fold("ÅSA") == "asa")
+        #expect(Directory.terms(username: "jdoe", displayName: "Jöhn-Paul Doe") == ["jdoe", "john-paul doe", "john", "paul", "doe"])
+        #expect(Directory.username(fromCursor: Directory.cursor(after: "émile")) == "émile")
+        #expect(Directory.username(fromCursor: "not base64!") == nil)
+    }
+
+    @Test(arguments: StoreKind.available) func prefixSearchOverUsernameAndDisplayNameIgnoresCaseAndAccents(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let tenant = alice.tenantId
+        _ = try await f.store.createUser(tenantId: tenant, username: "emile", displayName: "Émile Zola", passwordHash: "x")
+        _ = try await f.store.createUser(tenantId: tenant, username: "zoe", displayName: "Zoë Ångström", passwordHash: "x")
+        _ = try await f.store.createUser(tenantId: tenant, username: "ZED", displayName: "Zed", passwordHash: "x")
+        func names(_ query: String) async throws -> [String] {
+            try await f.chat.directory(alice, query: query, cursor: nil, limit: nil).users.map(\.username)
+        }
+        #expect(try await names("EMI") == ["emile"])
+        #expect(try await names("émi") == ["emile"])
+        #expect(try await names("zol") == ["emile"])  // a later word of the display name
+        #expect(try await names("z") == ["ZED", "emile", "zoe"].sorted { $0.lowercased() < $1.lowercased() })
+        #expect(try await names("angst") == ["zoe"])
+        #expect(try await names("ali") == ["alice"])
+        #expect(try await names("nobody").isEmpty)
+        // Another tenant's people are never found.
+        let dave = try await f.principal("globex", "dave")
+        #expect(try await f.chat.directory(dave, query: "emi", cursor: nil, limit: nil).users.isEmpty)
+        #expect(try await f.chat.directory(dave, query: nil, cursor: nil, limit: nil).users.allSatisfy { $0.tenantId == dave.tenantId })
+    }
+
+    @Test(arguments: StoreKind.available) func pagesCoverEveryoneOnceWhilePeopleAreAdded(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        for index in 0..<25 {
+            _ = try await f.store.createUser(tenantId: alice.tenantId, username: "member\(index)", displayName: "Member \(index)", passwordHash: "x")
+        }
+        var seen: [String] = []
+        var cursor: String? = nil
+        var pages = 0
+        repeat {
+            let page = try await f.chat.directory(alice, query: "mem", cursor: cursor, limit: 7)
+            #expect(page.users.count <= 7)
+            seen += page.users.map(\.username)
+            cursor = page.nextCursor
+            pages += 1
+            // Someone joins mid-listing, after the current position: the next pages include them.
+            if pages == 2 { _ = try await f.store.createUser(tenantId: alice.tenantId, username: "memberzz", displayName: "Late", passwordHash: "x") }
+        } while cursor != nil && pages < 20
+        let expected = ((0..<25).map { "member\($0)" } + ["memberzz"]).sorted()
+        #expect(seen == expected)
+        #expect(pages == 4)
+        // The default page is the first 100 in username order; the last page says so with a null cursor.
+        let all = try await f.chat.directory(alice, query: nil, cursor: nil, limit: nil)
+        #expect(all.users.count == 29 && all.nextCursor == nil)
+        #expect(all.users.map { $0.username.lowercased() } == all.users.map { $0.username.lowercased() }.sorted())
+    }
+
+    @Test func badLimitsAndCursorsAreRefused() async throws {
+        let f = try await CoreFixture()
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        await #expect(throws: ChatError.self) { try await f.chat.directory(alice, query: nil, cursor: nil, limit: 0) }
+        await #expect(throws: ChatError.self) { try await f.chat.directory(alice, query: nil, cursor: "%%%", limit: nil) }
+        // Over the maximum is capped, not refused.
+        #expect(try await f.chat.directory(alice, query: nil, cursor: nil, limit: 10_000).users.count == 3)
+    }
+}
+
+extension DirectoryTests {
+    /// A database made before the directory existed gets its users' terms when it is opened.
+    @Test func anOlderSQLiteDatabaseIsIndexedWhenOpened() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-dir-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("old.sqlite").path
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try Schema.migrator.migrate(queue, upTo: "v1")
+            try await queue.write { db in
+                try db.execute(sql: "INSERT INTO tenants (id, slug, name, created_at) VALUES ('ten_1', 'old', 'Old', 0)")
+                try db.execute(sql: """
+                    INSERT INTO users (id, tenant_id, username, display_name, password_hash, created_at)
+                    VALUES ('usr_1', 'ten_1', 'helene', 'Hélène Dupré', 'x', 0)
+                    """)
+            }
+        }
+        let store = try SQLiteChatStore(path: path)
+        defer { try? store.close() }
+        let found = try await store.directory(tenantId: "ten_1", prefix: Directory.fold("DUP"), afterUsername: nil, limit: 10)
+        #expect(found.map(\.username) == ["helene"])
+    }
+}
