@@ -484,7 +484,101 @@ const readObserver = 'IntersectionObserver' in window ? new IntersectionObserver
 }) : null;
 function observeForRead(li) { if (readObserver && li.dataset.seq && conversationId) readObserver.observe(li); }
 
+// ---------- people picker (type-ahead over the directory) ----------
+// The search box becomes an ARIA combobox: typing asks /api/users?q=, the arrow keys move through the matches and
+// Enter (or a click) ticks that person in the participant list, adding them to it if the page did not list them.
+// Without JavaScript the same box is a search form that re-renders the page with the matches.
+function wirePeoplePicker() {
+  const input = $('#people-q');
+  const listbox = $('#people-options');
+  const picker = $('.people-picker');
+  if (!input || !listbox || !picker) return;
+  input.setAttribute('role', 'combobox');
+  input.setAttribute('aria-autocomplete', 'list');
+  input.setAttribute('aria-controls', 'people-options');
+  input.setAttribute('aria-expanded', 'false');
+  let options = [];
+  let active = -1;
+  let timer = null;
+  let asked = 0;
+  const close = () => {
+    listbox.hidden = true;
+    listbox.replaceChildren();
+    input.setAttribute('aria-expanded', 'false');
+    input.removeAttribute('aria-activedescendant');
+    options = [];
+    active = -1;
+  };
+  const highlight = (index) => {
+    active = index;
+    listbox.querySelectorAll('[role=option]').forEach((el, i) => el.setAttribute('aria-selected', String(i === index)));
+    if (index >= 0) input.setAttribute('aria-activedescendant', `people-option-${index}`); else input.removeAttribute('aria-activedescendant');
+  };
+  const choose = (user) => {
+    let box = picker.querySelector(`input[value="${CSS.escape(user.id)}"]`);
+    if (!box) {
+      const label = document.createElement('label');
+      label.className = 'check';
+      box = document.createElement('input');
+      box.type = 'checkbox';
+      box.name = 'participantIds';
+      box.value = user.id;
+      const name = document.createElement('span');
+      name.textContent = user.displayName;
+      const handle = document.createElement('span');
+      handle.className = 'muted';
+      handle.textContent = `@${user.username}`;
+      label.append(box, ' ', name, ' ', handle);
+      picker.querySelector('.no-people')?.remove();
+      picker.querySelector('legend').after(label);
+    }
+    box.checked = true;
+    liveRegion && (liveRegion.textContent = `${user.displayName} added`);
+    input.value = '';
+    close();
+  };
+  const show = (users) => {
+    options = users.filter((u) => u.id !== me);
+    listbox.replaceChildren(...options.map((user, i) => {
+      const li = document.createElement('li');
+      li.id = `people-option-${i}`;
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', 'false');
+      li.textContent = `${user.displayName} `;
+      const handle = document.createElement('span');
+      handle.className = 'muted';
+      handle.textContent = `@${user.username}`;
+      li.append(handle);
+      li.addEventListener('mousedown', (event) => { event.preventDefault(); choose(user); });
+      return li;
+    }));
+    listbox.hidden = options.length === 0;
+    input.setAttribute('aria-expanded', String(options.length > 0));
+    highlight(options.length ? 0 : -1);
+  };
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    const query = input.value.trim();
+    if (!query) { close(); return; }
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      try {
+        const page = await api('GET', `/api/users?limit=8&q=${encodeURIComponent(query)}`);
+        if (mine === asked) show(page.users);
+      } catch { close(); }
+    }, 150);
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'ArrowDown' && options.length) { event.preventDefault(); highlight((active + 1) % options.length); }
+    else if (event.key === 'ArrowUp' && options.length) { event.preventDefault(); highlight((active - 1 + options.length) % options.length); }
+    else if (event.key === 'Enter' && active >= 0) { event.preventDefault(); choose(options[active]); }
+    else if (event.key === 'Escape') close();
+  });
+  input.addEventListener('blur', () => setTimeout(close, 100));
+}
+
 // ---------- start ----------
+if (page === 'list') wirePeoplePicker();
 if (page === 'chat' || page === 'list') {
   if (page === 'chat') {
     wireComposer($('#composer'), messageList, null);

@@ -117,6 +117,48 @@ def test_conversation_started_in_the_ui_appears_in_the_others_list(server, brows
     wait(bob, 3).until(lambda d: any(title in el.text for el in d.find_elements(By.CSS_SELECTOR, "#conversation-list .conv-title")))
 
 
+def test_people_picker_finds_and_adds_with_the_keyboard(server, browsers):
+    """The type-ahead: typing asks the directory, arrow keys and Enter tick the person, the form starts with them."""
+    alice = browsers()
+    login(alice, server, "alice")
+    alice.get(server.base + "/chat")
+    title = f"Picked {uuid.uuid4().hex[:6]}"
+    alice.find_element(By.ID, "title").send_keys(title)
+    search = alice.find_element(By.ID, "people-q")
+    assert search.get_attribute("role") == "combobox"
+    search.send_keys("CAR")
+    wait(alice, 5).until(lambda d: d.find_element(By.ID, "people-options").is_displayed())
+    assert search.get_attribute("aria-expanded") == "true"
+    options = alice.find_elements(By.CSS_SELECTOR, "#people-options [role=option]")
+    assert [o.text for o in options] == ["Carol Chen @carol"] or all("carol" in o.text.lower() for o in options)
+    search.send_keys(Keys.ARROW_DOWN, Keys.ARROW_UP, Keys.ENTER)
+    carol = next(el for el in alice.find_elements(By.CSS_SELECTOR, ".people-picker label") if "@carol" in el.text)
+    assert carol.find_element(By.TAG_NAME, "input").is_selected()
+    assert not alice.find_element(By.ID, "people-options").is_displayed()
+    alice.find_element(By.CSS_SELECTOR, ".start-form button[type=submit]").click()
+    wait(alice, 5).until(EC.url_matches(r"/chat/cnv_"))
+    conversation = alice.current_url.rsplit("/", 1)[1]
+    carols = httpx.get(server.base + "/api/chat/conversations", headers=api_token(server, "carol")).json()["conversations"]
+    assert any(c["id"] == conversation and c["title"] == title for c in carols)
+
+
+def test_people_search_works_without_javascript(server, browsers):
+    alice = browsers(javascript=False)
+    login(alice, server, "alice")
+    alice.get(server.base + "/chat")
+    alice.find_element(By.ID, "people-q").send_keys("bo")
+    alice.find_element(By.CSS_SELECTOR, ".people-search button[type=submit]").click()
+    wait(alice, 5).until(EC.url_contains("q=bo"))
+    labels = [el.text for el in alice.find_elements(By.CSS_SELECTOR, ".people-picker label")]
+    assert labels == ["Bob Brown @bob"] or (len(labels) == 1 and "@bob" in labels[0])
+    alice.find_element(By.CSS_SELECTOR, ".people-picker input").click()
+    alice.find_element(By.ID, "title").send_keys("found without JS")
+    alice.find_element(By.CSS_SELECTOR, ".start-form button[type=submit]").click()
+    wait(alice, 5).until(EC.url_matches(r"/chat/cnv_"))
+    alice.get(server.base + "/chat?q=nobody-like-this")
+    assert "Nobody matches" in alice.find_element(By.CSS_SELECTOR, ".people-picker").text
+
+
 def test_closing_disables_the_composer_for_both(server, browsers):
     conversation = new_conversation(server, "to close")
     alice, bob = browsers(), browsers()

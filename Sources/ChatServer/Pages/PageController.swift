@@ -70,8 +70,13 @@ struct PageController {
         guard let principal = context.principal else { return Self.toLogin(request) }
         var page = try await layout(principal, page: "list", title: "Conversations")
         page.merge(try await sidebar(principal, activeId: nil)) { $1 }
-        let users = try await chat.users(principal)
-        page["others"] = users.filter { $0.id != principal.userId }
+        // The people to pick from: a page of the directory (everyone in a small workspace), or the matches of a
+        // search (the form works without JavaScript; the script turns it into a type-ahead).
+        let query = request.uri.queryParameters.get("q").map { String($0.prefix(Directory.maxQueryLength)) }
+        let people = try await chat.directory(principal, query: query, cursor: nil, limit: 50)
+        page["others"] = people.users.filter { $0.id != principal.userId }
+        page["peopleQuery"] = query
+        page["morePeople"] = people.nextCursor != nil
         if let error = request.uri.queryParameters.get("error") { page["error"] = String(error.prefix(200)) }
         return renderer.render("conversation_list", page)
     }
