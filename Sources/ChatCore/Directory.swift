@@ -32,13 +32,27 @@ public enum Directory {
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    /// The username a cursor stands for; nil when it is not one this server issued.
+    /// The username a cursor stands for; nil when it is not base64url at all. Every base64url string is read (bits
+    /// that do not make a whole byte are ignored, bytes that are not UTF-8 are replaced), so a cursor is either refused
+    /// for its alphabet or continues the listing after some name: the published pattern is exactly what is accepted.
     public static func username(fromCursor cursor: String) -> String? {
-        guard !cursor.isEmpty, cursor.count <= 512 else { return nil }
+        guard !cursor.isEmpty, cursor.utf8.count <= 1024,
+              cursor.utf8.allSatisfy({ isBase64URL($0) })
+        else { return nil }
         var text = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        if text.count % 4 == 1 { text.removeLast() }
         while text.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text), let username = String(data: data, encoding: .utf8), !username.isEmpty else { return nil }
-        return username
+        let bytes = Data(base64Encoded: text).map { Array($0) } ?? []
+        // NUL cannot be stored in PostgreSQL text, and no username holds one.
+        return String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
+    }
+
+    private static func isBase64URL(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"): true
+        default: false
+        }
     }
 }
 

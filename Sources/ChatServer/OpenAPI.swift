@@ -169,7 +169,7 @@ struct OpenAPIDocument {
                     Self.queryParam(
                         "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
                         "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
-                    Self.queryParam("cursor", ["type": "string", "pattern": "^[A-Za-z0-9_-]+$"], "nextCursor of the previous page"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1024], "nextCursor of the previous page"),
                 ],
                 responses: ["200": Self.reply("A page of users", Self.object([
                     "users": Self.array(Self.ref("User")), "nextCursor": ["type": ["string", "null"]],

@@ -13,6 +13,9 @@ import Testing
         #expect(Directory.terms(username: "jdoe", displayName: "Jöhn-Paul Doe") == ["jdoe", "john-paul doe", "john", "paul", "doe"])
         #expect(Directory.username(fromCursor: Directory.cursor(after: "émile")) == "émile")
         #expect(Directory.username(fromCursor: "not base64!") == nil)
+        // Any base64url string is read (what the OpenAPI pattern publishes): "0" continues after the empty name.
+        #expect(Directory.username(fromCursor: "0") == "")
+        #expect(Directory.username(fromCursor: "AA") == "")
     }
 
     @Test(arguments: StoreKind.available) func prefixSearchOverUsernameAndDisplayNameIgnoresCaseAndAccents(_ kind: StoreKind) async throws {
