@@ -418,19 +418,7 @@ struct RawWebSocket: Sendable {
 
     /// Sends one masked text frame (clients must mask).
     func sendText(_ text: String) async throws {
-        let payload = Array(text.utf8)
-        var frame = ByteBuffer()
-        frame.writeInteger(UInt8(0x81))
-        if payload.count < 126 {
-            frame.writeInteger(UInt8(0x80 | payload.count))
-        } else {
-            frame.writeInteger(UInt8(0x80 | 126))
-            frame.writeInteger(UInt16(payload.count))
-        }
-        let mask: [UInt8] = [1, 2, 3, 4]
-        frame.writeBytes(mask)
-        frame.writeBytes(payload.enumerated().map { $0.element ^ mask[$0.offset % 4] })
-        try await channel.channel.writeAndFlush(frame)
+        try await channel.channel.writeAndFlush(FrameSocket.maskedFrame(opcode: 0x1, Array(text.utf8)))
     }
 
     /// The status code of the server's answer to the upgrade request.

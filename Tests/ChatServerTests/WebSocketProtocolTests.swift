@@ -183,6 +183,11 @@ final class FrameSocket: @unchecked Sendable {
     }
 
     func send(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) async throws {
+        try await channel.channel.writeAndFlush(Self.maskedFrame(opcode: opcode, payload, fin: fin))
+    }
+
+    /// A client frame: masked, as RFC 6455 requires of clients.
+    static func maskedFrame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) -> ByteBuffer {
         var frame = ByteBuffer()
         frame.writeInteger(UInt8((fin ? 0x80 : 0) | opcode))
         if payload.count < 126 {
@@ -197,7 +202,7 @@ final class FrameSocket: @unchecked Sendable {
         let mask: [UInt8] = [9, 8, 7, 6]
         frame.writeBytes(mask)
         frame.writeBytes(payload.enumerated().map { $0.element ^ mask[$0.offset % 4] })
-        try await channel.channel.writeAndFlush(frame)
+        return frame
     }
 
     /// The next frame (server pings are answered first, unless `answersPings` is off); nil on EOF or timeout.
