@@ -150,9 +150,21 @@ function onNewMessage(message) {
 const conversationList = $('#conversation-list');
 function sidebarItem(id) { return conversationList?.querySelector(`[data-conversation-id="${CSS.escape(id)}"]`); }
 
+// A conversation beyond the loaded pages that comes alive: it is now the most recent, so the list's first entry.
+async function fetchNewestConversation(id) {
+  try {
+    const page = await api('GET', '/api/chat/conversations?limit=1');
+    const conversation = page.conversations[0];
+    if (conversation && conversation.id === id && !sidebarItem(id)) onConversationCreated(conversation);
+  } catch { /* the next page load shows it */ }
+}
+
 function updateSidebarForMessage(message) {
   const item = sidebarItem(message.conversationId);
-  if (!item) return;
+  if (!item) {
+    if (conversationList) fetchNewestConversation(message.conversationId).then(() => { if (sidebarItem(message.conversationId)) updateSidebarForMessage(message); });
+    return;
+  }
   if (!message.threadParentId) {
     $('.conv-last', item).textContent = `${message.sender.displayName}: ${message.content.length > 80 ? `${message.content.slice(0, 80)}…` : message.content}`;
     if (message.conversationId !== conversationId && message.senderId !== me && !seenMessages.has(`u:${message.id}`)) {
@@ -174,8 +186,22 @@ function conversationTitle(conversation) {
   return others.length ? others.join(', ') : 'Just you';
 }
 
+// "Alice, Bob and 4,998 others" past three people, as the server renders it.
+function peopleText(conversation) {
+  const names = conversation.participants.map((p) => p.displayName);
+  const count = conversation.participantCount ?? names.length;
+  if (count <= 3 || names.length < 2) return names.join(', ');
+  return `${names[0]}, ${names[1]} and ${(count - 2).toLocaleString('en-US')} others`;
+}
+
 function onConversationCreated(conversation) {
   if (!conversationList || sidebarItem(conversation.id)) return;
+  conversationList.prepend(conversationItem(conversation));
+  document.querySelector('.sidebar .empty')?.setAttribute('hidden', '');
+  if (liveRegion) liveRegion.textContent = `New conversation: ${conversationTitle(conversation)}`;
+}
+
+function conversationItem(conversation) {
   const li = document.createElement('li');
   li.className = 'conversation new';
   li.dataset.conversationId = conversation.id;
@@ -186,7 +212,7 @@ function onConversationCreated(conversation) {
   const time = document.createElement('time'); time.className = 'conv-time'; setTime(time, conversation.createdAt);
   top.append(title, time);
   const people = document.createElement('span'); people.className = 'conv-people';
-  people.textContent = conversation.participants.map((p) => p.displayName).join(', ');
+  people.textContent = peopleText(conversation);
   const bottom = document.createElement('span'); bottom.className = 'conv-bottom';
   const last = document.createElement('span'); last.className = 'conv-last'; last.textContent = 'No messages yet';
   const closed = document.createElement('span'); closed.className = 'closed-tag'; closed.textContent = 'closed'; closed.hidden = true;
@@ -194,12 +220,50 @@ function onConversationCreated(conversation) {
   const sr = document.createElement('span'); sr.className = 'sr-only'; sr.textContent = 'Unread: ';
   const number = document.createElement('span'); number.className = 'unread-number'; number.textContent = '0';
   unread.append(sr, number);
+  if (conversation.unreadCount > 0) {
+    number.textContent = String(conversation.unreadCount);
+    unread.hidden = false;
+    li.classList.add('has-unread');
+  }
+  closed.hidden = !conversation.closedAt;
   bottom.append(last, closed, unread);
   a.append(top, people, bottom);
   li.append(a);
-  conversationList.prepend(li);
-  document.querySelector('.sidebar .empty')?.setAttribute('hidden', '');
-  if (liveRegion) liveRegion.textContent = `New conversation: ${conversationTitle(conversation)}`;
+  return li;
+}
+
+// "More conversations": without JavaScript a link to the next page; with it, the next page is appended when the
+// link scrolls into view (or is followed).
+function wireMoreConversations() {
+  const more = $('#more-conversations');
+  if (!more || !conversationList) return;
+  let loading = false;
+  const load = async () => {
+    if (loading || !more.dataset.cursor) return;
+    loading = true;
+    try {
+      const page = await api('GET', `/api/chat/conversations?limit=50&cursor=${encodeURIComponent(more.dataset.cursor)}`);
+      for (const conversation of page.conversations) {
+        if (sidebarItem(conversation.id)) continue;
+        const li = conversationItem(conversation);
+        li.classList.remove('new');
+        $('.conv-last', li).textContent = '';
+        setTime($('.conv-time', li), conversation.lastMessageAt || conversation.updatedAt);
+        conversationList.append(li);
+      }
+      if (page.nextCursor) {
+        more.dataset.cursor = page.nextCursor;
+        more.href = `/chat?after=${encodeURIComponent(page.nextCursor)}`;
+      } else {
+        more.remove();
+      }
+    } catch { /* the link still works */ }
+    loading = false;
+  };
+  more.addEventListener('click', (event) => { event.preventDefault(); load(); });
+  if ('IntersectionObserver' in window) {
+    new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) load(); }).observe(more);
+  }
 }
 
 function onConversationUpdated(conversation) {
@@ -579,6 +643,7 @@ function wirePeoplePicker() {
 
 // ---------- start ----------
 if (page === 'list') wirePeoplePicker();
+wireMoreConversations();
 if (page === 'chat' || page === 'list') {
   if (page === 'chat') {
     wireComposer($('#composer'), messageList, null);

@@ -54,9 +54,7 @@ public struct ChatService: Sendable {
     /// A page of the caller's tenant's directory: everyone, or those whose username, display name or a word of it
     /// starts with `query` (case and accents ignored). `limit` defaults to 100 and is capped at 500.
     public func directory(_ caller: Principal, query: String?, cursor: String?, limit: Int?) async throws -> UserPage {
-        let limit = limit ?? Directory.defaultLimit
-        guard limit >= 1 else { throw ChatError.badRequest("`limit` must be at least 1.", code: "invalid_limit") }
-        let pageSize = min(limit, Directory.maxLimit)
+        let pageSize = try listPageSize(limit)
         var after: String? = nil
         if let cursor {
             guard let username = Directory.username(fromCursor: cursor) else {
@@ -84,8 +82,45 @@ public struct ChatService: Sendable {
         return (user, tenant)
     }
 
-    public func conversations(_ caller: Principal) async throws -> [Conversation] {
-        try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId)
+    /// A page of the caller's conversations, most recent activity first; `limit` defaults to 100, capped at 500.
+    public func conversations(_ caller: Principal, cursor: String? = nil, limit: Int? = nil) async throws -> ConversationPage {
+        let pageSize = try listPageSize(limit)
+        var after: ConversationCursor? = nil
+        if let cursor {
+            guard let parsed = ConversationCursor(cursor) else {
+                throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
+            }
+            after = parsed
+        }
+        let found = try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId, after: after, limit: pageSize + 1)
+        let page = Array(found.prefix(pageSize))
+        let next = found.count > pageSize ? page.last.map { ConversationCursor(updatedAt: $0.updatedAt.milliseconds, id: $0.id).text } : nil
+        return ConversationPage(conversations: page, nextCursor: next)
+    }
+
+    /// A page of a conversation's participants in username order; 404 unless the caller participates.
+    public func members(_ caller: Principal, conversationId: String, cursor: String?, limit: Int?) async throws -> UserPage {
+        guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
+        let pageSize = try listPageSize(limit)
+        var after: String? = nil
+        if let cursor {
+            guard let username = Directory.username(fromCursor: cursor) else {
+                throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
+            }
+            after = username
+        }
+        guard let found = try await store.members(
+            tenantId: caller.tenantId, conversationId: conversationId, viewerId: caller.userId, afterUsername: after, limit: pageSize + 1)
+        else { throw ChatError.notFound("conversation") }
+        let page = Array(found.prefix(pageSize))
+        return UserPage(users: page, nextCursor: found.count > pageSize ? page.last.map { Directory.cursor(after: $0.username) } : nil)
+    }
+
+    /// The page size of the directory, conversation and member listings: 100 by default, at most 500.
+    func listPageSize(_ limit: Int?) throws -> Int {
+        let limit = limit ?? Directory.defaultLimit
+        guard limit >= 1 else { throw ChatError.badRequest("`limit` must be at least 1.", code: "invalid_limit") }
+        return min(limit, Directory.maxLimit)
     }
 
     /// Throws `not_found` unless the caller participates in the conversation (without loading it).
@@ -96,8 +131,8 @@ public struct ChatService: Sendable {
     }
 
     /// The newest top-level message of each of the caller's conversations (for list previews).
-    public func lastMessages(_ caller: Principal) async throws -> [String: Message] {
-        try await store.lastMessages(tenantId: caller.tenantId, viewerId: caller.userId)
+    public func lastMessages(_ caller: Principal, conversationIds: [String]) async throws -> [String: Message] {
+        try await store.lastMessages(tenantId: caller.tenantId, viewerId: caller.userId, conversationIds: conversationIds)
     }
 
     public func conversation(_ caller: Principal, id: String) async throws -> Conversation {

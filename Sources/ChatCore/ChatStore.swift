@@ -96,12 +96,17 @@ public protocol ChatStore: Sendable {
     func deleteExpiredCredentials(now: Timestamp) async throws -> Int
 
     // MARK: Reads (the viewer must participate)
-    func conversations(tenantId: String, viewerId: String) async throws -> [Conversation]
+    /// The viewer's conversations, most recent activity first (`updatedAt`, then `id`, descending), after `cursor`
+    /// when given; at most `limit`, each with its first `Conversation.listedParticipants` participants and the count.
+    func conversations(tenantId: String, viewerId: String, after cursor: ConversationCursor?, limit: Int) async throws -> [Conversation]
+    /// Participants of a conversation the viewer is in, in username order (case-insensitive) after `afterUsername`;
+    /// nil when the viewer does not participate.
+    func members(tenantId: String, conversationId: String, viewerId: String, afterUsername: String?, limit: Int) async throws -> [User]?
     func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation?
     func messages(tenantId: String, conversationId: String, viewerId: String, beforeSeq: Int64?, limit: Int) async throws -> MessagePage?
     func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread?
-    /// The newest top-level message of each of the viewer's conversations, keyed by conversation id.
-    func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message]
+    /// The newest top-level message of each of the given conversations of the viewer, keyed by conversation id.
+    func lastMessages(tenantId: String, viewerId: String, conversationIds: [String]) async throws -> [String: Message]
     /// Whether the user participates in the conversation (a cheap check for realtime subscriptions).
     func isParticipant(tenantId: String, conversationId: String, userId: String) async throws -> Bool
     /// Ids of every conversation the user participates in.

@@ -67,3 +67,41 @@ public struct UserPage: Sendable, Equatable {
         self.nextCursor = nextCursor
     }
 }
+
+/// Where a page of a user's conversations continues: the last one's activity time and id (the list is ordered by
+/// `updatedAt` then `id`, both descending). A conversation that moves up while a client pages (a new message) is not
+/// shown twice; the client learns of it live.
+public struct ConversationCursor: Sendable, Equatable {
+    public var updatedAt: Int64
+    public var id: String
+
+    public init(updatedAt: Int64, id: String) {
+        self.updatedAt = updatedAt
+        self.id = id
+    }
+
+    /// `<milliseconds>.<id>`.
+    public var text: String { "\(updatedAt).\(id)" }
+
+    /// The pattern the OpenAPI document publishes: every string matching it is read.
+    public static let pattern = "^[0-9]{1,15}\\.[A-Za-z0-9_]{1,64}$"
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, (1...15).contains(parts[0].count), parts[0].allSatisfy({ $0.isASCII && $0.isNumber }),
+              let milliseconds = Int64(parts[0]), Identifier.isPlausible(String(parts[1]))
+        else { return nil }
+        self.init(updatedAt: milliseconds, id: String(parts[1]))
+    }
+}
+
+/// One page of a user's conversations.
+public struct ConversationPage: Sendable, Equatable {
+    public var conversations: [Conversation]
+    public var nextCursor: String?
+
+    public init(conversations: [Conversation], nextCursor: String?) {
+        self.conversations = conversations
+        self.nextCursor = nextCursor
+    }
+}

@@ -30,10 +30,17 @@ public struct User: Sendable, Equatable, Codable {
 
 /// A conversation as seen by one viewer (`unreadCount` is the viewer's; 0 inside realtime events).
 public struct Conversation: Sendable, Equatable, Codable {
+    /// Participants carried by a conversation in listings and events; a bigger conversation carries its first ones.
+    public static let listedParticipants = 20
+
     public var id: String
     public var tenantId: String
     public var title: String
+    /// The first participants (by when they joined, at most `listedParticipants` in listings); all of them are at
+    /// `GET /api/chat/:id/members`.
     public var participants: [User]
+    /// How many participants there are in all.
+    public var participantCount: Int
     public var createdBy: String
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
@@ -45,12 +52,13 @@ public struct Conversation: Sendable, Equatable, Codable {
 
     public init(
         id: String, tenantId: String, title: String, participants: [User], createdBy: String, createdAt: Timestamp,
-        updatedAt: Timestamp, lastMessageAt: Timestamp?, closedAt: Timestamp?, unreadCount: Int, lastSeq: Int64
+        updatedAt: Timestamp, lastMessageAt: Timestamp?, closedAt: Timestamp?, unreadCount: Int, lastSeq: Int64, participantCount: Int? = nil
     ) {
         self.id = id
         self.tenantId = tenantId
         self.title = title
         self.participants = participants
+        self.participantCount = participantCount ?? participants.count
         self.createdBy = createdBy
         self.createdAt = createdAt
         self.updatedAt = updatedAt
@@ -61,7 +69,20 @@ public struct Conversation: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, tenantId, title, participants, createdBy, createdAt, updatedAt, lastMessageAt, closedAt, unreadCount, lastSeq
+        case id, tenantId, title, participants, participantCount, createdBy, createdAt, updatedAt, lastMessageAt, closedAt, unreadCount, lastSeq
+    }
+
+    // Events logged before `participantCount` existed carry every participant.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let participants = try c.decode([User].self, forKey: .participants)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), tenantId: try c.decode(String.self, forKey: .tenantId),
+            title: try c.decode(String.self, forKey: .title), participants: participants,
+            createdBy: try c.decode(String.self, forKey: .createdBy), createdAt: try c.decode(Timestamp.self, forKey: .createdAt),
+            updatedAt: try c.decode(Timestamp.self, forKey: .updatedAt), lastMessageAt: try c.decodeIfPresent(Timestamp.self, forKey: .lastMessageAt),
+            closedAt: try c.decodeIfPresent(Timestamp.self, forKey: .closedAt), unreadCount: try c.decode(Int.self, forKey: .unreadCount),
+            lastSeq: try c.decode(Int64.self, forKey: .lastSeq), participantCount: try c.decodeIfPresent(Int.self, forKey: .participantCount))
     }
 
     // Explicit so that empty optionals are written as null, as API.md requires.
@@ -71,6 +92,7 @@ public struct Conversation: Sendable, Equatable, Codable {
         try c.encode(tenantId, forKey: .tenantId)
         try c.encode(title, forKey: .title)
         try c.encode(participants, forKey: .participants)
+        try c.encode(participantCount, forKey: .participantCount)
         try c.encode(createdBy, forKey: .createdBy)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)

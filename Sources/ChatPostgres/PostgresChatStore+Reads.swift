@@ -43,7 +43,7 @@ enum Rows {
             replyCount: Int(try row.value("reply_count", Int32.self)), clientMessageId: try row.value("client_message_id", String?.self))
     }
 
-    static func conversation(_ row: PostgresRandomAccessRow, participants: [User]) throws -> Conversation {
+    static func conversation(_ row: PostgresRandomAccessRow, participants: [User], count: Int? = nil) throws -> Conversation {
         Conversation(
             id: try row.value("id", String.self), tenantId: try row.value("tenant_id", String.self), title: try row.value("title", String.self),
             participants: participants, createdBy: try row.value("created_by", String.self),
@@ -51,7 +51,7 @@ enum Rows {
             updatedAt: Timestamp(milliseconds: try row.value("updated_at", Int64.self)),
             lastMessageAt: try row.value("last_message_at", Int64?.self).map(Timestamp.init(milliseconds:)),
             closedAt: try row.value("closed_at", Int64?.self).map(Timestamp.init(milliseconds:)),
-            unreadCount: Int(try row.value("unread", Int64.self)), lastSeq: try row.value("last_seq", Int64.self))
+            unreadCount: Int(try row.value("unread", Int64.self)), lastSeq: try row.value("last_seq", Int64.self), participantCount: count)
     }
 }
 
@@ -77,16 +77,44 @@ extension PostgresChatStore {
 
     // MARK: Reads (the viewer must participate)
 
-    public func conversations(tenantId: String, viewerId: String) async throws -> [Conversation] {
+    public func conversations(tenantId: String, viewerId: String, after cursor: ConversationCursor?, limit: Int) async throws -> [Conversation] {
         try await guarded { [self] in
+            // Without a cursor, a position above every conversation.
+            let (beforeTime, beforeId) = cursor.map { ($0.updatedAt, $0.id) } ?? (Int64.max, "")
             let rows = try await client.query(
-                PostgresQuery(unsafeSQL: "SELECT \(Rows.conversationColumns) \(Rows.conversationFrom) WHERE p.tenant_id = $1 AND p.user_id = $2 ORDER BY c.updated_at DESC, c.id DESC",
-                              binds: try bindings(tenantId, viewerId)),
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT \(Rows.conversationColumns) \(Rows.conversationFrom) WHERE p.tenant_id = $1 AND p.user_id = $2
+                          AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4) OR $4 = '')
+                        ORDER BY c.updated_at DESC, c.id DESC LIMIT $5
+                        """,
+                    binds: try bindings(tenantId, viewerId, beforeTime, beforeId, Int64(limit))),
                 logger: logger)
             var list: [PostgresRandomAccessRow] = []
             for try await row in rows { list.append(row.makeRandomAccess()) }
-            let participants = try await participantsOfViewer(tenantId: tenantId, viewerId: viewerId)
-            return try list.map { try Rows.conversation($0, participants: participants[try $0.value("id", String.self)] ?? []) }
+            let ids = try list.map { try $0.value("id", String.self) }
+            let participants = try await Self.listedParticipants(PoolRunner(client: client, logger: logger), tenantId: tenantId, conversationIds: ids)
+            return try list.map { row in
+                let listed = participants[try row.value("id", String.self)]
+                return try Rows.conversation(row, participants: listed?.users ?? [], count: listed?.count)
+            }
+        }
+    }
+
+    public func members(tenantId: String, conversationId: String, viewerId: String, afterUsername: String?, limit: Int) async throws -> [User]? {
+        try await guarded { [self] in
+            guard try await isParticipant(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
+            let after = afterUsername ?? ""
+            return try await all(
+                client.query(
+                    """
+                    SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
+                    JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                    WHERE p.tenant_id = \(tenantId) AND p.conversation_id = \(conversationId) AND lower(u.username) > lower(\(after))
+                    ORDER BY lower(u.username) LIMIT \(limit)
+                    """,
+                    logger: logger),
+                Rows.user)
         }
     }
 
@@ -138,8 +166,9 @@ extension PostgresChatStore {
         }
     }
 
-    public func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message] {
-        try await guarded { [self] in
+    public func lastMessages(tenantId: String, viewerId: String, conversationIds: [String]) async throws -> [String: Message] {
+        guard !conversationIds.isEmpty else { return [:] }
+        return try await guarded { [self] in
             let rows = try await all(
                 client.query(
                     PostgresQuery(
@@ -147,10 +176,10 @@ extension PostgresChatStore {
                             SELECT \(Rows.messageColumns) \(Rows.messageFrom)
                             JOIN participants p ON p.tenant_id = m.tenant_id AND p.conversation_id = m.conversation_id
                             JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
-                            WHERE p.tenant_id = $1 AND p.user_id = $2 AND m.thread_parent_id IS NULL
+                            WHERE p.tenant_id = $1 AND p.user_id = $2 AND m.thread_parent_id IS NULL AND m.conversation_id = ANY($3)
                               AND m.seq = (SELECT MAX(seq) FROM messages x WHERE x.conversation_id = m.conversation_id AND x.thread_parent_id IS NULL)
                             """,
-                        binds: try bindings(tenantId, viewerId)),
+                        binds: try bindings(tenantId, viewerId, conversationIds)),
                     logger: logger),
                 Rows.message)
             var result: [String: Message] = [:]
@@ -200,35 +229,30 @@ extension PostgresChatStore {
         var found: PostgresRandomAccessRow?
         for try await row in try await db.run(query) { found = row.makeRandomAccess() }
         guard let found else { return nil }
-        var participants: [User] = []
-        for try await row in try await db.run(
-            """
-            SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
-            JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-            WHERE p.tenant_id = \(tenantId) AND p.conversation_id = \(id) ORDER BY p.joined_at, lower(u.username)
-            """)
-        {
-            participants.append(try Rows.user(row.makeRandomAccess()))
-        }
-        return try Rows.conversation(found, participants: participants)
+        let listed = try await listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id]
+        return try Rows.conversation(found, participants: listed?.users ?? [], count: listed?.count)
     }
 
-    /// The participants of every conversation the viewer is in, keyed by conversation id.
-    func participantsOfViewer(tenantId: String, viewerId: String) async throws -> [String: [User]] {
-        var result: [String: [User]] = [:]
-        for try await row in try await client.query(
+    /// The first `Conversation.listedParticipants` participants of each conversation (by when they joined) and how
+    /// many there are, keyed by conversation id.
+    static func listedParticipants(_ db: some QueryRunner, tenantId: String, conversationIds: [String]) async throws -> [String: (users: [User], count: Int)] {
+        guard !conversationIds.isEmpty else { return [:] }
+        var result: [String: (users: [User], count: Int)] = [:]
+        for try await row in try await db.run(
             """
-            SELECT p2.conversation_id, u.id, u.username, u.display_name, u.tenant_id
-            FROM participants p1
-            JOIN participants p2 ON p2.conversation_id = p1.conversation_id AND p2.tenant_id = p1.tenant_id
-            JOIN users u ON u.tenant_id = p2.tenant_id AND u.id = p2.user_id
-            WHERE p1.tenant_id = \(tenantId) AND p1.user_id = \(viewerId)
-            ORDER BY p2.joined_at, lower(u.username)
-            """,
-            logger: logger)
+            SELECT conversation_id, id, username, display_name, tenant_id, total FROM (
+                SELECT p.conversation_id, u.id, u.username, u.display_name, u.tenant_id,
+                       ROW_NUMBER() OVER (PARTITION BY p.conversation_id ORDER BY p.joined_at, lower(u.username)) AS position,
+                       COUNT(*) OVER (PARTITION BY p.conversation_id) AS total
+                FROM participants p JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                WHERE p.tenant_id = \(tenantId) AND p.conversation_id = ANY(\(conversationIds))
+            ) listed WHERE position <= \(Conversation.listedParticipants) ORDER BY conversation_id, position
+            """)
         {
             let row = row.makeRandomAccess()
-            result[try row.value("conversation_id", String.self), default: []].append(try Rows.user(row))
+            let id = try row.value("conversation_id", String.self)
+            let total = Int(try row.value("total", Int64.self))
+            result[id, default: ([], total)].users.append(try Rows.user(row))
         }
         return result
     }

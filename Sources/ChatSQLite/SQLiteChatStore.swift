@@ -233,17 +233,37 @@ public final class SQLiteChatStore: ChatStore {
 
     // MARK: Reads
 
-    public func conversations(tenantId: String, viewerId: String) async throws -> [Conversation] {
+    public func conversations(tenantId: String, viewerId: String, after cursor: ConversationCursor?, limit: Int) async throws -> [Conversation] {
         try read { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: Self.conversationSelect + """
-                     WHERE p.tenant_id = ? AND p.user_id = ?
-                     ORDER BY c.updated_at DESC, c.id DESC
-                    """,
-                arguments: [tenantId, viewerId])
-            let participants = try Self.participantsOfViewer(db, tenantId: tenantId, viewerId: viewerId)
-            return rows.map { Self.conversation($0, participants: participants[$0["id"]] ?? []) }
+            var sql = Self.conversationSelect + " WHERE p.tenant_id = ? AND p.user_id = ?"
+            var arguments: StatementArguments = [tenantId, viewerId]
+            if let cursor {
+                sql += " AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))"
+                arguments += [cursor.updatedAt, cursor.updatedAt, cursor.id]
+            }
+            sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+            arguments += [limit]
+            let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+            let participants = try Self.listedParticipants(db, tenantId: tenantId, conversationIds: rows.map { $0["id"] })
+            return rows.map { row in
+                let listed = participants[row["id"]]
+                return Self.conversation(row, participants: listed?.users ?? [], count: listed?.count)
+            }
+        }
+    }
+
+    public func members(tenantId: String, conversationId: String, viewerId: String, afterUsername: String?, limit: Int) async throws -> [User]? {
+        guard try participates(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
+        return try read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
+                    JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                    WHERE p.conversation_id = ? AND p.tenant_id = ? AND u.username > ?
+                    ORDER BY u.username LIMIT ?
+                    """),
+                arguments: [conversationId, tenantId, afterUsername ?? "", limit]
+            ).map { Self.user($0) }
         }
     }
 
@@ -308,16 +328,18 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
-    public func lastMessages(tenantId: String, viewerId: String) async throws -> [String: Message] {
-        try read { db in
+    public func lastMessages(tenantId: String, viewerId: String, conversationIds: [String]) async throws -> [String: Message] {
+        guard !conversationIds.isEmpty else { return [:] }
+        return try read { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: Self.messageSelect + """
                      JOIN participants p ON p.tenant_id = m.tenant_id AND p.conversation_id = m.conversation_id
                      WHERE p.tenant_id = ? AND p.user_id = ? AND m.thread_parent_id IS NULL
+                       AND m.conversation_id IN (\(databaseQuestionMarks(count: conversationIds.count)))
                        AND m.seq = (SELECT MAX(seq) FROM messages x WHERE x.conversation_id = m.conversation_id AND x.thread_parent_id IS NULL)
                     """,
-                arguments: [tenantId, viewerId])
+                arguments: StatementArguments([tenantId, viewerId] + conversationIds))
             var result: [String: Message] = [:]
             for row in rows {
                 let message = Self.message(row)
@@ -618,14 +640,14 @@ public final class SQLiteChatStore: ChatStore {
             seq: row["seq"], replyCount: row["reply_count"], clientMessageId: row["client_message_id"])
     }
 
-    static func conversation(_ row: Row, participants: [User]) -> Conversation {
+    static func conversation(_ row: Row, participants: [User], count: Int? = nil) -> Conversation {
         Conversation(
             id: row["id"], tenantId: row["tenant_id"], title: row["title"], participants: participants,
             createdBy: row["created_by"], createdAt: Timestamp(milliseconds: row["created_at"]),
             updatedAt: Timestamp(milliseconds: row["updated_at"]),
             lastMessageAt: (row["last_message_at"] as Int64?).map(Timestamp.init(milliseconds:)),
             closedAt: (row["closed_at"] as Int64?).map(Timestamp.init(milliseconds:)),
-            unreadCount: row["unread"], lastSeq: row["last_seq"])
+            unreadCount: row["unread"], lastSeq: row["last_seq"], participantCount: count)
     }
 
     static func fetchUser(_ db: Database, tenantId: String, id: String) throws -> User? {
@@ -650,33 +672,31 @@ public final class SQLiteChatStore: ChatStore {
             db, sql: conversationSelect + " WHERE p.tenant_id = ? AND p.user_id = ? AND c.id = ?",
             arguments: [tenantId, viewerId, id])
         else { return nil }
-        let participants = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
-                JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                WHERE p.tenant_id = ? AND p.conversation_id = ? ORDER BY p.joined_at, u.username
-                """,
-            arguments: [tenantId, id]
-        ).map { user($0) }
-        return conversation(row, participants: participants)
+        let listed = try listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id]
+        return conversation(row, participants: listed?.users ?? [], count: listed?.count)
     }
 
-    /// The participants of every conversation the viewer is in, keyed by conversation id.
-    static func participantsOfViewer(_ db: Database, tenantId: String, viewerId: String) throws -> [String: [User]] {
+    /// The first `Conversation.listedParticipants` participants of each conversation (by when they joined) and how
+    /// many there are, keyed by conversation id.
+    static func listedParticipants(_ db: Database, tenantId: String, conversationIds: [String]) throws -> [String: (users: [User], count: Int)] {
+        guard !conversationIds.isEmpty else { return [:] }
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT p2.conversation_id, u.id, u.username, u.display_name, u.tenant_id
-                FROM participants p1
-                JOIN participants p2 ON p2.conversation_id = p1.conversation_id AND p2.tenant_id = p1.tenant_id
-                JOIN users u ON u.tenant_id = p2.tenant_id AND u.id = p2.user_id
-                WHERE p1.tenant_id = ? AND p1.user_id = ?
-                ORDER BY p2.joined_at, u.username
+                SELECT conversation_id, id, username, display_name, tenant_id, total FROM (
+                    SELECT p.conversation_id, u.id, u.username, u.display_name, u.tenant_id,
+                           ROW_NUMBER() OVER (PARTITION BY p.conversation_id ORDER BY p.joined_at, u.username) AS position,
+                           COUNT(*) OVER (PARTITION BY p.conversation_id) AS total
+                    FROM participants p JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                    WHERE p.tenant_id = ? AND p.conversation_id IN (\(databaseQuestionMarks(count: conversationIds.count)))
+                ) WHERE position <= ? ORDER BY conversation_id, position
                 """,
-            arguments: [tenantId, viewerId])
-        var result: [String: [User]] = [:]
-        for row in rows { result[row["conversation_id"], default: []].append(user(row)) }
+            arguments: StatementArguments([tenantId] + conversationIds) + [Conversation.listedParticipants])
+        var result: [String: (users: [User], count: Int)] = [:]
+        for row in rows {
+            let id: String = row["conversation_id"]
+            result[id, default: ([], row["total"])].users.append(user(row))
+        }
         return result
     }
 }

@@ -182,9 +182,30 @@ struct OpenAPIDocument {
                 ], required: ["participantIds"]),
                 responses: ["201": Self.reply("Created", conversationReply)], errors: bodyErrors, links: conversationLinks)],
             "/api/chat/conversations": ["get": Self.operation(
-                "listConversations", "The caller's conversations, most recent activity first", tags: chat,
-                responses: ["200": Self.reply("Conversations", Self.object(["conversations": Self.array(Self.ref("Conversation"))]))],
-                errors: [401])],
+                "listConversations", "The caller's conversations, most recent activity first, paged", tags: chat,
+                parameters: [
+                    Self.queryParam(
+                        "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
+                        "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": ConversationCursor.pattern], "nextCursor of the previous page"),
+                ],
+                responses: ["200": Self.reply("A page of conversations", Self.object([
+                    "conversations": Self.array(Self.ref("Conversation")), "nextCursor": ["type": ["string", "null"]],
+                ]))],
+                errors: [400, 401])],
+            "/api/chat/{conversationId}/members": ["get": Self.operation(
+                "listMembers", "A conversation's participants in username order, paged", tags: chat,
+                parameters: [
+                    Self.pathParam("conversationId"),
+                    Self.queryParam(
+                        "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
+                        "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1024], "nextCursor of the previous page"),
+                ],
+                responses: ["200": Self.reply("A page of members", Self.object([
+                    "members": Self.array(Self.ref("User")), "nextCursor": ["type": ["string", "null"]],
+                ]))],
+                errors: [400, 401, 404])],
             "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: Self.object([
@@ -268,7 +289,7 @@ struct OpenAPIDocument {
         let user = Self.object(["id": Self.id, "username": Self.string(), "displayName": Self.string(), "tenantId": Self.id])
         let conversation = Self.object([
             "id": Self.id, "tenantId": Self.id, "title": Self.string(), "participants": Self.array(Self.ref("User")),
-            "createdBy": Self.id, "createdAt": Self.timestamp, "updatedAt": Self.timestamp, "lastMessageAt": Self.nullableTimestamp,
+            "participantCount": ["type": "integer", "minimum": 1], "createdBy": Self.id, "createdAt": Self.timestamp, "updatedAt": Self.timestamp, "lastMessageAt": Self.nullableTimestamp,
             "closedAt": Self.nullableTimestamp, "unreadCount": ["type": "integer", "minimum": 0],
             "lastSeq": ["type": "integer", "minimum": 0],
         ])

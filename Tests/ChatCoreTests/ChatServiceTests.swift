@@ -43,7 +43,7 @@ import Testing
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let (first, created) = try await f.chat.send(alice, conversationId: room.id, content: "once", threadParentId: nil, clientMessageId: "c-1")
         let (again, createdAgain) = try await f.chat.send(alice, conversationId: room.id, content: "once, edited", threadParentId: nil, clientMessageId: "c-1")
         #expect(created && !createdAgain)
@@ -59,7 +59,7 @@ import Testing
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await f.chat.conversations(alice).first { $0.title == "Launch plan" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "Launch plan" }!
         let (root, _) = try await f.chat.send(alice, conversationId: room.id, content: "root", threadParentId: nil, clientMessageId: nil)
         let (reply, _) = try await f.chat.send(alice, conversationId: nil, content: "r1", threadParentId: root.id, clientMessageId: nil)
         let (nested, _) = try await f.chat.send(alice, conversationId: nil, content: "r2", threadParentId: reply.id, clientMessageId: nil)
@@ -78,7 +78,7 @@ import Testing
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let closed = try await f.chat.setClosed(alice, conversationId: room.id, closed: true)
         #expect(closed.closedAt != nil)
         await #expect(throws: ChatError.conversationClosed) {
@@ -93,7 +93,7 @@ import Testing
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice"), bob = try await f.principal("acme", "bob")
-        let room = try await f.chat.conversations(alice).first { $0.title == "Launch plan" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "Launch plan" }!
         let (m1, _) = try await f.chat.send(alice, conversationId: room.id, content: "one", threadParentId: nil, clientMessageId: nil)
         let (m2, _) = try await f.chat.send(alice, conversationId: room.id, content: "two", threadParentId: nil, clientMessageId: nil)
         var view = try await f.chat.conversation(bob, id: room.id)
@@ -183,7 +183,7 @@ import Testing
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let dave = try await f.principal("globex", "dave")
-        let room = try await f.chat.conversations(alice).first!
+        let room = try await f.chat.conversations(alice).conversations.first!
         // A globex user as sender of a message in an acme conversation, even claiming acme's tenant.
         await #expect(throws: (any Error).self) {
             try await f.integers(
@@ -202,7 +202,7 @@ import Testing
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let dave = try await f.principal("globex", "dave")
-        let room = try await f.chat.conversations(alice).first!
+        let room = try await f.chat.conversations(alice).conversations.first!
         await #expect(throws: ChatError.notFound("conversation")) { _ = try await f.chat.conversation(dave, id: room.id) }
         await #expect(throws: ChatError.notFound("conversation")) {
             _ = try await f.chat.send(dave, conversationId: room.id, content: "x", threadParentId: nil, clientMessageId: nil)
@@ -256,7 +256,7 @@ import Testing
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let dave = try await f.principal("globex", "dave")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let root = try await f.chat.messages(alice, conversationId: room.id, before: nil, limit: 1).messages[0]
         func send(_ who: Principal, _ content: String, _ clientId: String? = nil, parent: String? = nil, to conversation: String? = nil) -> WriteCommand {
             .sendMessage(NewMessage(

@@ -24,7 +24,7 @@ struct ClusterTests {
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let cursor = try await f.latestEventId()
         let url = f.databaseURL!
 
@@ -84,7 +84,7 @@ struct ClusterTests {
         defer { a.stop(); b.stop() }
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
-        let room = try await a.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await a.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let onA = Recorder(), onB = Recorder()
         let subscriptions = [
             a.hub.subscribe(onA, to: .tenant(alice.tenantId)), b.hub.subscribe(onB, to: .tenant(alice.tenantId)),
@@ -125,7 +125,7 @@ struct ClusterTests {
         let deaf = try await Node(url: f.databaseURL!, listening: false)
         defer { writer.stop(); deaf.stop() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await writer.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await writer.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let recorder = Recorder()
         let subscription = deaf.hub.subscribe(recorder, to: .room(tenantId: alice.tenantId, conversationId: room.id))
         defer { subscription.cancel() }
@@ -178,7 +178,7 @@ struct PostgresOperationsTests {
         let f = try await CoreFixture(.postgres)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         var logger = Logger(label: "stuck")
         logger.logLevel = .error
         // A transaction that locked the tenant's counter and then hangs (a stuck client, a paused node).
@@ -204,7 +204,7 @@ struct PostgresOperationsTests {
         #expect(ContinuousClock.now - started < .seconds(3))
         // Other tenants never waited.
         let dave = try await f.principal("globex", "dave")
-        let ops = try await chat.conversations(dave).first!
+        let ops = try await chat.conversations(dave).conversations.first!
         _ = try await chat.send(dave, conversationId: ops.id, content: "unaffected", threadParentId: nil, clientMessageId: nil)
         // Once the stuck transaction ends, the retry stores the message once.
         try await stuck.query("ROLLBACK", logger: logger)

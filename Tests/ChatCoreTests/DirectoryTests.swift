@@ -105,3 +105,66 @@ extension DirectoryTests {
         #expect(found.map(\.username) == ["helene"])
     }
 }
+
+/// A person in many conversations and a conversation of many people (issue 15), in every store.
+@Suite struct LargeListTests {
+    @Test(arguments: StoreKind.available) func conversationPagesListEachOnceWhileActivityReordersThem(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        var created: [String] = []
+        for index in 0..<25 { created.append(try await f.chat.startConversation(alice, title: "c\(index)", participantIds: []).id) }
+        let before = Set(try await f.chat.conversations(alice, limit: 500).conversations.map(\.id))
+        var seen: [String] = []
+        var moved: Set<String> = []
+        var cursor: String? = nil
+        var pages = 0
+        repeat {
+            let page = try await f.chat.conversations(alice, cursor: cursor, limit: 7)
+            seen += page.conversations.map(\.id)
+            cursor = page.nextCursor
+            pages += 1
+            // Activity mid-listing: the oldest conversation not shown yet moves to the top.
+            if let oldest = created.first(where: { !seen.contains($0) }), pages <= 2 {
+                _ = try await f.chat.send(alice, conversationId: oldest, content: "bump", threadParentId: nil, clientMessageId: nil)
+                moved.insert(oldest)
+            }
+        } while cursor != nil && pages < 20
+        #expect(Set(seen).count == seen.count, "a conversation was listed twice")
+        #expect(before.subtracting(moved).isSubset(of: Set(seen)), "a conversation that did not move was skipped")
+        let ordered = try await f.chat.conversations(alice, limit: 500).conversations
+        #expect(zip(ordered, ordered.dropFirst()).allSatisfy { ($0.updatedAt.milliseconds, $0.id) >= ($1.updatedAt.milliseconds, $1.id) })
+        await #expect(throws: ChatError.self) { try await f.chat.conversations(alice, cursor: "yesterday", limit: nil) }
+    }
+
+    @Test(arguments: StoreKind.available) func aBigConversationListsItsFirstParticipantsAndPagesItsMembers(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        var ids: [String] = []
+        for index in 0..<30 {
+            ids.append(try await f.store.createUser(tenantId: alice.tenantId, username: "p\(index)", displayName: "P \(index)", passwordHash: "x").id)
+        }
+        let big = try await f.chat.startConversation(alice, title: "big", participantIds: ids)
+        let listed = try #require(try await f.chat.conversations(alice).conversations.first { $0.id == big.id })
+        #expect(listed.participantCount == 31)
+        #expect(listed.participants.count == Conversation.listedParticipants)
+        #expect(listed.participants.first?.username == "alice")  // the creator joined first
+        let single = try await f.chat.conversation(alice, id: big.id)
+        #expect(single.participantCount == 31 && single.participants.count == Conversation.listedParticipants)
+        var members: [String] = []
+        var cursor: String? = nil
+        repeat {
+            let page = try await f.chat.members(alice, conversationId: big.id, cursor: cursor, limit: 8)
+            members += page.users.map(\.username)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(members.count == 31 && Set(members).count == 31)
+        #expect(members == members.sorted { $0.lowercased() < $1.lowercased() })
+        // Someone outside the conversation, or in another tenant, gets 404.
+        let bob = try await f.principal("acme", "bob")
+        await #expect(throws: ChatError.self) { try await f.chat.members(bob, conversationId: big.id, cursor: nil, limit: nil) }
+        let dave = try await f.principal("globex", "dave")
+        await #expect(throws: ChatError.self) { try await f.chat.members(dave, conversationId: big.id, cursor: nil, limit: nil) }
+    }
+}

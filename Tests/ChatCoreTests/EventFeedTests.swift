@@ -16,7 +16,7 @@ import Testing
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let start = try await f.latestEventId()
         let collected = Collected()
         let feed = EventFeed(chat: f.chat, principal: bob, scope: .conversation(room.id)) { item in
@@ -71,8 +71,8 @@ import Testing
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let carol = try await f.principal("acme", "carol")
-        let carolsRooms = try await f.chat.conversations(carol).map(\.id)
-        let notCarols = try await f.chat.conversations(alice).map(\.id).filter { !carolsRooms.contains($0) }
+        let carolsRooms = try await f.chat.conversations(carol).conversations.map(\.id)
+        let notCarols = try await f.chat.conversations(alice).conversations.map(\.id).filter { !carolsRooms.contains($0) }
         #expect(!carolsRooms.isEmpty && !notCarols.isEmpty)
         let feed = EventFeed(chat: f.chat, principal: carol, scope: .allConversations) { _ in true }
         try await feed.start(after: nil)
@@ -134,7 +134,7 @@ extension EventFeedTests {
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let collected = Collected()
         let hubBefore = f.hub.subscriberCount
         let subscribedAtHook = Mutex<Int>(-1)

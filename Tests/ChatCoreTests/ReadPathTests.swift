@@ -24,9 +24,9 @@ import Testing
         let carol = try await f.principal("acme", "carol")
         let dave = try await f.principal("globex", "dave")
         let start = try await f.latestEventId()
-        let general = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let general = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let secret = try await f.chat.startConversation(alice, title: "no carol", participantIds: [])
-        let globexRoom = try await f.chat.conversations(dave).first!
+        let globexRoom = try await f.chat.conversations(dave).conversations.first!
         for i in 0..<30 {
             _ = try await f.chat.send(alice, conversationId: general.id, content: "g\(i)", threadParentId: nil, clientMessageId: nil)
             _ = try await f.chat.send(alice, conversationId: secret.id, content: "s\(i)", threadParentId: nil, clientMessageId: nil)
@@ -73,7 +73,7 @@ import Testing
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let before = try await f.latestEventId()
         for i in 0..<3 { _ = try await f.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
         let old = try await f.chat.events(bob, after: before, conversationId: room.id, limit: 10)
@@ -99,7 +99,7 @@ import Testing
         let alice = try await f.principal("acme", "alice")
         let bob = try await f.principal("acme", "bob")
         let dave = try await f.principal("globex", "dave")
-        let room = try await f.chat.conversations(alice).first { $0.title == "General" }!
+        let room = try await f.chat.conversations(alice).conversations.first { $0.title == "General" }!
         let first = try await f.chat.messages(bob, conversationId: room.id, before: nil, limit: 5)
         #expect(try await f.chat.messages(bob, conversationId: room.id, before: nil, limit: 5) == first)  // cached
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -136,7 +136,7 @@ import Testing
         let f = try await CoreFixture()
         defer { f.cleanUp() }
         let alice = try await f.principal("acme", "alice")
-        let room = try await f.chat.conversations(alice).first!
+        let room = try await f.chat.conversations(alice).conversations.first!
         for i in 0..<50 { _ = try await f.chat.send(alice, conversationId: room.id, content: "\(i)", threadParentId: nil, clientMessageId: nil) }
         let result = try await f.sqliteStore.checkpoint()
         #expect(result.walFrames > 0)

@@ -142,3 +142,17 @@ extension TestClientProtocol {
         }
     }
 }
+
+@Suite struct ConversationTextTests {
+    @Test func aBigConversationIsNamedByItsFirstTwoAndACount() {
+        let people = (0..<20).map { User(id: "usr_\($0)", username: "u\($0)", displayName: "Person \($0)", tenantId: "ten_1") }
+        func conversation(_ listed: [User], count: Int) -> Conversation {
+            Conversation(
+                id: "cnv_1", tenantId: "ten_1", title: "", participants: listed, createdBy: "usr_0", createdAt: .now(), updatedAt: .now(),
+                lastMessageAt: nil, closedAt: nil, unreadCount: 0, lastSeq: 0, participantCount: count)
+        }
+        #expect(ConversationText.people(conversation(people, count: 5_000)) == "Person 0, Person 1 and 4,998 others")
+        #expect(ConversationText.people(conversation(Array(people.prefix(3)), count: 3)) == "Person 0, Person 1, Person 2")
+        #expect(ConversationText.people(conversation(Array(people.prefix(4)), count: 4)) == "Person 0, Person 1 and 2 others")
+    }
+}

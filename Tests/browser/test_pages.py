@@ -159,6 +159,49 @@ def test_people_search_works_without_javascript(server, browsers):
     assert "Nobody matches" in alice.find_element(By.CSS_SELECTOR, ".people-picker").text
 
 
+def test_a_long_conversation_list_pages_and_a_late_one_comes_to_the_top(server, browsers):
+    """Erin (globex) is in 60 conversations: the list shows 50 and a "More" link; scrolling loads the rest, and a
+    message in a conversation that was not loaded brings it to the top live. Without JavaScript the link pages."""
+    headers = api_token(server, "erin", tenant="globex")
+    ids = [httpx.post(server.base + "/api/chat/start", headers=headers, json={"title": f"erin {i:02d}", "participantIds": []}).json()["conversation"]["id"]
+           for i in range(60)]
+    erin = browsers()
+    login(erin, server, "erin", tenant="globex")
+    erin.get(server.base + "/chat")
+    wait_live(erin, "ws")
+    items = lambda d: d.find_elements(By.CSS_SELECTOR, "#conversation-list .conversation")
+    assert len(items(erin)) >= 50
+    more = erin.find_element(By.ID, "more-conversations")
+    erin.execute_script("arguments[0].scrollIntoView()", more)
+    wait(erin, 5).until(lambda d: len(items(d)) >= 61 and not d.find_elements(By.ID, "more-conversations"))
+    titles = [el.text for el in erin.find_elements(By.CSS_SELECTOR, "#conversation-list .conv-title")]
+    assert len(titles) == len(set(titles))
+    # The oldest one gets a message: it moves to the top of the list without a reload.
+    httpx.post(server.base + "/api/chat/send", headers=headers, json={"conversationId": ids[0], "content": "back on top"})
+    wait(erin, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, "#conversation-list .conversation .conv-title").text == "erin 00")
+    plain = browsers(javascript=False)
+    login(plain, server, "erin", tenant="globex")
+    plain.get(server.base + "/chat")
+    first_page = {el.text for el in plain.find_elements(By.CSS_SELECTOR, "#conversation-list .conv-title")}
+    plain.find_element(By.ID, "more-conversations").click()
+    second_page = {el.text for el in plain.find_elements(By.CSS_SELECTOR, "#conversation-list .conv-title")}
+    assert len(first_page) == 50 and second_page and not (first_page & second_page)
+
+
+def test_members_page_and_the_others_count(server, browsers):
+    conversation = new_conversation(server, "Members view", others=("bob", "carol"))
+    alice = browsers()
+    login(alice, server, "alice")
+    open_chat(alice, server, conversation)
+    people = alice.find_element(By.CSS_SELECTOR, ".chat-header .people a")
+    assert people.text == "Alice Anders, Bob Brown, Carol Chen"
+    people.click()
+    wait(alice, 5).until(EC.url_contains("/members"))
+    names = [el.text for el in alice.find_elements(By.CSS_SELECTOR, ".member-list .member-name")]
+    assert names == ["Alice Anders", "Bob Brown", "Carol Chen"]
+    assert "3 people" in alice.find_element(By.CSS_SELECTOR, ".members-card").text
+
+
 def test_closing_disables_the_composer_for_both(server, browsers):
     conversation = new_conversation(server, "to close")
     alice, bob = browsers(), browsers()

@@ -28,7 +28,26 @@ struct ChatController {
     }
 
     struct ConversationBody: Encodable { let conversation: Conversation }
-    struct ConversationsBody: Encodable { let conversations: [Conversation] }
+    struct ConversationsBody: Encodable {
+        let conversations: [Conversation]
+        let nextCursor: String?
+        enum CodingKeys: String, CodingKey { case conversations, nextCursor }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(conversations, forKey: .conversations)
+            try c.encode(nextCursor, forKey: .nextCursor)  // null on the last page
+        }
+    }
+    struct MembersBody: Encodable {
+        let members: [User]
+        let nextCursor: String?
+        enum CodingKeys: String, CodingKey { case members, nextCursor }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(members, forKey: .members)
+            try c.encode(nextCursor, forKey: .nextCursor)
+        }
+    }
     struct ThreadBody: Encodable {
         let parent: Message
         let replies: [Message]
@@ -39,6 +58,7 @@ struct ChatController {
         group.get("conversations", use: conversations)
         group.post("send", use: send)
         group.get(":conversationId/messages", use: messages)
+        group.get(":conversationId/members", use: members)
         group.post("thread/:messageId/reply", use: reply)
         group.get("thread/:messageId", use: thread)
         group.post(":conversationId/close") { try await setClosed($0, $1, closed: true) }
@@ -56,7 +76,16 @@ struct ChatController {
 
     @Sendable func conversations(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let caller = try context.requirePrincipal()
-        return try JSONResponse.make(ConversationsBody(conversations: try await chat.conversations(caller)))
+        let page = try await chat.conversations(
+            caller, cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
+        return try JSONResponse.make(ConversationsBody(conversations: page.conversations, nextCursor: page.nextCursor))
+    }
+
+    @Sendable func members(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let page = try await chat.members(
+            try context.requirePrincipal(), conversationId: try context.parameters.require("conversationId"),
+            cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
+        return try JSONResponse.make(MembersBody(members: page.users, nextCursor: page.nextCursor))
     }
 
     @Sendable func send(_ request: Request, context: ChatRequestContext) async throws -> Response {

@@ -25,6 +25,7 @@ struct PageController {
         router.post("chat/:conversationId/close") { try await setClosed($0, $1, closed: true) }
         router.post("chat/:conversationId/reopen") { try await setClosed($0, $1, closed: false) }
         router.get("chat/:conversationId/thread/:messageId", use: chatPage)
+        router.get("chat/:conversationId/members", use: membersPage)
         router.post("chat/:conversationId/thread/:messageId/reply", use: reply)
     }
 
@@ -69,7 +70,7 @@ struct PageController {
     @Sendable func listPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
         guard let principal = context.principal else { return Self.toLogin(request) }
         var page = try await layout(principal, page: "list", title: "Conversations")
-        page.merge(try await sidebar(principal, activeId: nil)) { $1 }
+        page.merge(try await sidebar(principal, activeId: nil, after: request.uri.queryParameters.get("after"))) { $1 }
         // The people to pick from: a page of the directory (everyone in a small workspace), or the matches of a
         // search (the form works without JavaScript; the script turns it into a type-ahead).
         let query = request.uri.queryParameters.get("q").map { String($0.prefix(Directory.maxQueryLength)) }
@@ -79,6 +80,23 @@ struct PageController {
         page["morePeople"] = people.nextCursor != nil
         if let error = request.uri.queryParameters.get("error") { page["error"] = String(error.prefix(200)) }
         return renderer.render("conversation_list", page)
+    }
+
+    /// Everyone in a conversation, 100 at a time ("More members" pages on without JavaScript).
+    @Sendable func membersPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let conversation = try await chat.conversation(principal, id: conversationId)
+        let members = try await chat.members(principal, conversationId: conversationId, cursor: request.uri.queryParameters.get("after"), limit: nil)
+        let title = ConversationText.title(conversation, viewerId: principal.userId)
+        var page = try await layout(principal, page: "members", title: "Members of \(title)")
+        page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
+        page["conversationId"] = conversationId
+        page["title"] = title
+        page["countText"] = conversation.participantCount == 1 ? "1 person" : "\(conversation.participantCount.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))) people"
+        page["members"] = members.users
+        page["nextCursor"] = members.nextCursor
+        return renderer.render("members", page)
     }
 
     @Sendable func chatPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -99,7 +117,8 @@ struct PageController {
         page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
         page["conversationId"] = conversationId
         page["title"] = ConversationText.title(conversation, viewerId: principal.userId)
-        page["participantNames"] = conversation.participants.map(\.displayName).joined(separator: ", ")
+        page["participantNames"] = ConversationText.people(conversation)
+        page["participantCount"] = conversation.participantCount
         page["closed"] = conversation.isClosed
         page["messages"] = history.messages.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: true) }
         page["hasMessages"] = !history.messages.isEmpty
@@ -186,17 +205,22 @@ struct PageController {
         ]
     }
 
-    private func sidebar(_ principal: Principal, activeId: String?) async throws -> [String: Any] {
-        let conversations = try await chat.conversations(principal)
-        let last = try await chat.lastMessages(principal)
+    /// The conversation list: its first page (50), or the page after `?after=` ("More" works without JavaScript).
+    private func sidebar(_ principal: Principal, activeId: String?, after: String? = nil) async throws -> [String: Any] {
+        let page = try await chat.conversations(principal, cursor: after, limit: Self.sidebarPage)
+        let last = try await chat.lastMessages(principal, conversationIds: page.conversations.map(\.id))
         let now = Timestamp.now()
-        return [
-            "conversations": conversations.map {
+        var sidebar: [String: Any] = [
+            "conversations": page.conversations.map {
                 ConversationItemView($0, lastMessage: last[$0.id], viewerId: principal.userId, activeId: activeId, now: now)
             },
-            "hasConversations": !conversations.isEmpty,
+            "hasConversations": !page.conversations.isEmpty,
         ]
+        if let next = page.nextCursor { sidebar["moreConversations"] = next }
+        return sidebar
     }
+
+    static let sidebarPage = 50
 
     private func renderLogin(next: String, error: String?, tenant: String, username: String, status: HTTPResponse.Status = .ok) -> Response {
         var page: [String: Any] = ["pageTitle": "Sign in", "page": "login", "bodyClass": "login", "next": next, "tenant": tenant, "username": username, "tenantName": "Chat"]

@@ -72,7 +72,7 @@ struct ConversationItemView {
     init(_ conversation: Conversation, lastMessage: Message?, viewerId: String, activeId: String?, now: Timestamp) {
         id = conversation.id
         displayTitle = ConversationText.title(conversation, viewerId: viewerId)
-        participantNames = conversation.participants.map(\.displayName).joined(separator: ", ")
+        participantNames = ConversationText.people(conversation)
         let activity = conversation.lastMessageAt ?? conversation.updatedAt
         activityISO = activity.description
         activityExact = TimeText.exact(activity)
@@ -96,6 +96,14 @@ enum ConversationText {
         if !conversation.title.isEmpty { return conversation.title }
         let others = conversation.participants.filter { $0.id != viewerId }.map(\.displayName)
         return others.isEmpty ? "Just you" : others.joined(separator: ", ")
+    }
+
+    /// Who is in it: every name up to three, else "Alice, Bob and 4,998 others".
+    static func people(_ conversation: Conversation) -> String {
+        let names = conversation.participants.map(\.displayName)
+        guard conversation.participantCount > 3, names.count >= 2 else { return names.joined(separator: ", ") }
+        let others = conversation.participantCount - 2
+        return "\(names[0]), \(names[1]) and \(others.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))) others"
     }
 }
 

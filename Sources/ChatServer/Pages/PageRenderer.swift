@@ -9,7 +9,7 @@ import NIOCore
 struct PageRenderer: Sendable {
     static let requiredTemplates = [
         "layout_start", "layout_end", "login", "sidebar", "conversation_item", "conversation_list", "message_bubble",
-        "chat_window", "error",
+        "chat_window", "error", "members",
     ]
     static let contentSecurityPolicy = [
         "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
