@@ -13,6 +13,7 @@ enum Rows {
 
     static let conversationColumns = """
         c.id, c.tenant_id, c.title, c.created_by, c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.last_seq,
+        c.participant_count,
         (SELECT COUNT(*) FROM messages m
           WHERE m.conversation_id = c.id AND m.thread_parent_id IS NULL AND m.seq > p.last_read_seq
             AND m.sender_id <> p.user_id) AS unread
@@ -43,7 +44,7 @@ enum Rows {
             replyCount: Int(try row.value("reply_count", Int32.self)), clientMessageId: try row.value("client_message_id", String?.self))
     }
 
-    static func conversation(_ row: PostgresRandomAccessRow, participants: [User], count: Int? = nil) throws -> Conversation {
+    static func conversation(_ row: PostgresRandomAccessRow, participants: [User]) throws -> Conversation {
         Conversation(
             id: try row.value("id", String.self), tenantId: try row.value("tenant_id", String.self), title: try row.value("title", String.self),
             participants: participants, createdBy: try row.value("created_by", String.self),
@@ -51,7 +52,8 @@ enum Rows {
             updatedAt: Timestamp(milliseconds: try row.value("updated_at", Int64.self)),
             lastMessageAt: try row.value("last_message_at", Int64?.self).map(Timestamp.init(milliseconds:)),
             closedAt: try row.value("closed_at", Int64?.self).map(Timestamp.init(milliseconds:)),
-            unreadCount: Int(try row.value("unread", Int64.self)), lastSeq: try row.value("last_seq", Int64.self), participantCount: count)
+            unreadCount: Int(try row.value("unread", Int64.self)), lastSeq: try row.value("last_seq", Int64.self),
+            participantCount: Int(try row.value("participant_count", Int32.self)))
     }
 }
 
@@ -94,10 +96,7 @@ extension PostgresChatStore {
             for try await row in rows { list.append(row.makeRandomAccess()) }
             let ids = try list.map { try $0.value("id", String.self) }
             let participants = try await Self.listedParticipants(PoolRunner(client: client, logger: logger), tenantId: tenantId, conversationIds: ids)
-            return try list.map { row in
-                let listed = participants[try row.value("id", String.self)]
-                return try Rows.conversation(row, participants: listed?.users ?? [], count: listed?.count)
-            }
+            return try list.map { try Rows.conversation($0, participants: participants[try $0.value("id", String.self)] ?? []) }
         }
     }
 
@@ -229,30 +228,29 @@ extension PostgresChatStore {
         var found: PostgresRandomAccessRow?
         for try await row in try await db.run(query) { found = row.makeRandomAccess() }
         guard let found else { return nil }
-        let listed = try await listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id]
-        return try Rows.conversation(found, participants: listed?.users ?? [], count: listed?.count)
+        return try Rows.conversation(found, participants: try await listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id] ?? [])
     }
 
-    /// The first `Conversation.listedParticipants` participants of each conversation (by when they joined) and how
-    /// many there are, keyed by conversation id.
-    static func listedParticipants(_ db: some QueryRunner, tenantId: String, conversationIds: [String]) async throws -> [String: (users: [User], count: Int)] {
+    /// The first `Conversation.listedParticipants` participants of each conversation, by when they joined: one
+    /// index range of `participants_by_join` per conversation (LATERAL), whatever its size.
+    static func listedParticipants(_ db: some QueryRunner, tenantId: String, conversationIds: [String]) async throws -> [String: [User]] {
         guard !conversationIds.isEmpty else { return [:] }
-        var result: [String: (users: [User], count: Int)] = [:]
+        var result: [String: [User]] = [:]
         for try await row in try await db.run(
             """
-            SELECT conversation_id, id, username, display_name, tenant_id, total FROM (
-                SELECT p.conversation_id, u.id, u.username, u.display_name, u.tenant_id,
-                       ROW_NUMBER() OVER (PARTITION BY p.conversation_id ORDER BY p.joined_at, lower(u.username)) AS position,
-                       COUNT(*) OVER (PARTITION BY p.conversation_id) AS total
-                FROM participants p JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                WHERE p.tenant_id = \(tenantId) AND p.conversation_id = ANY(\(conversationIds))
-            ) listed WHERE position <= \(Conversation.listedParticipants) ORDER BY conversation_id, position
+            SELECT cid AS conversation_id, listed.id, listed.username, listed.display_name, listed.tenant_id
+            FROM unnest(\(conversationIds)::text[]) WITH ORDINALITY AS ids(cid, n)
+            CROSS JOIN LATERAL (
+                SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at, p.user_id FROM participants p
+                JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                WHERE p.tenant_id = \(tenantId) AND p.conversation_id = ids.cid
+                ORDER BY p.joined_at, p.user_id LIMIT \(Conversation.listedParticipants)
+            ) listed
+            ORDER BY ids.n, listed.joined_at, listed.user_id
             """)
         {
             let row = row.makeRandomAccess()
-            let id = try row.value("conversation_id", String.self)
-            let total = Int(try row.value("total", Int64.self))
-            result[id, default: ([], total)].users.append(try Rows.user(row))
+            result[try row.value("conversation_id", String.self), default: []].append(try Rows.user(row))
         }
         return result
     }

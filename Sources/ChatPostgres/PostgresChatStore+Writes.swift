@@ -111,8 +111,8 @@ extension PostgresChatStore {
         let id = Identifier.make("cnv", at: now)
         try await db.run(
             """
-            INSERT INTO conversations (id, tenant_id, title, created_by, created_at, updated_at)
-            VALUES (\(id), \(tenantId), \(title), \(creatorId), \(now.milliseconds), \(now.milliseconds))
+            INSERT INTO conversations (id, tenant_id, title, created_by, created_at, updated_at, participant_count)
+            VALUES (\(id), \(tenantId), \(title), \(creatorId), \(now.milliseconds), \(now.milliseconds), \(users.count))
             """)
         try await db.run(
             """

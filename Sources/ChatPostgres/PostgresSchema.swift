@@ -119,6 +119,12 @@ enum PostgresSchema {
                 FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
             );
             """),
+        // Large conversations: the participant count kept on the conversation, participants by when they joined.
+        (3, """
+            ALTER TABLE conversations ADD COLUMN participant_count INTEGER NOT NULL DEFAULT 0;
+            UPDATE conversations c SET participant_count = (SELECT COUNT(*) FROM participants p WHERE p.tenant_id = c.tenant_id AND p.conversation_id = c.id);
+            CREATE INDEX participants_by_join ON participants (tenant_id, conversation_id, joined_at, user_id)
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

@@ -70,7 +70,7 @@ public final class SQLiteChatStore: ChatStore {
     /// here are small indexed lookups over a memory-mapped file, so running them in place costs less than the hop;
     /// the pool still gives each caller its own reader connection and snapshot.
     @inline(__always)
-    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
         try pool.read(body)
     }
 
@@ -146,23 +146,6 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
-    public func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) async throws -> [User] {
-        var sql = "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ?"
-        var arguments: StatementArguments = [tenantId]
-        if let prefix {
-            // Every term starting with the prefix: [prefix, prefix + U+10FFFF) in the terms' binary order.
-            sql += " AND id IN (SELECT user_id FROM user_terms WHERE tenant_id = ? AND term >= ? AND term < ?)"
-            arguments += [tenantId, prefix, prefix + "\u{10FFFF}"]
-        }
-        if let afterUsername {
-            sql += " AND username > ?"
-            arguments += [afterUsername]
-        }
-        sql += " ORDER BY username LIMIT ?"
-        arguments += [limit]
-        return try read { db in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { Self.user($0) } }
-    }
-
     /// Writes a user's directory terms (also for tools that insert users in bulk, like the bench).
     public static func indexUser(_ db: Database, tenantId: String, userId: String, username: String, displayName: String) throws {
         for term in Directory.terms(username: username, displayName: displayName) {
@@ -233,40 +216,6 @@ public final class SQLiteChatStore: ChatStore {
 
     // MARK: Reads
 
-    public func conversations(tenantId: String, viewerId: String, after cursor: ConversationCursor?, limit: Int) async throws -> [Conversation] {
-        try read { db in
-            var sql = Self.conversationSelect + " WHERE p.tenant_id = ? AND p.user_id = ?"
-            var arguments: StatementArguments = [tenantId, viewerId]
-            if let cursor {
-                sql += " AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))"
-                arguments += [cursor.updatedAt, cursor.updatedAt, cursor.id]
-            }
-            sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
-            arguments += [limit]
-            let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
-            let participants = try Self.listedParticipants(db, tenantId: tenantId, conversationIds: rows.map { $0["id"] })
-            return rows.map { row in
-                let listed = participants[row["id"]]
-                return Self.conversation(row, participants: listed?.users ?? [], count: listed?.count)
-            }
-        }
-    }
-
-    public func members(tenantId: String, conversationId: String, viewerId: String, afterUsername: String?, limit: Int) async throws -> [User]? {
-        guard try participates(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
-        return try read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: """
-                    SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
-                    JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                    WHERE p.conversation_id = ? AND p.tenant_id = ? AND u.username > ?
-                    ORDER BY u.username LIMIT ?
-                    """),
-                arguments: [conversationId, tenantId, afterUsername ?? "", limit]
-            ).map { Self.user($0) }
-        }
-    }
-
     public func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation? {
         try read { db in try Self.fetchConversation(db, tenantId: tenantId, id: id, viewerId: viewerId) }
     }
@@ -293,7 +242,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     /// Participation through the cache (participants never change once a conversation exists).
-    private func participates(tenantId: String, conversationId: String, userId: String) throws -> Bool {
+    func participates(tenantId: String, conversationId: String, userId: String) throws -> Bool {
         if let known = participantCache.contains(tenantId: tenantId, conversationId: conversationId, userId: userId) {
             return known
         }
@@ -427,10 +376,10 @@ public final class SQLiteChatStore: ChatStore {
         let id = Identifier.make("cnv", at: now)
         try db.execute(
             sql: """
-                INSERT INTO conversations (id, tenant_id, title, created_by, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO conversations (id, tenant_id, title, created_by, created_at, updated_at, participant_count)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [id, tenantId, title, creatorId, now.milliseconds, now.milliseconds])
+            arguments: [id, tenantId, title, creatorId, now.milliseconds, now.milliseconds, users.count])
         for user in users {
             try db.execute(
                 sql: "INSERT INTO participants (tenant_id, conversation_id, user_id, joined_at) VALUES (?, ?, ?, ?)",
@@ -616,6 +565,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static let conversationSelect = """
         SELECT c.id, c.tenant_id, c.title, c.created_by, c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.last_seq,
+               c.participant_count,
                (SELECT COUNT(*) FROM messages m
                  WHERE m.conversation_id = c.id AND m.thread_parent_id IS NULL AND m.seq > p.last_read_seq
                    AND m.sender_id <> p.user_id) AS unread
@@ -640,14 +590,14 @@ public final class SQLiteChatStore: ChatStore {
             seq: row["seq"], replyCount: row["reply_count"], clientMessageId: row["client_message_id"])
     }
 
-    static func conversation(_ row: Row, participants: [User], count: Int? = nil) -> Conversation {
+    static func conversation(_ row: Row, participants: [User]) -> Conversation {
         Conversation(
             id: row["id"], tenantId: row["tenant_id"], title: row["title"], participants: participants,
             createdBy: row["created_by"], createdAt: Timestamp(milliseconds: row["created_at"]),
             updatedAt: Timestamp(milliseconds: row["updated_at"]),
             lastMessageAt: (row["last_message_at"] as Int64?).map(Timestamp.init(milliseconds:)),
             closedAt: (row["closed_at"] as Int64?).map(Timestamp.init(milliseconds:)),
-            unreadCount: row["unread"], lastSeq: row["last_seq"], participantCount: count)
+            unreadCount: row["unread"], lastSeq: row["last_seq"], participantCount: row["participant_count"])
     }
 
     static func fetchUser(_ db: Database, tenantId: String, id: String) throws -> User? {
@@ -672,31 +622,6 @@ public final class SQLiteChatStore: ChatStore {
             db, sql: conversationSelect + " WHERE p.tenant_id = ? AND p.user_id = ? AND c.id = ?",
             arguments: [tenantId, viewerId, id])
         else { return nil }
-        let listed = try listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id]
-        return conversation(row, participants: listed?.users ?? [], count: listed?.count)
-    }
-
-    /// The first `Conversation.listedParticipants` participants of each conversation (by when they joined) and how
-    /// many there are, keyed by conversation id.
-    static func listedParticipants(_ db: Database, tenantId: String, conversationIds: [String]) throws -> [String: (users: [User], count: Int)] {
-        guard !conversationIds.isEmpty else { return [:] }
-        let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT conversation_id, id, username, display_name, tenant_id, total FROM (
-                    SELECT p.conversation_id, u.id, u.username, u.display_name, u.tenant_id,
-                           ROW_NUMBER() OVER (PARTITION BY p.conversation_id ORDER BY p.joined_at, u.username) AS position,
-                           COUNT(*) OVER (PARTITION BY p.conversation_id) AS total
-                    FROM participants p JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                    WHERE p.tenant_id = ? AND p.conversation_id IN (\(databaseQuestionMarks(count: conversationIds.count)))
-                ) WHERE position <= ? ORDER BY conversation_id, position
-                """,
-            arguments: StatementArguments([tenantId] + conversationIds) + [Conversation.listedParticipants])
-        var result: [String: (users: [User], count: Int)] = [:]
-        for row in rows {
-            let id: String = row["conversation_id"]
-            result[id, default: ([], row["total"])].users.append(user(row))
-        }
-        return result
+        return conversation(row, participants: try listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id] ?? [])
     }
 }

@@ -117,6 +117,15 @@ enum Schema {
                     db, tenantId: row["tenant_id"], userId: row["id"], username: row["username"], displayName: row["display_name"])
             }
         }
+        // Large conversations: the participant count kept on the conversation (listings show it without counting),
+        // and participants by when they joined (a listing's first few are an index range).
+        migrator.registerMigration("v3-participant-count") { db in
+            try db.execute(sql: """
+                ALTER TABLE conversations ADD COLUMN participant_count INTEGER NOT NULL DEFAULT 0;
+                UPDATE conversations SET participant_count = (SELECT COUNT(*) FROM participants p WHERE p.conversation_id = conversations.id);
+                CREATE INDEX participants_by_join ON participants(conversation_id, joined_at, user_id);
+                """)
+        }
         return migrator
     }
 }
