@@ -24,7 +24,7 @@ for script in admin_test.py crash_test.py slow_consumer_test.py cluster_test.py 
     (cd Tests/e2e && python3 "$script") || status=1
 done
 echo "== chat-bench --smoke (keeps the benchmark working; measures nothing)"
-timeout 600 .build/debug/chat-bench --smoke --workloads w1,w5,durable,commit,w3,w4,w2,pg --postgres "$CHAT_TEST_POSTGRES_URL" \
+timeout 600 .build/debug/chat-bench --smoke --workloads w1,w5,w6,durable,commit,w3,w4,w2,pg --postgres "$CHAT_TEST_POSTGRES_URL" \
     --server .build/debug/chat-server --output "$(mktemp -d)/bench-smoke.json" || status=1
 echo "== Tests/browser (Chromium + selenium)"
 (cd Tests/browser && python3 -m pytest -q -p no:cacheprovider) || status=1

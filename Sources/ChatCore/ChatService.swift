@@ -85,35 +85,36 @@ public struct ChatService: Sendable {
     /// A page of the caller's conversations, most recent activity first; `limit` defaults to 100, capped at 500.
     public func conversations(_ caller: Principal, cursor: String? = nil, limit: Int? = nil) async throws -> ConversationPage {
         let pageSize = try listPageSize(limit)
-        var after: ConversationCursor? = nil
+        var after: ListCursor? = nil
         if let cursor {
-            guard let parsed = ConversationCursor(cursor) else {
+            guard let parsed = ListCursor(cursor) else {
                 throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
             }
             after = parsed
         }
         let found = try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId, after: after, limit: pageSize + 1)
         let page = Array(found.prefix(pageSize))
-        let next = found.count > pageSize ? page.last.map { ConversationCursor(updatedAt: $0.updatedAt.milliseconds, id: $0.id).text } : nil
+        let next = found.count > pageSize ? page.last.map { ListCursor(time: $0.updatedAt.milliseconds, id: $0.id).text } : nil
         return ConversationPage(conversations: page, nextCursor: next)
     }
 
-    /// A page of a conversation's participants in username order; 404 unless the caller participates.
+    /// A page of a conversation's participants in the order they joined; 404 unless the caller participates.
     public func members(_ caller: Principal, conversationId: String, cursor: String?, limit: Int?) async throws -> UserPage {
         guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
         let pageSize = try listPageSize(limit)
-        var after: String? = nil
+        var after: ListCursor? = nil
         if let cursor {
-            guard let username = Directory.username(fromCursor: cursor) else {
+            guard let parsed = ListCursor(cursor) else {
                 throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
             }
-            after = username
+            after = parsed
         }
         guard let found = try await store.members(
-            tenantId: caller.tenantId, conversationId: conversationId, viewerId: caller.userId, afterUsername: after, limit: pageSize + 1)
+            tenantId: caller.tenantId, conversationId: conversationId, viewerId: caller.userId, after: after, limit: pageSize + 1)
         else { throw ChatError.notFound("conversation") }
         let page = Array(found.prefix(pageSize))
-        return UserPage(users: page, nextCursor: found.count > pageSize ? page.last.map { Directory.cursor(after: $0.username) } : nil)
+        let next = found.count > pageSize ? page.last.map { ListCursor(time: $0.joinedAt, id: $0.user.id).text } : nil
+        return UserPage(users: page.map(\.user), nextCursor: next)
     }
 
     /// The page size of the directory, conversation and member listings: 100 by default, at most 500.

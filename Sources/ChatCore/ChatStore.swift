@@ -98,10 +98,10 @@ public protocol ChatStore: Sendable {
     // MARK: Reads (the viewer must participate)
     /// The viewer's conversations, most recent activity first (`updatedAt`, then `id`, descending), after `cursor`
     /// when given; at most `limit`, each with its first `Conversation.listedParticipants` participants and the count.
-    func conversations(tenantId: String, viewerId: String, after cursor: ConversationCursor?, limit: Int) async throws -> [Conversation]
-    /// Participants of a conversation the viewer is in, in username order (case-insensitive) after `afterUsername`;
-    /// nil when the viewer does not participate.
-    func members(tenantId: String, conversationId: String, viewerId: String, afterUsername: String?, limit: Int) async throws -> [User]?
+    func conversations(tenantId: String, viewerId: String, after cursor: ListCursor?, limit: Int) async throws -> [Conversation]
+    /// Participants of a conversation the viewer is in, in the order they joined (`joinedAt`, then user id) after
+    /// `cursor`, with when each joined; nil when the viewer does not participate. An index range, whatever the size.
+    func members(tenantId: String, conversationId: String, viewerId: String, after cursor: ListCursor?, limit: Int) async throws -> [(user: User, joinedAt: Int64)]?
     func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation?
     func messages(tenantId: String, conversationId: String, viewerId: String, beforeSeq: Int64?, limit: Int) async throws -> MessagePage?
     func thread(tenantId: String, messageId: String, viewerId: String) async throws -> Thread?

@@ -68,20 +68,20 @@ public struct UserPage: Sendable, Equatable {
     }
 }
 
-/// Where a page of a user's conversations continues: the last one's activity time and id (the list is ordered by
-/// `updatedAt` then `id`, both descending). A conversation that moves up while a client pages (a new message) is not
-/// shown twice; the client learns of it live.
-public struct ConversationCursor: Sendable, Equatable {
-    public var updatedAt: Int64
+/// Where a page continues in a list ordered by a time and an id, both descending (a person's conversations by
+/// activity) or ascending (a conversation's members by when they joined). A conversation that moves up while a client
+/// pages (a new message) is not shown twice; the client learns of it live.
+public struct ListCursor: Sendable, Equatable {
+    public var time: Int64
     public var id: String
 
-    public init(updatedAt: Int64, id: String) {
-        self.updatedAt = updatedAt
+    public init(time: Int64, id: String) {
+        self.time = time
         self.id = id
     }
 
     /// `<milliseconds>.<id>`.
-    public var text: String { "\(updatedAt).\(id)" }
+    public var text: String { "\(time).\(id)" }
 
     /// The pattern the OpenAPI document publishes: every string matching it is read.
     public static let pattern = "^[0-9]{1,15}\\.[A-Za-z0-9_]{1,64}$"
@@ -91,7 +91,7 @@ public struct ConversationCursor: Sendable, Equatable {
         guard parts.count == 2, (1...15).contains(parts[0].count), parts[0].allSatisfy({ $0.isASCII && $0.isNumber }),
               let milliseconds = Int64(parts[0]), Identifier.isPlausible(String(parts[1]))
         else { return nil }
-        self.init(updatedAt: milliseconds, id: String(parts[1]))
+        self.init(time: milliseconds, id: String(parts[1]))
     }
 }
 

@@ -245,6 +245,53 @@ extension JSONText {
         return out
     }
 
+    /// A conversation's JSON, written by hand for listings; the same bytes as the shared encoder (a test compares).
+    public static func appendConversation(_ c: Conversation, to out: inout [UInt8]) {
+        appendRaw(#"{"closedAt":"#, to: &out)
+        optional(c.closedAt?.description, to: &out)
+        appendRaw(#","createdAt":"#, to: &out)
+        appendString(c.createdAt.description, to: &out)
+        appendRaw(#","createdBy":"#, to: &out)
+        appendString(c.createdBy, to: &out)
+        appendRaw(#","id":"#, to: &out)
+        appendString(c.id, to: &out)
+        appendRaw(#","lastMessageAt":"#, to: &out)
+        optional(c.lastMessageAt?.description, to: &out)
+        appendRaw(#","lastSeq":"#, to: &out)
+        appendInteger(c.lastSeq, to: &out)
+        appendRaw(#","participantCount":"#, to: &out)
+        appendInteger(Int64(c.participantCount), to: &out)
+        appendRaw(#","participants":["#, to: &out)
+        for (index, participant) in c.participants.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            user(participant, to: &out)
+        }
+        appendRaw(#"],"tenantId":"#, to: &out)
+        appendString(c.tenantId, to: &out)
+        appendRaw(#","title":"#, to: &out)
+        appendString(c.title, to: &out)
+        appendRaw(#","unreadCount":"#, to: &out)
+        appendInteger(Int64(c.unreadCount), to: &out)
+        appendRaw(#","updatedAt":"#, to: &out)
+        appendString(c.updatedAt.description, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The body of `GET /api/chat/conversations`: `{"conversations":[…],"nextCursor":…}`.
+    public static func conversationPage(_ page: ConversationPage) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(page.conversations.reduce(64) { $0 + 400 + $1.participants.count * 120 })
+        appendRaw(#"{"conversations":["#, to: &out)
+        for (index, conversation) in page.conversations.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendConversation(conversation, to: &out)
+        }
+        appendRaw(#"],"nextCursor":"#, to: &out)
+        optional(page.nextCursor, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     static func user(_ u: User, to out: inout [UInt8]) {
         appendRaw(#"{"displayName":"#, to: &out)
         appendString(u.displayName, to: &out)

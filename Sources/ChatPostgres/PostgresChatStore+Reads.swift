@@ -79,16 +79,23 @@ extension PostgresChatStore {
 
     // MARK: Reads (the viewer must participate)
 
-    public func conversations(tenantId: String, viewerId: String, after cursor: ConversationCursor?, limit: Int) async throws -> [Conversation] {
+    public func conversations(tenantId: String, viewerId: String, after cursor: ListCursor?, limit: Int) async throws -> [Conversation] {
         try await guarded { [self] in
             // Without a cursor, a position above every conversation.
-            let (beforeTime, beforeId) = cursor.map { ($0.updatedAt, $0.id) } ?? (Int64.max, "")
+            let (beforeTime, beforeId) = cursor.map { ($0.time, $0.id) } ?? (Int64.max, "")
             let rows = try await client.query(
                 PostgresQuery(
+                    // The page first, then unread counts for its conversations only.
                     unsafeSQL: """
-                        SELECT \(Rows.conversationColumns) \(Rows.conversationFrom) WHERE p.tenant_id = $1 AND p.user_id = $2
-                          AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4) OR $4 = '')
-                        ORDER BY c.updated_at DESC, c.id DESC LIMIT $5
+                        SELECT \(Rows.conversationColumns) FROM (
+                            SELECT c.id FROM participants p JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id
+                            WHERE p.tenant_id = $1 AND p.user_id = $2
+                              AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4) OR $4 = '')
+                            ORDER BY c.updated_at DESC, c.id DESC LIMIT $5
+                        ) page
+                        JOIN participants p ON p.tenant_id = $1 AND p.user_id = $2 AND p.conversation_id = page.id
+                        JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id
+                        ORDER BY c.updated_at DESC, c.id DESC
                         """,
                     binds: try bindings(tenantId, viewerId, beforeTime, beforeId, Int64(limit))),
                 logger: logger)
@@ -100,20 +107,28 @@ extension PostgresChatStore {
         }
     }
 
-    public func members(tenantId: String, conversationId: String, viewerId: String, afterUsername: String?, limit: Int) async throws -> [User]? {
+    public func members(
+        tenantId: String, conversationId: String, viewerId: String, after cursor: ListCursor?, limit: Int
+    ) async throws -> [(user: User, joinedAt: Int64)]? {
         try await guarded { [self] in
             guard try await isParticipant(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
-            let after = afterUsername ?? ""
-            return try await all(
-                client.query(
-                    """
-                    SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
-                    JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                    WHERE p.tenant_id = \(tenantId) AND p.conversation_id = \(conversationId) AND lower(u.username) > lower(\(after))
-                    ORDER BY lower(u.username) LIMIT \(limit)
-                    """,
-                    logger: logger),
-                Rows.user)
+            // A range of participants_by_join, whatever the conversation's size.
+            let (afterTime, afterId) = cursor.map { ($0.time, $0.id) } ?? (Int64.min, "")
+            var result: [(user: User, joinedAt: Int64)] = []
+            for try await row in try await client.query(
+                """
+                SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at FROM participants p
+                JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
+                WHERE p.tenant_id = \(tenantId) AND p.conversation_id = \(conversationId)
+                  AND (p.joined_at, p.user_id) > (\(afterTime), \(afterId))
+                ORDER BY p.joined_at, p.user_id LIMIT \(limit)
+                """,
+                logger: logger)
+            {
+                let row = row.makeRandomAccess()
+                result.append((try Rows.user(row), try row.value("joined_at", Int64.self)))
+            }
+            return result
         }
     }
 

@@ -123,7 +123,8 @@ enum PostgresSchema {
         (3, """
             ALTER TABLE conversations ADD COLUMN participant_count INTEGER NOT NULL DEFAULT 0;
             UPDATE conversations c SET participant_count = (SELECT COUNT(*) FROM participants p WHERE p.tenant_id = c.tenant_id AND p.conversation_id = c.id);
-            CREATE INDEX participants_by_join ON participants (tenant_id, conversation_id, joined_at, user_id)
+            CREATE INDEX participants_by_join ON participants (tenant_id, conversation_id, joined_at, user_id);
+            CREATE INDEX conversations_by_activity ON conversations (tenant_id, updated_at, id)
             """),
     ]
 

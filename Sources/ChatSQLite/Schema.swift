@@ -118,12 +118,14 @@ enum Schema {
             }
         }
         // Large conversations: the participant count kept on the conversation (listings show it without counting),
-        // and participants by when they joined (a listing's first few are an index range).
+        // participants by when they joined (a listing's first few are an index range), and the tenant's conversations
+        // by activity (a busy person's first page is the first rows of that index).
         migrator.registerMigration("v3-participant-count") { db in
             try db.execute(sql: """
                 ALTER TABLE conversations ADD COLUMN participant_count INTEGER NOT NULL DEFAULT 0;
                 UPDATE conversations SET participant_count = (SELECT COUNT(*) FROM participants p WHERE p.conversation_id = conversations.id);
                 CREATE INDEX participants_by_join ON participants(conversation_id, joined_at, user_id);
+                CREATE INDEX conversations_by_activity ON conversations(tenant_id, updated_at, id);
                 """)
         }
         return migrator

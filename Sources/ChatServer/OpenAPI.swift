@@ -187,20 +187,20 @@ struct OpenAPIDocument {
                     Self.queryParam(
                         "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
                         "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
-                    Self.queryParam("cursor", ["type": "string", "pattern": ConversationCursor.pattern], "nextCursor of the previous page"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": ListCursor.pattern], "nextCursor of the previous page"),
                 ],
                 responses: ["200": Self.reply("A page of conversations", Self.object([
                     "conversations": Self.array(Self.ref("Conversation")), "nextCursor": ["type": ["string", "null"]],
                 ]))],
                 errors: [400, 401])],
             "/api/chat/{conversationId}/members": ["get": Self.operation(
-                "listMembers", "A conversation's participants in username order, paged", tags: chat,
+                "listMembers", "A conversation's participants in the order they joined, paged", tags: chat,
                 parameters: [
                     Self.pathParam("conversationId"),
                     Self.queryParam(
                         "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
                         "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
-                    Self.queryParam("cursor", ["type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1024], "nextCursor of the previous page"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": ListCursor.pattern], "nextCursor of the previous page"),
                 ],
                 responses: ["200": Self.reply("A page of members", Self.object([
                     "members": Self.array(Self.ref("User")), "nextCursor": ["type": ["string", "null"]],

@@ -11,8 +11,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The chat-server binary to start (release build recommended).") var server = ".build/release/chat-server"
     @Option(help: "Where to write the figures as JSON.") var output = "bench-results.json"
     @Flag(help: "Tiny sizes and short steps: checks that the bench works, measures nothing.") var smoke = false
-    @Option(help: "Workloads to run, comma separated: w1,w5,w2,w3,w4,durable,commit,pg (pg: durable sends and W1 on PostgreSQL with one and two nodes; needs --postgres).")
-    var workloads = "w1,w5,durable,commit,w3,w4,w2"
+    @Option(help: "Workloads to run, comma separated: w1,w5,w6,w2,w3,w4,durable,commit,pg (pg: durable sends and W1 on PostgreSQL with one and two nodes; needs --postgres).")
+    var workloads = "w1,w5,w6,durable,commit,w3,w4,w2"
     @Option(help: "A PostgreSQL server where the bench may create databases, for the pg workloads (env CHAT_BENCH_POSTGRES_URL).")
     var postgres = ProcessInfo.processInfo.environment["CHAT_BENCH_POSTGRES_URL"]
     @Option(help: "The Node `ws` peer's script; its W1 (and W5) run beside the server's when node and node-ws are installed.")
@@ -28,6 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
         /// W1 against the Node `ws` peer, in the same run.
         var w1Node: [FanoutStep]?
         var w5: Runner.WorkspaceResult?
+        var w6: Runner.LargeTenantResult?
         var w3: [Runner.BigRoomStep]?
         var durable: Runner.DurableResult?
         var w2: Runner.CapacityResult?
@@ -70,6 +71,11 @@ struct BenchCommand: AsyncParsableCommand {
             results.w5 = smoke
                 ? try await runner.workspace(users: 40, conversations: 20, members: 2...10, rate: 20, stepSeconds: seconds)
                 : try await runner.workspace(users: 10_000, conversations: 2_000, members: 2...50, rate: 1000, stepSeconds: seconds)
+        }
+        if selected.contains("w6") {
+            results.w6 = smoke
+                ? try await runner.largeTenant(users: 300, conversations: 60, members: 100, rate: 20, seconds: 1)
+                : try await runner.largeTenant(users: 20_000, conversations: 5_000, members: 5_000, rate: 200, seconds: 10)
         }
         if selected.contains("durable") {
             results.durable = smoke
@@ -128,6 +134,10 @@ struct BenchCommand: AsyncParsableCommand {
             problems.append("w3 @\(step.broadcastsPerSecond): gaps \(step.gaps), duplicates \(step.duplicates), reorders \(step.reorders)")
         }
         if let first = results.w1?.first, first.latency.deliveries == 0 { problems.append("w1 delivered nothing") }
+        if let w6 = results.w6 {
+            for l in w6.listings where l.errors > 0 || l.requests == 0 { problems.append("w6 \(l.name): \(l.errors) errors of \(l.requests)") }
+            for (page, bytes) in w6.pageBytes where bytes <= 0 { problems.append("w6 page \(page) answered \(-bytes)") }
+        }
         if let w5 = results.w5 {
             let l = w5.step.latency
             if l.deliveries == 0 { problems.append("w5 delivered nothing") }
@@ -187,6 +197,17 @@ struct BenchCommand: AsyncParsableCommand {
                     "\(f(ratio, 2))x (\(f(s.serverCPUSecondsPer100kDeliveries, 2)) vs \(f(w1.serverCPUSecondsPer100kDeliveries, 2)) s/100k)", "<= 1.5x", ratio <= 1.5))
             }
             lines.append(Self.target("W5 p99", "\(f(s.latency.p99ms)) ms", "<= 100 ms", s.latency.p99ms <= 100))
+        }
+        if let w6 = r.w6 {
+            lines.append("W6 large tenant: \(w6.users) people, one in \(w6.conversationsOfOne) conversations, one conversation of \(w6.bigConversationMembers): listing | req/s | p50 ms | p99 ms | errors")
+            for l in w6.listings {
+                lines.append("  \(l.name) | \(Int(l.requestsPerSecond)) | \(f(l.p50ms)) | \(f(l.p99ms)) | \(l.errors)")
+                lines.append(Self.target("W6 \(l.name) p99", "\(f(l.p99ms)) ms", "<= 20 ms at 200 req/s", l.p99ms <= 20 && l.errors == 0))
+            }
+            for (page, bytes) in w6.pageBytes.sorted(by: { $0.key < $1.key }) {
+                lines.append("  HTML \(page): \(bytes) bytes")
+                lines.append(Self.target("W6 HTML \(page)", "\(bytes / 1024) KB", "< 200 KB", bytes > 0 && bytes < 200 * 1024))
+            }
         }
         if let d = r.durable {
             lines.append("Durable sends: \(d.senders) senders | \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms | writer busy \(f(d.writerBusyPercent)) % | server CPU \(f(d.serverCPUMicrosPerAck)) µs/ack")

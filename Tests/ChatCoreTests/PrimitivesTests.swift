@@ -74,3 +74,21 @@ extension PrimitivesTests {
         }
     }
 }
+
+extension PrimitivesTests {
+    @Test func handWrittenConversationJSONMatchesTheSharedEncoder() throws {
+        let people = [
+            User(id: "usr_1", username: "zoë", displayName: "Zoë \"Z\" <z>", tenantId: "tnt_1"),
+            User(id: "usr_2", username: "bo", displayName: "Bo\tB", tenantId: "tnt_1"),
+        ]
+        for (closed, last) in [(nil, nil), (Timestamp(milliseconds: 1_795_608_000_999), Timestamp(milliseconds: 1_795_608_000_500))] as [(Timestamp?, Timestamp?)] {
+            let conversation = Conversation(
+                id: "cnv_1", tenantId: "tnt_1", title: "t \u{1} ✓", participants: people, createdBy: "usr_1",
+                createdAt: Timestamp(milliseconds: 1_795_608_000_123), updatedAt: Timestamp(milliseconds: 1_795_608_000_456),
+                lastMessageAt: last, closedAt: closed, unreadCount: 7, lastSeq: 42, participantCount: 5_000)
+            var bytes: [UInt8] = []
+            JSONText.appendConversation(conversation, to: &bytes)
+            #expect(bytes == (try JSONText.encode(conversation)))
+        }
+    }
+}

@@ -28,16 +28,6 @@ struct ChatController {
     }
 
     struct ConversationBody: Encodable { let conversation: Conversation }
-    struct ConversationsBody: Encodable {
-        let conversations: [Conversation]
-        let nextCursor: String?
-        enum CodingKeys: String, CodingKey { case conversations, nextCursor }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(conversations, forKey: .conversations)
-            try c.encode(nextCursor, forKey: .nextCursor)  // null on the last page
-        }
-    }
     struct MembersBody: Encodable {
         let members: [User]
         let nextCursor: String?
@@ -78,7 +68,8 @@ struct ChatController {
         let caller = try context.requirePrincipal()
         let page = try await chat.conversations(
             caller, cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
-        return try JSONResponse.make(ConversationsBody(conversations: page.conversations, nextCursor: page.nextCursor))
+        // Written by hand: the shared encoder was half of this request's time for a page of 50.
+        return JSONResponse.make(bytes: JSONText.conversationPage(page))
     }
 
     @Sendable func members(_ request: Request, context: ChatRequestContext) async throws -> Response {
