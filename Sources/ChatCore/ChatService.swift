@@ -47,10 +47,6 @@ public struct ChatService: Sendable {
 
     // MARK: Reads
 
-    public func users(_ caller: Principal) async throws -> [User] {
-        try await store.users(tenantId: caller.tenantId)
-    }
-
     /// A page of the caller's tenant's directory: everyone, or those whose username, display name or a word of it
     /// starts with `query` (case and accents ignored). `limit` defaults to 100 and is capped at 500.
     public func directory(_ caller: Principal, query: String?, cursor: String?, limit: Int?) async throws -> UserPage {

@@ -70,7 +70,6 @@ public protocol ChatStore: Sendable {
     func tenant(slug: String) async throws -> Tenant?
     func createUser(tenantId: String, username: String, displayName: String, passwordHash: String) async throws -> User
     func user(tenantId: String, id: String) async throws -> User?
-    func users(tenantId: String) async throws -> [User]
     /// Users of the tenant in username order (case-insensitive), after `afterUsername` when given, whose username,
     /// display name or a word of it starts with `prefix` (already folded, see `Directory.fold`) when given; at most
     /// `limit`. An index range in every store, whatever the tenant's size.

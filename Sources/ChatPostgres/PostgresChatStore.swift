@@ -142,16 +142,6 @@ public final class PostgresChatStore: ChatStore {
         }
     }
 
-    public func users(tenantId: String) async throws -> [User] {
-        try await guarded { [self] in
-            try await all(
-                client.query(
-                    "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) ORDER BY lower(username)",
-                    logger: logger),
-                Rows.user)
-        }
-    }
-
     public func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) async throws -> [User] {
         try await guarded { [self] in
             // Username order is lower(username), the unique index's; terms compare in "C" order, so a prefix is the

@@ -137,15 +137,6 @@ public final class SQLiteChatStore: ChatStore {
         try read { db in try Self.fetchUser(db, tenantId: tenantId, id: id) }
     }
 
-    public func users(tenantId: String) async throws -> [User] {
-        try read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? ORDER BY username",
-                arguments: [tenantId]
-            ).map { Self.user($0) }
-        }
-    }
-
     /// Writes a user's directory terms (also for tools that insert users in bulk, like the bench).
     public static func indexUser(_ db: Database, tenantId: String, userId: String, username: String, displayName: String) throws {
         for term in Directory.terms(username: username, displayName: displayName) {
