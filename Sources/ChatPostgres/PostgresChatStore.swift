@@ -150,10 +150,15 @@ public final class PostgresChatStore: ChatStore {
             let query: PostgresQuery
             if let prefix {
                 let upper = prefix + "\u{10FFFF}"
+                // The LIKE repeats the range so that the planner can estimate it (with the range alone it expected
+                // thousands of matches and read the whole tenant's users instead of looking up the few found).
+                let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\")
+                    .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
                 query = """
                     SELECT id, username, display_name, tenant_id FROM users
                     WHERE tenant_id = \(tenantId) AND lower(username) > lower(\(after))
-                      AND id IN (SELECT user_id FROM user_terms WHERE tenant_id = \(tenantId) AND term >= \(prefix) AND term < \(upper))
+                      AND id IN (SELECT user_id FROM user_terms
+                                 WHERE tenant_id = \(tenantId) AND term >= \(prefix) AND term < \(upper) AND term LIKE \(pattern))
                     ORDER BY lower(username) LIMIT \(limit)
                     """
             } else {

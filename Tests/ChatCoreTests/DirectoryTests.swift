@@ -36,6 +36,11 @@ import Testing
         #expect(try await names("angst") == ["zoe"])
         #expect(try await names("ali") == ["alice"])
         #expect(try await names("nobody").isEmpty)
+        // LIKE's wildcards in a query are plain characters.
+        _ = try await f.store.createUser(tenantId: tenant, username: "x_y", displayName: "Ex", passwordHash: "x")
+        _ = try await f.store.createUser(tenantId: tenant, username: "xay", displayName: "Ex", passwordHash: "x")
+        #expect(try await names("x_") == ["x_y"])
+        #expect(try await names("x%").isEmpty)
         // Another tenant's people are never found.
         let dave = try await f.principal("globex", "dave")
         #expect(try await f.chat.directory(dave, query: "emi", cursor: nil, limit: nil).users.isEmpty)
