@@ -81,13 +81,7 @@ public struct ChatService: Sendable {
     /// A page of the caller's conversations, most recent activity first; `limit` defaults to 100, capped at 500.
     public func conversations(_ caller: Principal, cursor: String? = nil, limit: Int? = nil) async throws -> ConversationPage {
         let pageSize = try listPageSize(limit)
-        var after: ListCursor? = nil
-        if let cursor {
-            guard let parsed = ListCursor(cursor) else {
-                throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
-            }
-            after = parsed
-        }
+        let after = try listCursor(cursor)
         let found = try await store.conversations(tenantId: caller.tenantId, viewerId: caller.userId, after: after, limit: pageSize + 1)
         let page = Array(found.prefix(pageSize))
         let next = found.count > pageSize ? page.last.map { ListCursor(time: $0.updatedAt.milliseconds, id: $0.id).text } : nil
@@ -98,19 +92,22 @@ public struct ChatService: Sendable {
     public func members(_ caller: Principal, conversationId: String, cursor: String?, limit: Int?) async throws -> UserPage {
         guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
         let pageSize = try listPageSize(limit)
-        var after: ListCursor? = nil
-        if let cursor {
-            guard let parsed = ListCursor(cursor) else {
-                throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
-            }
-            after = parsed
-        }
+        let after = try listCursor(cursor)
         guard let found = try await store.members(
             tenantId: caller.tenantId, conversationId: conversationId, viewerId: caller.userId, after: after, limit: pageSize + 1)
         else { throw ChatError.notFound("conversation") }
         let page = Array(found.prefix(pageSize))
         let next = found.count > pageSize ? page.last.map { ListCursor(time: $0.joinedAt, id: $0.user.id).text } : nil
         return UserPage(users: page.map(\.user), nextCursor: next)
+    }
+
+    /// A conversation or member listing's cursor; 400 `invalid_cursor` when it is not of the published form.
+    func listCursor(_ text: String?) throws -> ListCursor? {
+        guard let text else { return nil }
+        guard let cursor = ListCursor(text) else {
+            throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
+        }
+        return cursor
     }
 
     /// The page size of the directory, conversation and member listings: 100 by default, at most 500.

@@ -65,3 +65,23 @@ enum JSONResponse {
         return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
     }
 }
+
+/// A page of a listing: `{"<items>": […], "nextCursor": string|null}` (the cursor is written as null, never left out).
+struct PagedBody<Item: Encodable>: Encodable {
+    let key: String
+    let items: [Item]
+    let nextCursor: String?
+
+    private struct Key: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(items, forKey: Key(stringValue: key))
+        try container.encode(nextCursor, forKey: Key(stringValue: "nextCursor"))
+    }
+}

@@ -108,6 +108,33 @@ import Testing
         }
     }
 
+    @Test func conversationsAndMembersArePaged() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let general = try await client.conversationId("General", as: alice)
+            let first = try await client.call(.get, "/api/chat/conversations?limit=1", as: alice)
+            #expect(first.json["conversations"].array.count == 1)
+            #expect(first.json["conversations"][0]["participantCount"].int != nil)
+            let cursor = try #require(first.json["nextCursor"].string)
+            let rest = try await client.call(.get, "/api/chat/conversations?cursor=\(cursor)", as: alice)
+            #expect(rest.json["nextCursor"].isNull)
+            let ids = (first.json["conversations"].array + rest.json["conversations"].array).compactMap { $0["id"].string }
+            #expect(ids.count == Set(ids).count && ids.contains(general))
+            #expect(try await client.call(.get, "/api/chat/conversations?cursor=nope", as: alice).json["error"]["code"].string == "invalid_cursor")
+            var members: [String] = []
+            var next: String? = nil
+            repeat {
+                let page = try await client.call(.get, "/api/chat/\(general)/members?limit=1" + (next.map { "&cursor=\($0)" } ?? ""), as: alice)
+                #expect(page.status == .ok)
+                members += page.json["members"].array.compactMap { $0["username"].string }
+                next = page.json["nextCursor"].string
+            } while next != nil && members.count < 10
+            #expect(Set(members) == ["alice", "bob", "carol"] && members.count == 3)
+            let dave = try await client.tokenSignIn("globex", "dave")
+            #expect(try await client.call(.get, "/api/chat/\(general)/members", as: dave).status == .notFound)
+        }
+    }
+
     @Test func pagingAndLimits() async throws {
         try await withApp { client, _ in
             let alice = try await client.tokenSignIn("acme", "alice")

@@ -45,19 +45,6 @@ struct AuthController {
         let tenant: TenantInfo
     }
 
-    struct UsersResponse: Encodable {
-        let users: [User]
-        let nextCursor: String?
-
-        enum CodingKeys: String, CodingKey { case users, nextCursor }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(users, forKey: .users)
-            try container.encode(nextCursor, forKey: .nextCursor)  // null on the last page, never left out
-        }
-    }
-
     /// Sign-in routes: their group checks the origin but asks for no CSRF token.
     func addSignInRoutes(to auth: RouterGroup<ChatRequestContext>) {
         auth.post("login", use: login)
@@ -103,7 +90,7 @@ struct AuthController {
         let page = try await chat.directory(
             try context.requirePrincipal(), query: request.uri.queryParameters.get("q"), cursor: request.uri.queryParameters.get("cursor"),
             limit: try request.integerQuery("limit"))
-        return try JSONResponse.make(UsersResponse(users: page.users, nextCursor: page.nextCursor))
+        return try JSONResponse.make(PagedBody(key: "users", items: page.users, nextCursor: page.nextCursor))
     }
 }
 

@@ -28,16 +28,6 @@ struct ChatController {
     }
 
     struct ConversationBody: Encodable { let conversation: Conversation }
-    struct MembersBody: Encodable {
-        let members: [User]
-        let nextCursor: String?
-        enum CodingKeys: String, CodingKey { case members, nextCursor }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(members, forKey: .members)
-            try c.encode(nextCursor, forKey: .nextCursor)
-        }
-    }
     struct ThreadBody: Encodable {
         let parent: Message
         let replies: [Message]
@@ -76,7 +66,7 @@ struct ChatController {
         let page = try await chat.members(
             try context.requirePrincipal(), conversationId: try context.parameters.require("conversationId"),
             cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
-        return try JSONResponse.make(MembersBody(members: page.users, nextCursor: page.nextCursor))
+        return try JSONResponse.make(PagedBody(key: "members", items: page.users, nextCursor: page.nextCursor))
     }
 
     @Sendable func send(_ request: Request, context: ChatRequestContext) async throws -> Response {
