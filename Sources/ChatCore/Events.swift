@@ -232,15 +232,26 @@ extension JSONText {
 
     /// The body of `GET /api/chat/:id/messages`: `{"messages":[…],"nextCursor":…}`.
     public static func messagePage(_ page: MessagePage) -> [UInt8] {
+        pageBody("messages", page.messages, nextCursor: page.nextCursor, reserve: page.messages.reduce(64) { $0 + $1.content.utf8.count + 420 }) {
+            appendMessage($0, to: &$1)
+        }
+    }
+
+    /// `{"<key>":[…],"nextCursor":…}`, each item written by `append`.
+    static func pageBody<Item>(
+        _ key: StaticString, _ items: [Item], nextCursor: String?, reserve: Int, _ append: (Item, inout [UInt8]) -> Void
+    ) -> [UInt8] {
         var out = [UInt8]()
-        out.reserveCapacity(page.messages.reduce(64) { $0 + $1.content.utf8.count + 420 })
-        appendRaw(#"{"messages":["#, to: &out)
-        for (index, message) in page.messages.enumerated() {
+        out.reserveCapacity(reserve)
+        appendRaw(#"{""#, to: &out)
+        appendRaw(key, to: &out)
+        appendRaw(#"":["#, to: &out)
+        for (index, item) in items.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendMessage(message, to: &out)
+            append(item, &out)
         }
         appendRaw(#"],"nextCursor":"#, to: &out)
-        optional(page.nextCursor, to: &out)
+        optional(nextCursor, to: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -279,17 +290,10 @@ extension JSONText {
 
     /// The body of `GET /api/chat/conversations`: `{"conversations":[…],"nextCursor":…}`.
     public static func conversationPage(_ page: ConversationPage) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(page.conversations.reduce(64) { $0 + 400 + $1.participants.count * 120 })
-        appendRaw(#"{"conversations":["#, to: &out)
-        for (index, conversation) in page.conversations.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendConversation(conversation, to: &out)
-        }
-        appendRaw(#"],"nextCursor":"#, to: &out)
-        optional(page.nextCursor, to: &out)
-        out.append(UInt8(ascii: "}"))
-        return out
+        pageBody(
+            "conversations", page.conversations, nextCursor: page.nextCursor,
+            reserve: page.conversations.reduce(64) { $0 + 400 + $1.participants.count * 120 }
+        ) { appendConversation($0, to: &$1) }
     }
 
     static func user(_ u: User, to out: inout [UInt8]) {

@@ -31,8 +31,7 @@ extension SQLiteChatStore {
             guard !ids.isEmpty else { return [] }
             let rows = try Row.fetchAll(
                 db,
-                sql: Self.conversationSelect.replacingOccurrences(of: "FROM participants p JOIN", with: "FROM participants p CROSS JOIN")
-                    + " WHERE p.conversation_id IN (\(databaseQuestionMarks(count: ids.count))) AND p.user_id = ? AND p.tenant_id = ?",
+                sql: Listings.conversationsOfViewer + " WHERE p.conversation_id IN (\(databaseQuestionMarks(count: ids.count))) AND p.user_id = ? AND p.tenant_id = ?",
                 arguments: StatementArguments(ids + [viewerId, tenantId]))
             let byId = Dictionary(rows.map { ($0["id"] as String, $0) }, uniquingKeysWith: { first, _ in first })
             let participants = try Self.listedParticipants(db, tenantId: tenantId, conversationIds: ids)
@@ -86,6 +85,11 @@ extension SQLiteChatStore {
 
 /// The listing statements and their arguments.
 enum Listings {
+    /// The conversation columns, the viewer's participations first (CROSS JOIN keeps SQLite from starting at the
+    /// tenant's conversations).
+    static let conversationsOfViewer = SQLiteChatStore.conversationSelect.replacingOccurrences(
+        of: "FROM participants p JOIN", with: "FROM participants p CROSS JOIN")
+
     static func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) -> (String, StatementArguments) {
         var sql: String
         var arguments: StatementArguments

@@ -123,6 +123,11 @@ struct OpenAPIDocument {
         let chat = ["chat"]
         // A cookie-authenticated state change can also be refused as cross-site or without its CSRF token (403).
         let bodyErrors = [400, 401, 403, 404, 413, 415]
+        // The directory, conversation and member listings page alike.
+        let listLimit = Self.queryParam(
+            "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
+            "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)")
+        let nextCursor: JSON = ["type": ["string", "null"]]
         let conversationLinks: JSON = [
             "ReadItsMessages": Self.link("listMessages", "conversationId", "$response.body#/conversation/id"),
             "CloseIt": Self.link("closeConversation", "conversationId", "$response.body#/conversation/id"),
@@ -166,13 +171,11 @@ struct OpenAPIDocument {
                     Self.queryParam(
                         "q", ["type": "string", "pattern": InputRules.noControlPattern],
                         "Prefix of a username, a display name or a word of it; case and accents ignored (at most \(Directory.maxQueryLength) characters are used)"),
-                    Self.queryParam(
-                        "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
-                        "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
+                    listLimit,
                     Self.queryParam("cursor", ["type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1024], "nextCursor of the previous page"),
                 ],
                 responses: ["200": Self.reply("A page of users", Self.object([
-                    "users": Self.array(Self.ref("User")), "nextCursor": ["type": ["string", "null"]],
+                    "users": Self.array(Self.ref("User")), "nextCursor": nextCursor,
                 ]))], errors: [400, 401])],
             "/api/chat/start": ["post": Self.operation(
                 "startConversation", "Start a conversation; the caller always participates", tags: chat,
@@ -184,26 +187,22 @@ struct OpenAPIDocument {
             "/api/chat/conversations": ["get": Self.operation(
                 "listConversations", "The caller's conversations, most recent activity first, paged", tags: chat,
                 parameters: [
-                    Self.queryParam(
-                        "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
-                        "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
+                    listLimit,
                     Self.queryParam("cursor", ["type": "string", "pattern": ListCursor.pattern], "nextCursor of the previous page"),
                 ],
                 responses: ["200": Self.reply("A page of conversations", Self.object([
-                    "conversations": Self.array(Self.ref("Conversation")), "nextCursor": ["type": ["string", "null"]],
+                    "conversations": Self.array(Self.ref("Conversation")), "nextCursor": nextCursor,
                 ]))],
                 errors: [400, 401])],
             "/api/chat/{conversationId}/members": ["get": Self.operation(
                 "listMembers", "A conversation's participants in the order they joined, paged", tags: chat,
                 parameters: [
                     Self.pathParam("conversationId"),
-                    Self.queryParam(
-                        "limit", ["type": "integer", "minimum": 1, "default": Directory.defaultLimit],
-                        "Page size; values above \(Directory.maxLimit) are served as \(Directory.maxLimit)"),
+                    listLimit,
                     Self.queryParam("cursor", ["type": "string", "pattern": ListCursor.pattern], "nextCursor of the previous page"),
                 ],
                 responses: ["200": Self.reply("A page of members", Self.object([
-                    "members": Self.array(Self.ref("User")), "nextCursor": ["type": ["string", "null"]],
+                    "members": Self.array(Self.ref("User")), "nextCursor": nextCursor,
                 ]))],
                 errors: [400, 401, 404])],
             "/api/chat/send": ["post": Self.operation(
