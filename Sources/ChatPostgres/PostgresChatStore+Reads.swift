@@ -79,59 +79,6 @@ extension PostgresChatStore {
 
     // MARK: Reads (the viewer must participate)
 
-    public func conversations(tenantId: String, viewerId: String, after cursor: ListCursor?, limit: Int) async throws -> [Conversation] {
-        try await guarded { [self] in
-            // Without a cursor, a position above every conversation.
-            let (beforeTime, beforeId) = cursor.map { ($0.time, $0.id) } ?? (Int64.max, "")
-            let rows = try await client.query(
-                PostgresQuery(
-                    // The page first, then unread counts for its conversations only.
-                    unsafeSQL: """
-                        SELECT \(Rows.conversationColumns) FROM (
-                            SELECT c.id FROM participants p JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id
-                            WHERE p.tenant_id = $1 AND p.user_id = $2
-                              AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4) OR $4 = '')
-                            ORDER BY c.updated_at DESC, c.id DESC LIMIT $5
-                        ) page
-                        JOIN participants p ON p.tenant_id = $1 AND p.user_id = $2 AND p.conversation_id = page.id
-                        JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id
-                        ORDER BY c.updated_at DESC, c.id DESC
-                        """,
-                    binds: try bindings(tenantId, viewerId, beforeTime, beforeId, Int64(limit))),
-                logger: logger)
-            var list: [PostgresRandomAccessRow] = []
-            for try await row in rows { list.append(row.makeRandomAccess()) }
-            let ids = try list.map { try $0.value("id", String.self) }
-            let participants = try await Self.listedParticipants(PoolRunner(client: client, logger: logger), tenantId: tenantId, conversationIds: ids)
-            return try list.map { try Rows.conversation($0, participants: participants[try $0.value("id", String.self)] ?? []) }
-        }
-    }
-
-    public func members(
-        tenantId: String, conversationId: String, viewerId: String, after cursor: ListCursor?, limit: Int
-    ) async throws -> [(user: User, joinedAt: Int64)]? {
-        try await guarded { [self] in
-            guard try await isParticipant(tenantId: tenantId, conversationId: conversationId, userId: viewerId) else { return nil }
-            // A range of participants_by_join, whatever the conversation's size.
-            let (afterTime, afterId) = cursor.map { ($0.time, $0.id) } ?? (Int64.min, "")
-            var result: [(user: User, joinedAt: Int64)] = []
-            for try await row in try await client.query(
-                """
-                SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at FROM participants p
-                JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                WHERE p.tenant_id = \(tenantId) AND p.conversation_id = \(conversationId)
-                  AND (p.joined_at, p.user_id) > (\(afterTime), \(afterId))
-                ORDER BY p.joined_at, p.user_id LIMIT \(limit)
-                """,
-                logger: logger)
-            {
-                let row = row.makeRandomAccess()
-                result.append((try Rows.user(row), try row.value("joined_at", Int64.self)))
-            }
-            return result
-        }
-    }
-
     public func conversation(tenantId: String, id: String, viewerId: String) async throws -> Conversation? {
         try await guarded { [self] in
             try await Self.fetchConversation(pool, tenantId: tenantId, id: id, viewerId: viewerId)
@@ -244,30 +191,6 @@ extension PostgresChatStore {
         for try await row in try await db.run(query) { found = row.makeRandomAccess() }
         guard let found else { return nil }
         return try Rows.conversation(found, participants: try await listedParticipants(db, tenantId: tenantId, conversationIds: [id])[id] ?? [])
-    }
-
-    /// The first `Conversation.listedParticipants` participants of each conversation, by when they joined: one
-    /// index range of `participants_by_join` per conversation (LATERAL), whatever its size.
-    static func listedParticipants(_ db: some QueryRunner, tenantId: String, conversationIds: [String]) async throws -> [String: [User]] {
-        guard !conversationIds.isEmpty else { return [:] }
-        var result: [String: [User]] = [:]
-        for try await row in try await db.run(
-            """
-            SELECT cid AS conversation_id, listed.id, listed.username, listed.display_name, listed.tenant_id
-            FROM unnest(\(conversationIds)::text[]) WITH ORDINALITY AS ids(cid, n)
-            CROSS JOIN LATERAL (
-                SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at, p.user_id FROM participants p
-                JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-                WHERE p.tenant_id = \(tenantId) AND p.conversation_id = ids.cid
-                ORDER BY p.joined_at, p.user_id LIMIT \(Conversation.listedParticipants)
-            ) listed
-            ORDER BY ids.n, listed.joined_at, listed.user_id
-            """)
-        {
-            let row = row.makeRandomAccess()
-            result[try row.value("conversation_id", String.self), default: []].append(try Rows.user(row))
-        }
-        return result
     }
 }
 

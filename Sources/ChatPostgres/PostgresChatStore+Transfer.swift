@@ -45,6 +45,13 @@ extension PostgresChatStore: TransferTarget {
             try await connection.query(
                 "UPDATE tenants SET last_event_id = GREATEST(\(log.latest), COALESCE((SELECT MAX(id) FROM events e WHERE e.tenant_id = tenants.id), 0)), pruned_through = \(log.pruned)",
                 logger: logger)
+            // The one column a SQLite database has no copy of.
+            try await connection.query(
+                "UPDATE user_terms t SET username_key = lower(u.username) FROM users u WHERE u.tenant_id = t.tenant_id AND u.id = t.user_id AND t.username_key IS NULL",
+                logger: logger)
         }
+        // Statistics and visibility for the planner now, not when autovacuum gets to the new rows: until then it
+        // prices every table as nearly empty and cannot answer from an index alone.
+        try await client.query("VACUUM (ANALYZE)", logger: logger)
     }
 }

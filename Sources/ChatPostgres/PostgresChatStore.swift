@@ -142,36 +142,6 @@ public final class PostgresChatStore: ChatStore {
         }
     }
 
-    public func directory(tenantId: String, prefix: String?, afterUsername: String?, limit: Int) async throws -> [User] {
-        try await guarded { [self] in
-            // Username order is lower(username), the unique index's; terms compare in "C" order, so a prefix is the
-            // range [prefix, prefix + U+10FFFF).
-            let after = afterUsername ?? ""
-            let query: PostgresQuery
-            if let prefix {
-                let upper = prefix + "\u{10FFFF}"
-                // The LIKE repeats the range so that the planner can estimate it (with the range alone it expected
-                // thousands of matches and read the whole tenant's users instead of looking up the few found).
-                let pattern = prefix.replacingOccurrences(of: "\\", with: "\\\\")
-                    .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-                query = """
-                    SELECT id, username, display_name, tenant_id FROM users
-                    WHERE tenant_id = \(tenantId) AND lower(username) > lower(\(after))
-                      AND id IN (SELECT user_id FROM user_terms
-                                 WHERE tenant_id = \(tenantId) AND term >= \(prefix) AND term < \(upper) AND term LIKE \(pattern))
-                    ORDER BY lower(username) LIMIT \(limit)
-                    """
-            } else {
-                query = """
-                    SELECT id, username, display_name, tenant_id FROM users
-                    WHERE tenant_id = \(tenantId) AND lower(username) > lower(\(after))
-                    ORDER BY lower(username) LIMIT \(limit)
-                    """
-            }
-            return try await all(client.query(query, logger: logger), Rows.user)
-        }
-    }
-
     /// Writes a user's directory terms.
     static func indexUser(
         _ connection: PostgresConnection, tenantId: String, userId: String, username: String, displayName: String, logger: Logger
@@ -179,7 +149,8 @@ public final class PostgresChatStore: ChatStore {
         let terms = Array(Directory.terms(username: username, displayName: displayName))
         try await connection.query(
             """
-            INSERT INTO user_terms (tenant_id, term, user_id) SELECT \(tenantId), t, \(userId) FROM unnest(\(terms)::text[]) AS t
+            INSERT INTO user_terms (tenant_id, term, user_id, username_key)
+            SELECT \(tenantId), t, \(userId), lower(\(username)) FROM unnest(\(terms)::text[]) AS t
             ON CONFLICT DO NOTHING
             """,
             logger: logger)

@@ -126,6 +126,14 @@ enum PostgresSchema {
             CREATE INDEX participants_by_join ON participants (tenant_id, conversation_id, joined_at, user_id);
             CREATE INDEX conversations_by_activity ON conversations (tenant_id, updated_at, id)
             """),
+        // Directory search answered from one index: each term carries its user's sort key, so a prefix's matches
+        // are deduplicated and ordered without visiting the users (W6: 7 ms to 1.9 ms for a prefix that 4% of a
+        // 20,000-person tenant match). Nullable because `migrate-data` copies terms without it and fills it after.
+        (4, """
+            ALTER TABLE user_terms ADD COLUMN username_key TEXT;
+            UPDATE user_terms t SET username_key = lower(u.username) FROM users u WHERE u.tenant_id = t.tenant_id AND u.id = t.user_id;
+            CREATE INDEX user_terms_search ON user_terms (tenant_id, term) INCLUDE (username_key, user_id)
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

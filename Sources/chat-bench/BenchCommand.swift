@@ -29,6 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
         var w1Node: [FanoutStep]?
         var w5: Runner.WorkspaceResult?
         var w6: Runner.LargeTenantResult?
+        var w6Postgres: Runner.LargeTenantResult?
         var w3: [Runner.BigRoomStep]?
         var durable: Runner.DurableResult?
         var w2: Runner.CapacityResult?
@@ -76,6 +77,11 @@ struct BenchCommand: AsyncParsableCommand {
             results.w6 = smoke
                 ? try await runner.largeTenant(users: 300, conversations: 60, members: 100, rate: 20, seconds: 1)
                 : try await runner.largeTenant(users: 20_000, conversations: 5_000, members: 5_000, rate: 200, seconds: 10)
+            if runner.postgresURL != nil {
+                results.w6Postgres = smoke
+                    ? try await runner.largeTenant(users: 300, conversations: 60, members: 100, rate: 20, seconds: 1, postgres: true)
+                    : try await runner.largeTenant(users: 20_000, conversations: 5_000, members: 5_000, rate: 200, seconds: 10, postgres: true)
+            }
         }
         if selected.contains("durable") {
             results.durable = smoke
@@ -134,9 +140,9 @@ struct BenchCommand: AsyncParsableCommand {
             problems.append("w3 @\(step.broadcastsPerSecond): gaps \(step.gaps), duplicates \(step.duplicates), reorders \(step.reorders)")
         }
         if let first = results.w1?.first, first.latency.deliveries == 0 { problems.append("w1 delivered nothing") }
-        if let w6 = results.w6 {
-            for l in w6.listings where l.errors > 0 || l.requests == 0 { problems.append("w6 \(l.name): \(l.errors) errors of \(l.requests)") }
-            for (page, bytes) in w6.pageBytes where bytes <= 0 { problems.append("w6 page \(page) answered \(-bytes)") }
+        for w6 in [results.w6, results.w6Postgres].compactMap({ $0 }) {
+            for l in w6.listings where l.errors > 0 || l.requests == 0 { problems.append("w6 \(w6.store) \(l.name): \(l.errors) errors of \(l.requests)") }
+            for (page, bytes) in w6.pageBytes where bytes <= 0 { problems.append("w6 \(w6.store) page \(page) answered \(-bytes)") }
         }
         if let w5 = results.w5 {
             let l = w5.step.latency
@@ -198,15 +204,15 @@ struct BenchCommand: AsyncParsableCommand {
             }
             lines.append(Self.target("W5 p99", "\(f(s.latency.p99ms)) ms", "<= 100 ms", s.latency.p99ms <= 100))
         }
-        if let w6 = r.w6 {
-            lines.append("W6 large tenant: \(w6.users) people, one in \(w6.conversationsOfOne) conversations, one conversation of \(w6.bigConversationMembers): listing | req/s | p50 ms | p99 ms | errors")
+        for w6 in [r.w6, r.w6Postgres].compactMap({ $0 }) {
+            lines.append("W6 large tenant on \(w6.store): \(w6.users) people, one in \(w6.conversationsOfOne) conversations, one conversation of \(w6.bigConversationMembers): listing | req/s | p50 ms | p99 ms | errors")
             for l in w6.listings {
                 lines.append("  \(l.name) | \(Int(l.requestsPerSecond)) | \(f(l.p50ms)) | \(f(l.p99ms)) | \(l.errors)")
-                lines.append(Self.target("W6 \(l.name) p99", "\(f(l.p99ms)) ms", "<= 20 ms at 200 req/s", l.p99ms <= 20 && l.errors == 0))
+                lines.append(Self.target("W6 \(w6.store) \(l.name) p99", "\(f(l.p99ms)) ms", "<= 20 ms at 200 req/s", l.p99ms <= 20 && l.errors == 0))
             }
             for (page, bytes) in w6.pageBytes.sorted(by: { $0.key < $1.key }) {
                 lines.append("  HTML \(page): \(bytes) bytes")
-                lines.append(Self.target("W6 HTML \(page)", "\(bytes / 1024) KB", "< 200 KB", bytes > 0 && bytes < 200 * 1024))
+                lines.append(Self.target("W6 \(w6.store) HTML \(page)", "\(bytes / 1024) KB", "< 200 KB", bytes > 0 && bytes < 200 * 1024))
             }
         }
         if let d = r.durable {

@@ -18,6 +18,8 @@ extension Runner {
             var p50ms: Double
             var p99ms: Double
         }
+        /// "sqlite", or "postgres" (the same data moved there by `chat-server migrate-data`).
+        var store: String
         var users: Int
         var conversationsOfOne: Int
         var bigConversationMembers: Int
@@ -26,14 +28,25 @@ extension Runner {
         var pageBytes: [String: Int]
     }
 
-    func largeTenant(users: Int, conversations: Int, members: Int, rate: Double, seconds: Int) async throws -> LargeTenantResult {
-        let server = try await freshServer(pinned: true)
-        defer { server.stop() }
-        let store = try SQLiteChatStore(path: server.databasePath)
+    /// On PostgreSQL the fixture is written to SQLite as usual and moved by `chat-server migrate-data`, the way a
+    /// team grown out of SQLite would arrive there.
+    func largeTenant(users: Int, conversations: Int, members: Int, rate: Double, seconds: Int, postgres: Bool = false) async throws -> LargeTenantResult {
+        let sqliteServer = try await freshServer(pinned: true)
+        let store = try SQLiteChatStore(path: sqliteServer.databasePath)
         let fixture = try await Fixture.largeTenant(store: store, users: users, conversations: conversations, members: members)
         try store.close()
+        let server: ServerProcess
+        if postgres {
+            guard let postgresURL else { throw BenchError("W6 on PostgreSQL needs --postgres URL") }
+            let url = try await BenchPostgres.freshDatabase(adminURL: postgresURL)
+            try Self.runToEnd(binary, ["migrate-data", "--from", sqliteServer.databasePath, "--to", url])
+            server = try ServerProcess(binary: binary, port: sqliteServer.port, database: url, cpu: Self.serverCore)
+        } else {
+            server = sqliteServer
+        }
+        defer { server.stop() }
         try await server.start()
-        logger.info("w6: \(users) users, one in \(conversations) conversations, one conversation of \(members)")
+        logger.info("w6 (\(postgres ? "postgres" : "sqlite")): \(users) users, one in \(conversations) conversations, one conversation of \(members)")
 
         let busy = fixture.busy, big = fixture.bigConversation
         let prefixes = ["an", "ma", "jo", "li", "sa", "ch", "el", "da", "ro", "ka", "be", "mi"]
@@ -56,7 +69,23 @@ extension Runner {
             pageBytes[kind] = response.status == 200 ? response.body.readableBytes : -response.status
         }
         return LargeTenantResult(
-            users: users, conversationsOfOne: conversations, bigConversationMembers: members, listings: listings, pageBytes: pageBytes)
+            store: postgres ? "postgres" : "sqlite", users: users, conversationsOfOne: conversations, bigConversationMembers: members, listings: listings, pageBytes: pageBytes)
+    }
+
+    /// Runs one command of the server's binary to its end; its output goes to the bench's log only on failure.
+    static func runToEnd(_ binary: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw BenchError("\(arguments.first ?? binary) failed: \(String(decoding: printed, as: UTF8.self))")
+        }
     }
 
     /// `rate` requests per second for `seconds`, spread over four keep-alive connections.

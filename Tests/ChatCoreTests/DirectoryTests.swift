@@ -199,4 +199,26 @@ extension LargeListTests {
         #expect(plans["conversations by activity"]?.contains { $0.contains("TEMP B-TREE") } == false, "\(plans["conversations by activity"] ?? [])")
         print("query plans:", plans.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.joined(separator: " | "))" }.joined(separator: "\n"))
     }
+
+    /// The same on PostgreSQL: with sequential scans priced out, every listing still has an index path, and the ones
+    /// that must not sort a large set read an index in order.
+    @Test(.enabled(if: StoreKind.available.contains(.postgres))) func postgresListingsAreIndexBacked() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let general = try #require(try await f.chat.conversations(alice).conversations.first)
+        let store = try #require(f.postgres)
+        let plans = try await store.listingQueryPlans(tenantId: alice.tenantId, viewerId: alice.userId, conversationId: general.id)
+        #expect(plans.count == 5)
+        for (name, lines) in plans {
+            #expect(!lines.contains { $0.contains("Seq Scan on") }, "\(name): \(lines.joined(separator: "\n"))")
+            #expect(lines.contains { $0.contains("Index") }, "\(name): \(lines.joined(separator: "\n"))")
+        }
+        #expect(plans["first participants"]?.contains { $0.contains("participants_by_join") } == true, "\(plans["first participants"] ?? [])")
+        #expect(plans["members"]?.contains { $0.contains("participants_by_join") } == true, "\(plans["members"] ?? [])")
+        #expect(plans["directory search"]?.contains { $0.contains("user_terms_search") } == true, "\(plans["directory search"] ?? [])")
+        // Unread counts look up each listed conversation's messages after the read mark, never a table's worth.
+        #expect(plans["conversations"]?.contains { $0.contains("messages_top_level") } == true, "\(plans["conversations"] ?? [])")
+        print("postgres query plans:", plans.sorted { $0.key < $1.key }.map { "\($0.key):\n\($0.value.joined(separator: "\n"))" }.joined(separator: "\n"))
+    }
 }

@@ -20,6 +20,8 @@ def state(base, alice, bob_cookie, conversation, root, cursor):
         "history": httpx.get(f"{base}/api/chat/{conversation}/messages?limit=3", headers=auth(alice)).json(),
         "thread": httpx.get(f"{base}/api/chat/thread/{root}", headers=bob).json(),
         "me (cookie)": httpx.get(base + "/api/auth/me", headers=bob).json(),
+        # The directory's search terms move too (PostgreSQL fills their sort key after the copy).
+        "directory search": [httpx.get(f"{base}/api/users?q={q}", headers=auth(alice)).json() for q in ("b", "car", "ALI")],
         "events after cursor": poll_all(base, auth(alice), cursor)[0],
     }
 
