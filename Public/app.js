@@ -641,12 +641,81 @@ function wirePeoplePicker() {
   input.addEventListener('blur', () => setTimeout(close, 100));
 }
 
+// ---------- summary ----------
+// The Summary link opens a panel above the messages with the same content as the summary page (which it is without
+// JavaScript). Everything from the server is placed with textContent.
+function wireSummary() {
+  const link = $('#summary-link');
+  const panel = $('#summary-panel');
+  if (!link || !panel) return;
+  const bodyEl = $('#summary-body');
+  const el = (tag, text, className) => {
+    const node = document.createElement(tag);
+    if (text !== undefined) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  };
+  function list(title, items, line) {
+    if (!items.length) return;
+    bodyEl.append(el('h3', title));
+    const ol = el('ol', undefined, 'summary-list');
+    for (const item of items) {
+      const li = el('li');
+      const anchor = el('a', `#${item.seq}`);
+      anchor.href = `/chat/${conversationId}/thread/${item.messageId}`;
+      li.append(anchor, ' ', line(item));
+      ol.append(li);
+    }
+    bodyEl.append(ol);
+  }
+  function render(summary) {
+    bodyEl.replaceChildren();
+    const names = new Map(summary.participants.map((p) => [p.userId, p.displayName]));
+    const method = summary.method === 'llm' ? `Written by ${summary.model || "the workspace's model"}` : 'Extractive digest: chosen from the messages, no model';
+    const range = summary.messageCount === 0 ? 'No messages yet' : `Messages #${summary.fromSeq} to #${summary.throughSeq} (${summary.messageCount} in all)`;
+    bodyEl.append(el('p', `${method} · ${range}`, 'muted summary-meta'));
+    const paragraphs = summary.method === 'llm' ? summary.text.split(/\n\n+/) : summary.text.split('\n').slice(0, 1);
+    for (const text of paragraphs) if (text.trim()) bodyEl.append(el('p', text.trim(), 'summary-text'));
+    list('Key points', summary.highlights, (h) => `${names.get(h.senderId) || 'Someone'}: ${h.excerpt}`);
+    list('Open questions', summary.openQuestions, (q) => q.excerpt);
+  }
+  async function load(refresh) {
+    bodyEl.setAttribute('aria-busy', 'true');
+    if (!bodyEl.childElementCount) bodyEl.replaceChildren(el('p', 'Summarizing…', 'muted'));
+    try {
+      const answer = await api('GET', `/api/chat/${conversationId}/summary${refresh ? '?refresh=1' : ''}`);
+      render(answer.summary);
+    } catch (error) {
+      bodyEl.replaceChildren(el('p', `The summary could not be made: ${error.message}`, 'banner'));
+    } finally {
+      bodyEl.setAttribute('aria-busy', 'false');
+    }
+  }
+  function close() {
+    panel.hidden = true;
+    link.setAttribute('aria-expanded', 'false');
+    link.focus();
+  }
+  link.addEventListener('click', (event) => {
+    event.preventDefault();
+    if (!panel.hidden) { close(); return; }
+    panel.hidden = false;
+    link.setAttribute('aria-expanded', 'true');
+    panel.focus();
+    load(false);
+  });
+  $('#summary-refresh').addEventListener('click', () => load(true));
+  $('#summary-close').addEventListener('click', close);
+  panel.addEventListener('keydown', (event) => { if (event.key === 'Escape') { event.stopPropagation(); close(); } });
+}
+
 // ---------- start ----------
 if (page === 'list') wirePeoplePicker();
 wireMoreConversations();
 if (page === 'chat' || page === 'list') {
   if (page === 'chat') {
     wireComposer($('#composer'), messageList, null);
+    wireSummary();
     wireComposer($('#thread-composer'), threadReplies, threadId);
     document.querySelectorAll('#messages [data-seq]').forEach(observeForRead);
     if (!location.hash) scrollToEnd(scroller);

@@ -111,6 +111,15 @@ public protocol ChatStore: Sendable {
     /// Ids of every conversation the user participates in.
     func conversationIds(tenantId: String, userId: String) async throws -> [String]
 
+    // MARK: Conversation memory (summaries, agents)
+    /// Messages of the conversation, thread replies included, with `seq` above `afterSeq`, oldest first, at most
+    /// `limit`. The caller has checked that someone allowed to read them asks.
+    func messageRange(tenantId: String, conversationId: String, afterSeq: Int64, limit: Int) async throws -> [Message]
+    func memory(tenantId: String, conversationId: String, kind: String) async throws -> ConversationMemory?
+    /// Stores `memory` unless the stored one of its kind covers more of the conversation (a slower computation
+    /// finishing late never replaces a newer one).
+    func saveMemory(_ memory: ConversationMemory) async throws
+
     // MARK: Writes
     /// Applies the commands in one transaction, in order. A command that fails a check yields its error and
     /// changes nothing; the others still apply. Throws only when the transaction itself fails (nothing committed).

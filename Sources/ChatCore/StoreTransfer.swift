@@ -31,6 +31,7 @@ public enum StoreTransfer {
         ("participants", ["tenant_id", "conversation_id", "user_id", "joined_at", "last_read_seq", "last_read_message_id"]),
         ("messages", ["id", "tenant_id", "conversation_id", "sender_id", "thread_parent_id", "content", "created_at", "seq", "reply_count", "client_message_id"]),
         ("events", ["id", "tenant_id", "conversation_id", "type", "data", "created_at"]),
+        ("conversation_memory", ["tenant_id", "conversation_id", "kind", "through_seq", "body", "updated_at"]),
     ]
 
     /// Where the source's event log stands: the highest event id ever issued and the highest pruned. The target

@@ -134,6 +134,19 @@ enum PostgresSchema {
             UPDATE user_terms t SET username_key = lower(u.username) FROM users u WHERE u.tenant_id = t.tenant_id AND u.id = t.user_id;
             CREATE INDEX user_terms_search ON user_terms (tenant_id, term) INCLUDE (username_key, user_id)
             """),
+        // Derived data per conversation (summaries' rolling state, agents' memory), see `ConversationMemory`.
+        (5, """
+            CREATE TABLE conversation_memory (
+                tenant_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                through_seq BIGINT NOT NULL,
+                body TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, conversation_id, kind),
+                FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations(tenant_id, id) ON DELETE CASCADE
+            )
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

@@ -12,6 +12,7 @@ extension SQLiteChatStore: TransferSource {
             case "events": "id"
             case "participants": "conversation_id, user_id"  // WITHOUT ROWID tables
             case "user_terms": "tenant_id, term, user_id"
+            case "conversation_memory": "tenant_id, conversation_id, kind"
             default: "rowid"
             }
             var offset = 0

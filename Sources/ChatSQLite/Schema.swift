@@ -128,6 +128,21 @@ enum Schema {
                 CREATE INDEX conversations_by_activity ON conversations(tenant_id, updated_at, id);
                 """)
         }
+        // Derived data per conversation (summaries' rolling state, agents' memory), see `ConversationMemory`.
+        migrator.registerMigration("v4-conversation-memory") { db in
+            try db.execute(sql: """
+                CREATE TABLE conversation_memory (
+                    tenant_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    through_seq INTEGER NOT NULL,
+                    body TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, conversation_id, kind),
+                    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations(tenant_id, id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -14,6 +14,8 @@ public struct ChatDependencies: Sendable {
     public let hub: RoomHub
     public let chat: ChatService
     public let auth: AuthService
+    /// Conversation summaries, cached per conversation.
+    public let summaries: SummaryService
     /// Open WebSockets and SSE streams (for graceful shutdown).
     public let connections: LiveConnections
 
@@ -30,7 +32,7 @@ public struct ChatDependencies: Sendable {
                 // Nodes sharing a database count failures there, so the limits hold across them.
                 log: store.eventLogIsLocal ? InMemoryLoginFailures() : (store as? any LoginFailureLog) ?? InMemoryLoginFailures()))
         auth.sessionLifetimeSeconds = 30 * 86_400
-        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth, connections: LiveConnections())
+        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth, summaries: SummaryService(chat: chat), connections: LiveConnections())
     }
 }
 
@@ -109,13 +111,13 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     let auth = AuthController(auth: dependencies.auth, chat: dependencies.chat, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
     auth.addSignInRoutes(to: signIn)
     auth.addRoutes(to: api.group("auth"), users: api.group("users"))
-    ChatController(chat: dependencies.chat, maxBodyBytes: config.maxBodyBytes).addRoutes(to: api.group("chat"))
+    ChatController(chat: dependencies.chat, summaries: dependencies.summaries, maxBodyBytes: config.maxBodyBytes).addRoutes(to: api.group("chat"))
     RealtimeController(
         chat: dependencies.chat, auth: dependencies.auth, origins: origins, settings: config.realtime, connections: dependencies.connections
     ).addRoutes(to: router)
     let openAPI = OpenAPIDocument(limits: config.limits, realtime: config.realtime).bytes
     router.get("api/openapi.json") { _, _ in JSONResponse.make(bytes: openAPI) }
-    PageController(chat: dependencies.chat, auth: dependencies.auth, renderer: renderer, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
+    PageController(chat: dependencies.chat, auth: dependencies.auth, summaries: dependencies.summaries, renderer: renderer, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
         .addRoutes(to: router, forms: pages)
     assets.addRoutes(to: router)
     // Alive: the process answers. Ready: it may be sent traffic (the database answers; not shutting down).

@@ -45,6 +45,15 @@ extension Request {
         if !digits.isEmpty, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return Int.max }
         throw ChatError.badRequest("`\(name)` must be an integer.", code: "invalid_\(name)")
     }
+
+    /// A yes/no query parameter: `1`/`true` or `0`/`false`; absent is false.
+    func flagQuery(_ name: String) throws -> Bool {
+        switch uri.queryParameters.get(name) {
+        case nil, "0", "false": return false
+        case "1", "true": return true
+        default: throw ChatError.badRequest("`\(name)` must be 1 or 0.", code: "invalid_\(name)")
+        }
+    }
 }
 
 /// Builds JSON responses with the shared encoder, so REST bodies and event payloads look alike.

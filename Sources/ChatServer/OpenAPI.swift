@@ -205,6 +205,14 @@ struct OpenAPIDocument {
                     "members": Self.array(Self.ref("User")), "nextCursor": nextCursor,
                 ]))],
                 errors: [400, 401, 404])],
+            "/api/chat/{conversationId}/summary": ["get": Self.operation(
+                "conversationSummary", "A digest of the conversation, cached until a newer message", tags: chat,
+                parameters: [
+                    Self.pathParam("conversationId"),
+                    Self.queryParam("refresh", ["type": "string", "enum": ["0", "1", "true", "false"]], "1: summarize again from the messages"),
+                ],
+                responses: ["200": Self.reply("The summary", Self.object(["summary": Self.ref("Summary")]))],
+                errors: [400, 401, 404])],
             "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: Self.object([
@@ -298,6 +306,20 @@ struct OpenAPIDocument {
             "seq": ["type": "integer", "minimum": 1], "replyCount": ["type": "integer", "minimum": 0],
             "clientMessageId": ["type": ["string", "null"]],
         ])
+        let cited = { (extra: JSON) -> JSON in
+            Self.object(["messageId": Self.id, "seq": ["type": "integer", "minimum": 1], "excerpt": Self.string()].merging(extra) { $1 })
+        }
+        let summary = Self.object([
+            "conversationId": Self.id, "fromSeq": ["type": "integer", "minimum": 0], "throughSeq": ["type": "integer", "minimum": 0],
+            "messageCount": ["type": "integer", "minimum": 0], "method": ["type": "string", "enum": ["extractive", "llm"]],
+            "model": ["type": ["string", "null"]], "text": Self.string(),
+            "highlights": Self.array(cited(["senderId": Self.id])), "openQuestions": Self.array(cited([:])),
+            "participants": Self.array(Self.object([
+                "userId": Self.id, "displayName": Self.string(), "messageCount": ["type": "integer", "minimum": 1],
+            ])),
+            "timeSpan": ["type": ["object", "null"], "properties": ["from": Self.timestamp, "to": Self.timestamp], "required": ["from", "to"]],
+            "cached": ["type": "boolean"], "generatedAt": Self.timestamp,
+        ])
         let error = Self.object(["error": Self.object(["code": Self.string("snake_case code"), "message": Self.string()])])
         let event = Self.object([
             "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "resync_required"]],
@@ -312,7 +334,7 @@ struct OpenAPIDocument {
             ],
             "paths": paths,
             "components": [
-                "schemas": ["User": user, "Conversation": conversation, "Message": message, "Error": error, "Event": event],
+                "schemas": ["User": user, "Conversation": conversation, "Message": message, "Summary": summary, "Error": error, "Event": event],
                 "securitySchemes": [
                     "bearer": ["type": "http", "scheme": "bearer"],
                     "cookie": ["type": "apiKey", "in": "cookie", "name": "chat_session"],

@@ -135,6 +135,36 @@ import Testing
         }
     }
 
+    @Test func summariesOverTheAPI() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let carol = try await client.tokenSignIn("acme", "carol")
+            let bobId = try await client.call(.get, "/api/auth/me", as: bob).json["user"]["id"].string!
+            let room = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "plans", "participantIds": [bobId]]).json["conversation"]["id"].string!
+            let root = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "Is the deploy window on Friday?"]).json["message"]["id"].string!
+            _ = try await client.call(.post, "/api/chat/thread/\(root)/reply", as: bob, json: ["content": "Friday at ten, yes."])
+            let first = try await client.call(.get, "/api/chat/\(room)/summary", as: alice)
+            #expect(first.status == .ok)
+            let summary = first.json["summary"]
+            #expect(summary["conversationId"].string == room && summary["method"].string == "extractive" && summary["model"].isNull)
+            #expect(summary["fromSeq"].int == 1 && summary["throughSeq"].int == 2 && summary["messageCount"].int == 2 && summary["cached"].bool == false)
+            #expect(summary["highlights"].array.map { $0["messageId"].string } == [root])
+            #expect(summary["openQuestions"].array.isEmpty)
+            #expect(summary["participants"].array.map { $0["messageCount"].int } == [1, 1])
+            #expect(summary["timeSpan"]["from"].string != nil && summary["generatedAt"].string != nil && summary["text"].string?.isEmpty == false)
+            #expect(try await client.call(.get, "/api/chat/\(room)/summary", as: bob).json["summary"]["cached"].bool == true)
+            #expect(try await client.call(.get, "/api/chat/\(room)/summary?refresh=1", as: bob).json["summary"]["cached"].bool == false)
+            let bad = try await client.call(.get, "/api/chat/\(room)/summary?refresh=yes", as: alice)
+            #expect(bad.status == .badRequest && bad.json["error"]["code"].string == "invalid_refresh")
+            // The same 404 as every conversation endpoint: not a participant, another tenant, no such conversation.
+            #expect(try await client.call(.get, "/api/chat/\(room)/summary", as: carol).status == .notFound)
+            let dave = try await client.tokenSignIn("globex", "dave")
+            #expect(try await client.call(.get, "/api/chat/\(room)/summary", as: dave).status == .notFound)
+            #expect(try await client.call(.get, "/api/chat/cnv_nothing/summary", as: alice).status == .notFound)
+        }
+    }
+
     @Test func pagingAndLimits() async throws {
         try await withApp { client, _ in
             let alice = try await client.tokenSignIn("acme", "alice")

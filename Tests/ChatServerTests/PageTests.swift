@@ -141,6 +141,28 @@ extension TestClientProtocol {
             #expect(MessageView.replyLabel(5) == "replies")
         }
     }
+
+    /// The Summary control is a link to a page that works without JavaScript; what the messages say is escaped there.
+    @Test func theSummaryPageListsKeyPointsAndQuestionsEscaped() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            guard case .browser(let cookie, _) = try await client.browserSignIn("acme", "alice") else { return }
+            let room = try await client.conversationId("General", as: alice)
+            let question = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "Does <script>alert(1)</script> run in the summary?"])
+                .json["message"]["id"].string!
+            let (_, _, chat) = try await client.page("/chat/\(room)", cookie: cookie)
+            #expect(chat.contains("href=\"/chat/\(room)/summary\""))
+            let (status, _, html) = try await client.page("/chat/\(room)/summary", cookie: cookie)
+            #expect(status == .ok)
+            #expect(html.contains("<h1 id=\"summary-title\">Summary of General</h1>"))
+            #expect(html.contains("Open questions") && html.contains("href=\"/chat/\(room)/thread/\(question)\""))
+            #expect(html.contains("Does &lt;script&gt;alert(1)&lt;/script&gt; run in the summary?") && !html.contains("<script>alert(1)"))
+            #expect(html.contains("Extractive digest"))
+            let dave = try await client.browserSignIn("globex", "dave")
+            guard case .browser(let daveCookie, _) = dave else { return }
+            #expect(try await client.page("/chat/\(room)/summary", cookie: daveCookie).0 == .notFound)
+        }
+    }
 }
 
 @Suite struct ConversationTextTests {

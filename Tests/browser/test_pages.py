@@ -202,6 +202,39 @@ def test_members_page_and_the_others_count(server, browsers):
     assert "3 people" in alice.find_element(By.CSS_SELECTOR, ".members-card").text
 
 
+def test_summary_panel_opens_from_the_chat_and_the_page_works_without_javascript(server, browsers):
+    conversation = new_conversation(server, "Launch plan", others=("bob",))
+    for who, text in (("alice", "The launch checklist is ready for review in the wiki."),
+                      ("bob", "I reviewed the launch checklist, two items are still open."),
+                      ("alice", "Who books the launch retro?")):
+        httpx.post(server.base + "/api/chat/send", headers=api_token(server, who), json={"conversationId": conversation, "content": text})
+    alice = browsers()
+    login(alice, server, "alice")
+    open_chat(alice, server, conversation)
+    link = alice.find_element(By.ID, "summary-link")
+    assert link.get_attribute("aria-expanded") == "false"
+    link.send_keys(Keys.ENTER)
+    panel = alice.find_element(By.ID, "summary-panel")
+    wait(alice, 10).until(lambda d: "Open questions" in panel.text)
+    assert link.get_attribute("aria-expanded") == "true"
+    assert "Who books the launch retro?" in panel.text and "Extractive digest" in panel.text
+    assert alice.switch_to.active_element == panel
+    screenshot(alice, "summary-panel-desktop")
+    panel.send_keys(Keys.ESCAPE)
+    wait(alice, 5).until(lambda d: not panel.is_displayed())
+    assert alice.switch_to.active_element == link
+
+    plain = browsers(javascript=False)
+    login(plain, server, "alice")
+    open_chat(plain, server, conversation)
+    plain.find_element(By.ID, "summary-link").click()
+    wait(plain, 5).until(EC.url_contains("/summary"))
+    card = plain.find_element(By.CSS_SELECTOR, ".summary-card")
+    assert "Key points" in card.text and "Who books the launch retro?" in card.text
+    assert [el.text for el in card.find_elements(By.CSS_SELECTOR, ".member-list .member-name")] == ["Alice Anders", "Bob Brown"]
+    screenshot(plain, "summary-page-desktop")
+
+
 def test_closing_disables_the_composer_for_both(server, browsers):
     conversation = new_conversation(server, "to close")
     alice, bob = browsers(), browsers()
@@ -290,7 +323,8 @@ def main_pages(server):
                        json={"conversationId": conversation, "content": text}).json()["message"]
         root = root or m["id"]
     httpx.post(f"{server.base}/api/chat/thread/{root}/reply", headers=api_token(server, "bob"), json={"content": "I'll take the first half."})
-    return {"list": "/chat", "chat": f"/chat/{conversation}", "thread": f"/chat/{conversation}/thread/{root}"}
+    return {"list": "/chat", "chat": f"/chat/{conversation}", "thread": f"/chat/{conversation}/thread/{root}",
+            "summary": f"/chat/{conversation}/summary"}
 
 
 def test_main_pages_have_no_serious_accessibility_violations_and_are_photographed(server, browsers):
@@ -301,7 +335,8 @@ def test_main_pages_have_no_serious_accessibility_violations_and_are_photographe
         login(driver, server, "alice")
         for name, path in pages.items():
             driver.get(server.base + path)
-            wait_live(driver, "ws")
+            if name != "summary":  # a page without live updates
+                wait_live(driver, "ws")
             screenshot(driver, f"{name}-{label}")
             if label == "desktop":
                 axe = Axe(driver)

@@ -4,6 +4,7 @@ import Hummingbird
 /// The JSON endpoints under `/api/chat` for conversations, messages, threads and receipts.
 struct ChatController {
     let chat: ChatService
+    let summaries: SummaryService
     let maxBodyBytes: Int
 
     struct StartBody: Decodable {
@@ -39,6 +40,7 @@ struct ChatController {
         group.post("send", use: send)
         group.get(":conversationId/messages", use: messages)
         group.get(":conversationId/members", use: members)
+        group.get(":conversationId/summary", use: summary)
         group.post("thread/:messageId/reply", use: reply)
         group.get("thread/:messageId", use: thread)
         group.post(":conversationId/close") { try await setClosed($0, $1, closed: true) }
@@ -67,6 +69,15 @@ struct ChatController {
             try context.requirePrincipal(), conversationId: try context.parameters.require("conversationId"),
             cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
         return try JSONResponse.make(PagedBody(key: "members", items: page.users, nextCursor: page.nextCursor))
+    }
+
+    struct SummaryBody: Encodable { let summary: ConversationSummary }
+
+    @Sendable func summary(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let refresh = try request.flagQuery("refresh")
+        let summary = try await summaries.summary(caller, conversationId: try context.parameters.require("conversationId"), refresh: refresh)
+        return try JSONResponse.make(SummaryBody(summary: summary))
     }
 
     @Sendable func send(_ request: Request, context: ChatRequestContext) async throws -> Response {

@@ -8,6 +8,7 @@ import Hummingbird
 struct PageController {
     let chat: ChatService
     let auth: AuthService
+    let summaries: SummaryService
     let renderer: PageRenderer
     let cookies: SessionCookies
     let maxBodyBytes: Int
@@ -26,6 +27,7 @@ struct PageController {
         router.post("chat/:conversationId/reopen") { try await setClosed($0, $1, closed: false) }
         router.get("chat/:conversationId/thread/:messageId", use: chatPage)
         router.get("chat/:conversationId/members", use: membersPage)
+        router.get("chat/:conversationId/summary", use: summaryPage)
         router.post("chat/:conversationId/thread/:messageId/reply", use: reply)
     }
 
@@ -97,6 +99,21 @@ struct PageController {
         page["members"] = members.users
         page["nextCursor"] = members.nextCursor
         return renderer.render("members", page)
+    }
+
+    /// The summary as a page of its own (the ChatWindow's Summary control without JavaScript).
+    @Sendable func summaryPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let conversation = try await chat.conversation(principal, id: conversationId)
+        let summary = try await summaries.summary(principal, conversationId: conversationId, refresh: try request.flagQuery("refresh"))
+        let title = ConversationText.title(conversation, viewerId: principal.userId)
+        var page = try await layout(principal, page: "summary", title: "Summary of \(title)")
+        page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
+        page["conversationId"] = conversationId
+        page["title"] = title
+        page["summary"] = SummaryView(summary)
+        return renderer.render("summary", page)
     }
 
     @Sendable func chatPage(_ request: Request, context: ChatRequestContext) async throws -> Response {

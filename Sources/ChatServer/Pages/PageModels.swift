@@ -125,3 +125,52 @@ enum TimeText {
         return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(8)) + " UTC"
     }
 }
+
+/// A conversation summary as the summary page (and the ChatWindow's summary panel, in Public/app.js) shows it.
+struct SummaryView {
+    struct Line {
+        let seq: Int64
+        let who: String
+        let excerpt: String
+        let link: String
+    }
+    struct Person {
+        let displayName: String
+        let countText: String
+    }
+
+    /// The model's prose, paragraph by paragraph (method llm); for the extractive digest its first line.
+    let paragraphs: [String]
+    let highlights: [Line]
+    let hasHighlights: Bool
+    let questions: [Line]
+    let hasQuestions: Bool
+    let people: [Person]
+    let methodText: String
+    let rangeText: String
+    let generatedISO: String
+    let generatedExact: String
+
+    init(_ summary: ConversationSummary) {
+        let names = Dictionary(summary.participants.map { ($0.userId, $0.displayName) }, uniquingKeysWith: { first, _ in first })
+        let link = { (id: String) in "/chat/\(summary.conversationId)/thread/\(id)" }
+        switch summary.method {
+        case .extractive:
+            paragraphs = summary.text.split(separator: "\n").prefix(1).map(String.init)
+            methodText = "Extractive digest: chosen from the messages, no model"
+        case .llm:
+            paragraphs = summary.text.components(separatedBy: "\n\n").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+            methodText = "Written by \(summary.model ?? "the workspace's model")"
+        }
+        highlights = summary.highlights.map { Line(seq: $0.seq, who: names[$0.senderId] ?? "Someone", excerpt: $0.excerpt, link: link($0.messageId)) }
+        hasHighlights = !highlights.isEmpty
+        questions = summary.openQuestions.map { Line(seq: $0.seq, who: "", excerpt: $0.excerpt, link: link($0.messageId)) }
+        hasQuestions = !questions.isEmpty
+        people = summary.participants.map { Person(displayName: $0.displayName, countText: $0.messageCount == 1 ? "1 message" : "\($0.messageCount) messages") }
+        rangeText = summary.messageCount == 0
+            ? "No messages yet"
+            : "Messages #\(summary.fromSeq) to #\(summary.throughSeq) (\(summary.messageCount) in all)\(summary.cached ? ", unchanged since it was made" : "")"
+        generatedISO = summary.generatedAt.description
+        generatedExact = TimeText.exact(summary.generatedAt)
+    }
+}
