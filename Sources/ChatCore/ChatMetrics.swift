@@ -18,4 +18,27 @@ public enum ChatMetrics {
     public static let eventLogLag = Gauge(label: "chat_event_log_lag_events")
     /// Database calls in flight (PostgreSQL: how much of the pool is in use).
     public static let databaseCallsInFlight = Meter(label: "chat_database_calls_in_flight")
+    /// Agents: model calls refused by a limit, by which (their answer falls back: a digest, or a polite message).
+    public static let agentTokenBudgetRefused = Counter(label: "chat_agent_refused_total", dimensions: [("limit", "daily_tokens")])
+    public static let agentRateRefused = Counter(label: "chat_agent_refused_total", dimensions: [("limit", "requests_per_minute")])
+    /// Agents: model calls that failed or timed out (the fallback answered).
+    public static let agentModelFailures = Counter(label: "chat_agent_model_failures_total")
+    /// Agents: tokens the model servers reported, by kind.
+    public static let agentPromptTokens = Counter(label: "chat_agent_tokens_total", dimensions: [("kind", "prompt")])
+    public static let agentCompletionTokens = Counter(label: "chat_agent_tokens_total", dimensions: [("kind", "completion")])
+    /// Agents: replies posted.
+    public static let agentReplies = Counter(label: "chat_agent_replies_total")
+
+    static func refused(_ refusal: ModelRefusal) {
+        switch refusal {
+        case .overTokenBudget: agentTokenBudgetRefused.increment()
+        case .overRequestRate: agentRateRefused.increment()
+        }
+    }
+
+    static func used(_ usage: ModelUsage?) {
+        guard let usage else { return }
+        agentPromptTokens.increment(by: usage.promptTokens)
+        agentCompletionTokens.increment(by: usage.completionTokens)
+    }
 }

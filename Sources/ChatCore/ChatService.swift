@@ -1,3 +1,4 @@
+import Synchronization
 /// Limits on what clients may send; shared by every way in (JSON, forms, WebSocket frames).
 public struct ChatLimits: Sendable {
     /// Characters (Unicode scalars, as JSON Schema counts them) in one message.
@@ -21,6 +22,8 @@ public struct ChatService: Sendable {
     /// says this process is the log's one writer.
     public let recent: RecentEvents?
     public let limits: ChatLimits
+    /// Told of every message this process stored or found again by its `clientMessageId` (agents answer from here).
+    public let sendObservers = SendObservers()
 
     public init(store: any ChatStore, broker: any EventBroker, limits: ChatLimits = ChatLimits()) {
         self.store = store
@@ -197,6 +200,7 @@ public struct ChatService: Sendable {
             tenantId: caller.tenantId, senderId: caller.userId, conversationId: conversationId,
             threadParentId: threadParentId, content: content, clientMessageId: clientMessageId)))
         guard case .message(let message, let created) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
+        sendObservers.notify(message)
         return (message, created)
     }
 
@@ -258,5 +262,22 @@ extension ChatService {
         guard let me = try await store.user(tenantId: caller.tenantId, id: caller.userId) else { throw ChatError.unauthenticated }
         let data = EventPayload.typing(userId: me.id, displayName: me.displayName)
         await broker.publishEphemeral(ChatEvent(type: .typing, eventId: nil, tenantId: caller.tenantId, conversationId: conversationId, data: data))
+    }
+}
+
+/// Whoever wants to hear of committed messages. Called on the sender's path: an observer only looks and hands work
+/// elsewhere.
+public final class SendObservers: Sendable {
+    private let observers = Mutex<[@Sendable (Message) -> Void]>([])
+
+    public init() {}
+
+    public func add(_ observer: @escaping @Sendable (Message) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    func notify(_ message: Message) {
+        let current = observers.withLock { $0 }
+        for observer in current { observer(message) }
     }
 }

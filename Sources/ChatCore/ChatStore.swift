@@ -120,6 +120,28 @@ public protocol ChatStore: Sendable {
     /// finishing late never replaces a newer one).
     func saveMemory(_ memory: ConversationMemory) async throws
 
+    // MARK: Agents
+    /// Creates a bot user (who cannot sign in) and its agent in one transaction; 409 `user_exists` when the
+    /// username is taken in the tenant.
+    func createAgent(tenantId: String, username: String, displayName: String, settings: Agent.Settings) async throws -> Agent
+    /// The tenant's agents, by username.
+    func agents(tenantId: String) async throws -> [Agent]
+    /// The agents taking part in a conversation.
+    func agents(tenantId: String, conversationId: String) async throws -> [Agent]
+    /// Replaces an agent's settings; nil when the tenant has no such agent.
+    func updateAgent(tenantId: String, userId: String, settings: Agent.Settings) async throws -> Agent?
+    /// Removes the agent (its bot user stays, as the sender of what it said); false when there was none.
+    func deleteAgent(tenantId: String, userId: String) async throws -> Bool
+    /// Adds `tokens` to the agent's use on `day` (`YYYY-MM-DD`, UTC) and counts one request, only if the day's
+    /// total stays within `budget`; false (and nothing changes) otherwise. Atomic across nodes.
+    func reserveTokens(tenantId: String, agentId: String, day: String, tokens: Int, budget: Int) async throws -> Bool
+    /// Corrects a reservation by `delta` tokens once the real use is known (negative when less was used).
+    func settleTokens(tenantId: String, agentId: String, day: String, delta: Int) async throws
+    /// Tokens used (or reserved) on `day`.
+    func tokensUsed(tenantId: String, agentId: String, day: String) async throws -> Int
+    /// The message a sender stored under `clientMessageId` in the conversation, if any.
+    func message(tenantId: String, conversationId: String, senderId: String, clientMessageId: String) async throws -> Message?
+
     // MARK: Writes
     /// Applies the commands in one transaction, in order. A command that fails a check yields its error and
     /// changes nothing; the others still apply. Throws only when the transaction itself fails (nothing committed).

@@ -39,6 +39,13 @@ public enum DemoData {
         let dave = principal("dave")
         let ops = try await chat.startConversation(dave, title: "Ops", participantIds: [users["erin"]!.id])
         _ = try await chat.send(dave, conversationId: ops.id, content: "Globex ops channel: nothing from Acme can be seen here.", threadParentId: nil, clientMessageId: nil)
+        // A built-in assistant in each tenant, in a direct conversation with its first user: it answers /summary and
+        // /help with no model configured.
+        for first in [alice, dave] {
+            let assistant = try await chat.store.createAgent(
+                tenantId: first.tenantId, username: "assistant", displayName: "Assistant", settings: Agent.Settings())
+            _ = try await chat.startConversation(first, title: "Assistant", participantIds: [assistant.id])
+        }
         return true
     }
 }

@@ -12,9 +12,11 @@ public enum EventType: String, Sendable, CaseIterable {
     case conversationCreated = "conversation_created"
     case conversationUpdated = "conversation_updated"
     case typing
+    /// An agent's reply while its model writes it: the text so far (ephemeral, like typing).
+    case agentProgress = "agent_progress"
 
-    /// Durable events are in the event log and carry an `eventId`; typing is ephemeral.
-    public var isDurable: Bool { self != .typing }
+    /// Durable events are in the event log and carry an `eventId`; typing and agent progress are ephemeral.
+    public var isDurable: Bool { self != .typing && self != .agentProgress }
 }
 
 /// One realtime event, encoded once: every transport and every subscriber sends these same buffers.
@@ -301,7 +303,7 @@ extension JSONText {
         appendString(u.displayName, to: &out)
         appendRaw(#","id":"#, to: &out)
         appendString(u.id, to: &out)
-        appendRaw(#","tenantId":"#, to: &out)
+        appendRaw(u.isBot ? #","isBot":true,"tenantId":"# : #","isBot":false,"tenantId":"#, to: &out)
         appendString(u.tenantId, to: &out)
         appendRaw(#","username":"#, to: &out)
         appendString(u.username, to: &out)
@@ -337,6 +339,24 @@ public enum EventPayload {
         data += Array(#","messageId":"#.utf8)
         JSONText.appendString(messageId, to: &data)
         data += Array(#","seq":\#(seq)}"#.utf8)
+        return data
+    }
+
+    /// `{"agentId","displayName","triggerMessageId","threadParentId","text","done"}`
+    public static func agentProgress(agent: User, triggerMessageId: String, threadParentId: String?, text: String, done: Bool) -> [UInt8] {
+        var data: [UInt8] = Array(#"{"agentId":"#.utf8)
+        JSONText.appendString(agent.id, to: &data)
+        data += Array(#","displayName":"#.utf8)
+        JSONText.appendString(agent.displayName, to: &data)
+        data += Array(#","done":"#.utf8)
+        data += Array((done ? "true" : "false").utf8)
+        data += Array(#","text":"#.utf8)
+        JSONText.appendString(text, to: &data)
+        data += Array(#","threadParentId":"#.utf8)
+        if let threadParentId { JSONText.appendString(threadParentId, to: &data) } else { data += Array("null".utf8) }
+        data += Array(#","triggerMessageId":"#.utf8)
+        JSONText.appendString(triggerMessageId, to: &data)
+        data.append(UInt8(ascii: "}"))
         return data
     }
 

@@ -19,12 +19,26 @@ public struct User: Sendable, Equatable, Codable {
     public var username: String
     public var displayName: String
     public var tenantId: String
+    /// An agent of the tenant (`chat-server create-agent`): its messages are a model's or the built-in assistant's.
+    public var isBot: Bool
 
-    public init(id: String, username: String, displayName: String, tenantId: String) {
+    public init(id: String, username: String, displayName: String, tenantId: String, isBot: Bool = false) {
         self.id = id
         self.username = username
         self.displayName = displayName
         self.tenantId = tenantId
+        self.isBot = isBot
+    }
+
+    enum CodingKeys: String, CodingKey { case id, username, displayName, tenantId, isBot }
+
+    // Users in events logged before agents existed carry no `isBot`: they are people.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), username: try c.decode(String.self, forKey: .username),
+            displayName: try c.decode(String.self, forKey: .displayName), tenantId: try c.decode(String.self, forKey: .tenantId),
+            isBot: try c.decodeIfPresent(Bool.self, forKey: .isBot) ?? false)
     }
 }
 

@@ -24,8 +24,10 @@ public enum StoreTransfer {
     /// The tables in copy order (a row's foreign keys point to tables earlier in the list) and their columns.
     public static let tables: [(name: String, columns: [String])] = [
         ("tenants", ["id", "slug", "name", "created_at"]),
-        ("users", ["id", "tenant_id", "username", "display_name", "password_hash", "created_at"]),
+        ("users", ["id", "tenant_id", "username", "display_name", "password_hash", "created_at", "is_bot"]),
         ("user_terms", ["tenant_id", "term", "user_id"]),
+        ("agents", ["tenant_id", "user_id", "backend", "base_url", "model", "api_key_env", "system_prompt", "daily_token_budget", "requests_per_minute", "created_at"]),
+        ("agent_usage", ["tenant_id", "agent_id", "day", "tokens", "requests"]),
         ("credentials", ["hash", "tenant_id", "user_id", "method", "csrf_token", "created_at", "expires_at"]),
         ("conversations", ["id", "tenant_id", "title", "created_by", "created_at", "updated_at", "last_message_at", "closed_at", "last_seq", "participant_count"]),
         ("participants", ["tenant_id", "conversation_id", "user_id", "joined_at", "last_read_seq", "last_read_message_id"]),

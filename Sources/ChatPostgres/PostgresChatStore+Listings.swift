@@ -11,7 +11,7 @@ enum PostgresListings {
         let after = afterUsername ?? ""
         guard let prefix else {
             return """
-                SELECT id, username, display_name, tenant_id FROM users
+                SELECT id, username, display_name, tenant_id, is_bot FROM users
                 WHERE tenant_id = \(tenantId) AND lower(username) > lower(\(after))
                 ORDER BY lower(username) LIMIT \(limit)
                 """
@@ -20,7 +20,7 @@ enum PostgresListings {
         // The matches are found, deduplicated and ordered in `user_terms_search` alone (an index-only range); only
         // the page's users are read.
         return """
-            SELECT u.id, u.username, u.display_name, u.tenant_id FROM (
+            SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot FROM (
                 SELECT user_id, min(username_key) AS username_key FROM user_terms
                 WHERE tenant_id = \(tenantId) AND term >= \(prefix) AND term < \(upper)
                   AND username_key > lower(\(after))
@@ -52,7 +52,7 @@ enum PostgresListings {
     static func members(tenantId: String, conversationId: String, after cursor: ListCursor?, limit: Int) -> PostgresQuery {
         let (afterTime, afterId) = cursor.map { ($0.time, $0.id) } ?? (Int64.min, "")
         return """
-            SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at FROM participants p
+            SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot, p.joined_at FROM participants p
             JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
             WHERE p.tenant_id = \(tenantId) AND p.conversation_id = \(conversationId)
               AND (p.joined_at, p.user_id) > (\(afterTime), \(afterId))
@@ -64,10 +64,10 @@ enum PostgresListings {
     /// index range of `participants_by_join` per conversation (LATERAL).
     static func firstParticipants(tenantId: String, conversationIds: [String]) -> PostgresQuery {
         """
-        SELECT cid AS conversation_id, listed.id, listed.username, listed.display_name, listed.tenant_id
+        SELECT cid AS conversation_id, listed.id, listed.username, listed.display_name, listed.tenant_id, listed.is_bot
         FROM unnest(\(conversationIds)::text[]) WITH ORDINALITY AS ids(cid, n)
         CROSS JOIN LATERAL (
-            SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at, p.user_id FROM participants p
+            SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot, p.joined_at, p.user_id FROM participants p
             JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
             WHERE p.tenant_id = \(tenantId) AND p.conversation_id = ids.cid
             ORDER BY p.joined_at, p.user_id LIMIT \(Conversation.listedParticipants)

@@ -7,7 +7,7 @@ import PostgresNIO
 enum Rows {
     static let messageColumns = """
         m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-        m.reply_count, m.client_message_id, u.username, u.display_name
+        m.reply_count, m.client_message_id, u.username, u.display_name, u.is_bot
         """
     static let messageFrom = "FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id"
 
@@ -27,7 +27,8 @@ enum Rows {
     static func user(_ row: PostgresRandomAccessRow) throws -> User {
         User(
             id: try row.value("id", String.self), username: try row.value("username", String.self),
-            displayName: try row.value("display_name", String.self), tenantId: try row.value("tenant_id", String.self))
+            displayName: try row.value("display_name", String.self), tenantId: try row.value("tenant_id", String.self),
+            isBot: try row.value("is_bot", Int32.self) != 0)
     }
 
     static func message(_ row: PostgresRandomAccessRow) throws -> Message {
@@ -38,7 +39,7 @@ enum Rows {
             senderId: senderId,
             sender: User(
                 id: senderId, username: try row.value("username", String.self), displayName: try row.value("display_name", String.self),
-                tenantId: tenantId),
+                tenantId: tenantId, isBot: try row.value("is_bot", Int32.self) != 0),
             threadParentId: try row.value("thread_parent_id", String?.self), content: try row.value("content", String.self),
             createdAt: Timestamp(milliseconds: try row.value("created_at", Int64.self)), seq: try row.value("seq", Int64.self),
             replyCount: Int(try row.value("reply_count", Int32.self)), clientMessageId: try row.value("client_message_id", String?.self))
@@ -170,7 +171,7 @@ extension PostgresChatStore {
     // MARK: Shared lookups (pool or transaction)
 
     static func fetchUser(_ db: some QueryRunner, tenantId: String, id: String) async throws -> User? {
-        for try await row in try await db.run("SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) AND id = \(id)") {
+        for try await row in try await db.run("SELECT id, username, display_name, tenant_id, is_bot FROM users WHERE tenant_id = \(tenantId) AND id = \(id)") {
             return try Rows.user(row.makeRandomAccess())
         }
         return nil

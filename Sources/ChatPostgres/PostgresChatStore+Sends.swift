@@ -90,7 +90,7 @@ extension PostgresChatStore {
         if !missing.isEmpty {
             for try await row in try await db.run(
                 """
-                SELECT u.id, u.username, u.display_name, u.tenant_id FROM users u
+                SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot FROM users u
                 JOIN unnest(\(missing.map { $0[0] })::text[], \(missing.map { $0[1] })::text[]) AS k(tenant_id, id)
                   ON u.tenant_id = k.tenant_id AND u.id = k.id
                 """)

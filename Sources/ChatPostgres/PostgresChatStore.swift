@@ -137,7 +137,7 @@ public final class PostgresChatStore: ChatStore {
     public func user(tenantId: String, id: String) async throws -> User? {
         try await guarded { [self] in
             try await first(
-                client.query("SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = \(tenantId) AND id = \(id)", logger: logger),
+                client.query("SELECT id, username, display_name, tenant_id, is_bot FROM users WHERE tenant_id = \(tenantId) AND id = \(id)", logger: logger),
                 Rows.user)
         }
     }
@@ -161,7 +161,7 @@ public final class PostgresChatStore: ChatStore {
             try await first(
                 client.query(
                     """
-                    SELECT u.id, u.username, u.display_name, u.tenant_id, u.password_hash
+                    SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot, u.password_hash
                     FROM users u JOIN tenants t ON t.id = u.tenant_id
                     WHERE lower(t.slug) = lower(\(tenantSlug)) AND lower(u.username) = lower(\(username))
                     """,

@@ -147,6 +147,34 @@ enum PostgresSchema {
                 FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations(tenant_id, id) ON DELETE CASCADE
             )
             """),
+        // Agents: bot users of a tenant, their backend, and their token use per day (`AgentBudget`). `is_bot` is an
+        // integer as in SQLite, so `migrate-data` copies it as it is.
+        (6, """
+            ALTER TABLE users ADD COLUMN is_bot INTEGER NOT NULL DEFAULT 0 CHECK (is_bot IN (0, 1));
+            CREATE TABLE agents (
+                tenant_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                backend TEXT NOT NULL CHECK (backend IN ('builtin', 'openai')),
+                base_url TEXT,
+                model TEXT,
+                api_key_env TEXT,
+                system_prompt TEXT NOT NULL DEFAULT '',
+                daily_token_budget BIGINT NOT NULL CHECK (daily_token_budget >= 0),
+                requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute >= 0),
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, user_id),
+                FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
+            );
+            CREATE TABLE agent_usage (
+                tenant_id TEXT NOT NULL,
+                agent_id TEXT NOT NULL,
+                day TEXT NOT NULL,
+                tokens BIGINT NOT NULL,
+                requests INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, agent_id, day),
+                FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, user_id) ON DELETE CASCADE
+            )
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

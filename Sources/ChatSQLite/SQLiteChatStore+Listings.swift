@@ -97,14 +97,14 @@ enum Listings {
             // Driven by the matching terms, [prefix, prefix + U+10FFFF) in their binary order: the cost follows the
             // matches, not the tenant.
             sql = """
-                SELECT u.id, u.username, u.display_name, u.tenant_id
+                SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot
                 FROM (SELECT DISTINCT user_id FROM user_terms WHERE tenant_id = ? AND term >= ? AND term < ?) t
                 CROSS JOIN users u ON u.tenant_id = ? AND u.id = t.user_id
                 WHERE 1
                 """
             arguments = [tenantId, prefix, prefix + "\u{10FFFF}", tenantId]
         } else {
-            sql = "SELECT u.id, u.username, u.display_name, u.tenant_id FROM users u WHERE u.tenant_id = ?"
+            sql = "SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot FROM users u WHERE u.tenant_id = ?"
             arguments = [tenantId]
         }
         if let afterUsername {
@@ -162,7 +162,7 @@ enum Listings {
     /// A range of `participants_by_join`: the cost follows the page, not the conversation's size.
     static func members(tenantId: String, conversationId: String, after cursor: ListCursor?, limit: Int) -> (String, StatementArguments) {
         ("""
-        SELECT u.id, u.username, u.display_name, u.tenant_id, p.joined_at FROM participants p INDEXED BY participants_by_join
+        SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot, p.joined_at FROM participants p INDEXED BY participants_by_join
         CROSS JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
         WHERE p.conversation_id = ? AND p.tenant_id = ? AND (p.joined_at, p.user_id) > (?, ?)
         ORDER BY p.joined_at, p.user_id LIMIT ?
@@ -171,7 +171,7 @@ enum Listings {
 
     static func firstParticipants(tenantId: String, conversationId: String) -> (String, StatementArguments) {
         ("""
-        SELECT u.id, u.username, u.display_name, u.tenant_id FROM participants p
+        SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot FROM participants p
         CROSS JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
         WHERE p.conversation_id = ? AND p.tenant_id = ? ORDER BY p.joined_at, p.user_id LIMIT ?
         """, [conversationId, tenantId, Conversation.listedParticipants])

@@ -150,7 +150,7 @@ public final class SQLiteChatStore: ChatStore {
             guard let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT u.id, u.username, u.display_name, u.tenant_id, u.password_hash
+                    SELECT u.id, u.username, u.display_name, u.tenant_id, u.is_bot, u.password_hash
                     FROM users u JOIN tenants t ON t.id = u.tenant_id
                     WHERE t.slug = ? AND u.username = ?
                     """,
@@ -550,7 +550,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static let messageSelect = """
         SELECT m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-               m.reply_count, m.client_message_id, u.username, u.display_name
+               m.reply_count, m.client_message_id, u.username, u.display_name, u.is_bot
         FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id
         """
 
@@ -568,7 +568,7 @@ public final class SQLiteChatStore: ChatStore {
     }
 
     static func user(_ row: Row) -> User {
-        User(id: row["id"], username: row["username"], displayName: row["display_name"], tenantId: row["tenant_id"])
+        User(id: row["id"], username: row["username"], displayName: row["display_name"], tenantId: row["tenant_id"], isBot: row["is_bot"])
     }
 
     static func message(_ row: Row) -> Message {
@@ -576,7 +576,7 @@ public final class SQLiteChatStore: ChatStore {
         let senderId: String = row["sender_id"]
         return Message(
             id: row["id"], tenantId: tenantId, conversationId: row["conversation_id"], senderId: senderId,
-            sender: User(id: senderId, username: row["username"], displayName: row["display_name"], tenantId: tenantId),
+            sender: User(id: senderId, username: row["username"], displayName: row["display_name"], tenantId: tenantId, isBot: row["is_bot"]),
             threadParentId: row["thread_parent_id"], content: row["content"], createdAt: Timestamp(milliseconds: row["created_at"]),
             seq: row["seq"], replyCount: row["reply_count"], clientMessageId: row["client_message_id"])
     }
@@ -593,7 +593,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static func fetchUser(_ db: Database, tenantId: String, id: String) throws -> User? {
         try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT id, username, display_name, tenant_id FROM users WHERE tenant_id = ? AND id = ?"),
+            db.cachedStatement(sql: "SELECT id, username, display_name, tenant_id, is_bot FROM users WHERE tenant_id = ? AND id = ?"),
             arguments: [tenantId, id]
         ).map { user($0) }
     }

@@ -143,6 +143,35 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Agents: bot users of a tenant, their backend, and their token use per day (`AgentBudget`).
+        migrator.registerMigration("v5-agents") { db in
+            try db.execute(sql: """
+                ALTER TABLE users ADD COLUMN is_bot INTEGER NOT NULL DEFAULT 0 CHECK (is_bot IN (0, 1));
+                CREATE TABLE agents (
+                    tenant_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    backend TEXT NOT NULL CHECK (backend IN ('builtin', 'openai')),
+                    base_url TEXT,
+                    model TEXT,
+                    api_key_env TEXT,
+                    system_prompt TEXT NOT NULL DEFAULT '',
+                    daily_token_budget INTEGER NOT NULL CHECK (daily_token_budget >= 0),
+                    requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute >= 0),
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, user_id),
+                    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                CREATE TABLE agent_usage (
+                    tenant_id TEXT NOT NULL,
+                    agent_id TEXT NOT NULL,
+                    day TEXT NOT NULL,
+                    tokens INTEGER NOT NULL,
+                    requests INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, agent_id, day),
+                    FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, user_id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -16,13 +16,16 @@ public struct ChatDependencies: Sendable {
     public let auth: AuthService
     /// Conversation summaries, cached per conversation.
     public let summaries: SummaryService
+    /// Agents answering in conversations (installed on `chat`).
+    public let agents: AgentRuntime
     /// Open WebSockets and SSE streams (for graceful shutdown).
     public let connections: LiveConnections
 
     /// Wires the core around a store the caller opened (the executable picks SQLite or PostgreSQL) and, for a
     /// store shared by several nodes, a broker that relays between them (`broker` wraps `hub`).
     public static func make(
-        _ config: AppConfiguration, store: any ChatStore, hub: RoomHub = RoomHub(), broker: (any EventBroker)? = nil
+        _ config: AppConfiguration, store: any ChatStore, hub: RoomHub = RoomHub(), broker: (any EventBroker)? = nil,
+        models: any ModelBackendFactory = NoModelBackends(), agentLimits: AgentRuntime.Limits = AgentRuntime.Limits(), logger: Logger? = nil
     ) -> ChatDependencies {
         let chat = ChatService(store: store, broker: broker ?? hub, limits: config.limits)
         var auth = AuthService(
@@ -32,7 +35,13 @@ public struct ChatDependencies: Sendable {
                 // Nodes sharing a database count failures there, so the limits hold across them.
                 log: store.eventLogIsLocal ? InMemoryLoginFailures() : (store as? any LoginFailureLog) ?? InMemoryLoginFailures()))
         auth.sessionLifetimeSeconds = 30 * 86_400
-        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth, summaries: SummaryService(chat: chat), connections: LiveConnections())
+        let budget = AgentBudget(store: store)
+        let summaries = SummaryService(chat: chat, backends: models, budget: budget)
+        let agents = AgentRuntime(
+            chat: chat, summaries: summaries, backends: models, budget: budget, limits: agentLimits,
+            logger: logger ?? Logger(label: "chat-server.agents"))
+        agents.install()
+        return ChatDependencies(store: store, hub: hub, chat: chat, auth: auth, summaries: summaries, agents: agents, connections: LiveConnections())
     }
 }
 
@@ -45,6 +54,7 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
         return logger
     }()
     if config.seedDemoData, try await DemoData.seedIfEmpty(chat: dependencies.chat, hasher: dependencies.auth.hasher) {
+        dependencies.agents.agentsChanged()
         logger.info("seeded demo data: tenants acme (alice, bob, carol) and globex (dave, erin), password \(DemoData.password)")
     }
     let router = try await buildRouter(config, dependencies: dependencies)
@@ -111,6 +121,10 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     let auth = AuthController(auth: dependencies.auth, chat: dependencies.chat, cookies: cookies, maxBodyBytes: config.maxBodyBytes)
     auth.addSignInRoutes(to: signIn)
     auth.addRoutes(to: api.group("auth"), users: api.group("users"))
+    api.get("agents") { [chat = dependencies.chat] _, context in
+        struct Body: Encodable { let agents: [AgentListing] }
+        return try JSONResponse.make(Body(agents: try await chat.agents(try context.requirePrincipal())))
+    }
     ChatController(chat: dependencies.chat, summaries: dependencies.summaries, maxBodyBytes: config.maxBodyBytes).addRoutes(to: api.group("chat"))
     RealtimeController(
         chat: dependencies.chat, auth: dependencies.auth, origins: origins, settings: config.realtime, connections: dependencies.connections

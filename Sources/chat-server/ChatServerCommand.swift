@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatCore
+import ChatModels
 import ChatPostgres
 import ChatServer
 import ChatSQLite
@@ -13,7 +14,10 @@ struct ChatServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-server",
         abstract: "A multi-tenant real-time chat server.",
-        subcommands: [Serve.self, CreateTenant.self, CreateUser.self, MigrateData.self, Backup.self],
+        subcommands: [
+            Serve.self, CreateTenant.self, CreateUser.self, CreateAgent.self, ListAgents.self, UpdateAgent.self, DeleteAgent.self, MigrateData.self,
+            Backup.self,
+        ],
         defaultSubcommand: Serve.self)
 }
 
@@ -123,7 +127,7 @@ struct Serve: AsyncParsableCommand {
         let lock = try ServeLock(databasePath: databasePath)
         defer { withExtendedLifetime(lock) {} }
         let store = try SQLiteChatStore(path: databasePath)
-        let dependencies = ChatDependencies.make(config, store: store)
+        let dependencies = ChatDependencies.make(config, store: store, models: OpenAIBackends(client: .shared), logger: logger)
         let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
         announceDemo()
         // Services stop in reverse order on SIGTERM/SIGINT: the drain service first (realtime clients hear 1001
@@ -147,7 +151,8 @@ struct Serve: AsyncParsableCommand {
             let bus = PostgresClusterBus(store: store)
             let broker = ClusterBroker(hub: hub, log: store, bus: bus, logger: logger)
             try await broker.start()
-            let dependencies = ChatDependencies.make(config, store: store, hub: hub, broker: broker)
+            let dependencies = ChatDependencies.make(
+                config, store: store, hub: hub, broker: broker, models: OpenAIBackends(client: .shared), logger: logger)
             dependencies.auth.revocations.forward { hash in await bus.broadcastRevoked(credentialHash: hash) }
             let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
             announceDemo()

@@ -70,6 +70,8 @@ public enum ExtractiveDigest {
             } else {
                 state.participants.append(.init(userId: message.senderId, displayName: message.sender.displayName, messageCount: 1))
             }
+            // Commands to agents ("/summary") are counted but are not what a conversation is about.
+            if message.content.hasPrefix("/") { continue }
             let terms = Self.terms(message.content)
             if let rootId = message.threadParentId {
                 // A reply counts toward its root: more weight, and its words join the root's.
