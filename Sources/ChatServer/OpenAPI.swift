@@ -177,6 +177,14 @@ struct OpenAPIDocument {
                 responses: ["200": Self.reply("A page of users", Self.object([
                     "users": Self.array(Self.ref("User")), "nextCursor": nextCursor,
                 ]))], errors: [400, 401])],
+            "/api/agents": ["get": Self.operation(
+                "listAgents", "The caller's tenant's agents, without secrets", tags: ["users"],
+                responses: ["200": Self.reply("The agents", Self.object(["agents": Self.array(Self.object([
+                    "id": Self.id, "username": Self.string(), "displayName": Self.string(),
+                    "backend": ["type": "string", "enum": Agent.Backend.allCases.map(\.rawValue)], "model": ["type": ["string", "null"]],
+                    "dailyTokenBudget": ["type": "integer", "minimum": 0], "requestsPerMinute": ["type": "integer", "minimum": 0],
+                    "tokensUsedToday": ["type": "integer", "minimum": 0], "createdAt": Self.timestamp,
+                ]))]))], errors: [401])],
             "/api/chat/start": ["post": Self.operation(
                 "startConversation", "Start a conversation; the caller always participates", tags: chat,
                 body: Self.object([
@@ -210,6 +218,7 @@ struct OpenAPIDocument {
                 parameters: [
                     Self.pathParam("conversationId"),
                     Self.queryParam("refresh", ["type": "string", "enum": ["0", "1", "true", "false"]], "1: summarize again from the messages"),
+                    Self.queryParam("method", ["type": "string", "enum": SummaryService.Method.allCases.map(\.rawValue)], "auto (default), extractive or llm"),
                 ],
                 responses: ["200": Self.reply("The summary", Self.object(["summary": Self.ref("Summary")]))],
                 errors: [400, 401, 404])],
@@ -293,7 +302,9 @@ struct OpenAPIDocument {
                 "openapi", "This document", tags: ["meta"], auth: false, responses: ["200": Self.reply("OpenAPI 3.1", ["type": "object"])],
                 errors: [])],
         ]
-        let user = Self.object(["id": Self.id, "username": Self.string(), "displayName": Self.string(), "tenantId": Self.id])
+        let user = Self.object(
+            ["id": Self.id, "username": Self.string(), "displayName": Self.string(), "tenantId": Self.id, "isBot": ["type": "boolean"]],
+            required: ["id", "username", "displayName", "tenantId"])
         let conversation = Self.object([
             "id": Self.id, "tenantId": Self.id, "title": Self.string(), "participants": Self.array(Self.ref("User")),
             "participantCount": ["type": "integer", "minimum": 1], "createdBy": Self.id, "createdAt": Self.timestamp, "updatedAt": Self.timestamp, "lastMessageAt": Self.nullableTimestamp,
@@ -322,7 +333,7 @@ struct OpenAPIDocument {
         ])
         let error = Self.object(["error": Self.object(["code": Self.string("snake_case code"), "message": Self.string()])])
         let event = Self.object([
-            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "resync_required"]],
+            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "agent_progress", "resync_required"]],
             "eventId": Self.nullable(Self.cursor), "room": Self.string("tenantId:conversationId"),
             "conversationId": ["type": ["string", "null"]], "data": ["type": "object"],
         ], required: ["type", "eventId", "conversationId"])

@@ -168,7 +168,7 @@ struct ClusterTests {
             return try await group.reduce(into: [Bool]()) { $0.append($1) }
         }
         #expect(seeded.filter { $0 }.count == 1 && seeded.count == 2)
-        #expect(try await empty.directory(tenantId: try await empty.tenant(slug: "acme")!.id, prefix: nil, afterUsername: nil, limit: 10).count == 3)
+        #expect(try await empty.directory(tenantId: try await empty.tenant(slug: "acme")!.id, prefix: nil, afterUsername: nil, limit: 10).count == 4)
     }
 }
 

@@ -12,7 +12,7 @@ import Testing
             let response = try await client.call(.post, "/api/auth/login", json: ["tenant": "acme", "username": "alice", "password": "demo-password"])
             #expect(response.status == .ok)
             #expect(response.json["user"]["username"].string == "alice")
-            #expect(response.json["user"].keys == ["id", "username", "displayName", "tenantId"])
+            #expect(response.json["user"].keys == ["id", "username", "displayName", "tenantId", "isBot"])
             #expect(response.json["csrfToken"].string?.isEmpty == false)
             let cookie = try #require(setCookie(response.headers))
             #expect(cookie.contains("HttpOnly"))

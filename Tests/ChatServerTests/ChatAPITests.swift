@@ -79,9 +79,9 @@ import Testing
         try await withApp { client, _ in
             let dave = try await client.tokenSignIn("globex", "dave")
             let users = try await client.call(.get, "/api/users", as: dave)
-            #expect(Set(users.json["users"].array.compactMap { $0["username"].string }) == ["dave", "erin"])
+            #expect(Set(users.json["users"].array.compactMap { $0["username"].string }) == ["assistant", "dave", "erin"])
             let conversations = try await client.call(.get, "/api/chat/conversations", as: dave)
-            #expect(conversations.json["conversations"].array.map { $0["title"].string } == ["Ops"])
+            #expect(conversations.json["conversations"].array.map { $0["title"].string } == ["Assistant", "Ops"])
         }
     }
 
@@ -89,12 +89,13 @@ import Testing
         try await withApp { client, _ in
             let alice = try await client.tokenSignIn("acme", "alice")
             let all = try await client.call(.get, "/api/users", as: alice)
-            #expect(all.json["users"].array.compactMap { $0["username"].string } == ["alice", "bob", "carol"])
+            #expect(all.json["users"].array.compactMap { $0["username"].string } == ["alice", "assistant", "bob", "carol"])
+            #expect(all.json["users"].array.map { $0["isBot"].bool } == [false, true, false, false])
             #expect(all.json["nextCursor"].isNull)
             let found = try await client.call(.get, "/api/users?q=\("BÓ".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)", as: alice)
             #expect(found.json["users"].array.compactMap { $0["username"].string } == ["bob"])
-            let first = try await client.call(.get, "/api/users?limit=2", as: alice)
-            #expect(first.json["users"].array.count == 2)
+            let first = try await client.call(.get, "/api/users?limit=3", as: alice)
+            #expect(first.json["users"].array.count == 3)
             let cursor = try #require(first.json["nextCursor"].string)
             let second = try await client.call(.get, "/api/users?limit=2&cursor=\(cursor)", as: alice)
             #expect(second.json["users"].array.compactMap { $0["username"].string } == ["carol"])

@@ -71,11 +71,12 @@ func testConfiguration() -> AppConfiguration {
 /// store stays open for checks until `body` returns.
 func withApp<Value: Sendable>(
     _ setup: TestingSetup = .router, config: AppConfiguration = testConfiguration(), database: String? = nil,
+    models: any ModelBackendFactory = NoModelBackends(), agentLimits: AgentRuntime.Limits = AgentRuntime.Limits(),
     _ body: @Sendable (any TestClientProtocol, ChatDependencies) async throws -> Value
 ) async throws -> Value {
     let store = try SQLiteChatStore(path: try database ?? testDatabasePath())
     defer { try? store.close() }
-    let dependencies = ChatDependencies.make(config, store: store)
+    let dependencies = ChatDependencies.make(config, store: store, models: models, agentLimits: agentLimits)
     var logger = Logger(label: "chat-test")
     logger.logLevel = .warning
     let app = try await buildApplication(config, dependencies: dependencies, logger: logger)

@@ -76,7 +76,14 @@ struct ChatController {
     @Sendable func summary(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let caller = try context.requirePrincipal()
         let refresh = try request.flagQuery("refresh")
-        let summary = try await summaries.summary(caller, conversationId: try context.parameters.require("conversationId"), refresh: refresh)
+        let method = try request.uri.queryParameters.get("method").map { text in
+            guard let method = SummaryService.Method(rawValue: text) else {
+                throw ChatError.badRequest("`method` must be auto, extractive or llm.", code: "invalid_method")
+            }
+            return method
+        } ?? .auto
+        let summary = try await summaries.summary(
+            caller, conversationId: try context.parameters.require("conversationId"), method: method, refresh: refresh)
         return try JSONResponse.make(SummaryBody(summary: summary))
     }
 
