@@ -73,6 +73,7 @@ function renderMessage(message, { threadLinks, anchor }) {
   if (message.senderId === me) li.classList.add('mine');
   $('.avatar', li).textContent = initials(message.sender.displayName);
   $('.sender', li).textContent = message.sender.displayName;
+  $('.bot-badge', li).hidden = !message.sender.isBot;
   setTime($('time', li), message.createdAt);
   $('.content', li).textContent = message.content;
   const link = $('.thread-link', li);
@@ -297,6 +298,42 @@ function showTypers() {
   typingLine.textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
 }
 
+// ---------- agents' replies while their model writes ----------
+// A preview bubble carrying the reply's future clientMessageId: placeMessage replaces it with the stored reply. Its
+// growing text is not a live region (it would be read out again and again); the start is announced once, politely,
+// and the stored reply is announced like any message.
+function onAgentProgress(event) {
+  if (event.conversationId !== conversationId) return;
+  const data = event.data;
+  const list = data.threadParentId ? (threadId === data.threadParentId ? threadReplies : null) : messageList;
+  if (!list) return;
+  const key = `agent:${data.triggerMessageId}`;
+  let preview = list.querySelector(`[data-client-id="${CSS.escape(key)}"]`);
+  if (data.done) {
+    // The stored reply normally replaced it already; if not (yet), give it a moment.
+    if (preview) setTimeout(() => preview.isConnected && preview.classList.contains('agent-preview') && preview.remove(), 2000);
+    return;
+  }
+  if (!preview) {
+    preview = $('#message-template').content.firstElementChild.cloneNode(true);
+    preview.classList.add('agent-preview');
+    preview.removeAttribute('data-message-id');
+    preview.removeAttribute('data-seq');
+    preview.dataset.clientId = key;
+    preview.setAttribute('aria-busy', 'true');
+    $('.avatar', preview).textContent = initials(data.displayName);
+    $('.sender', preview).textContent = data.displayName;
+    $('.bot-badge', preview).hidden = false;
+    $('time', preview).textContent = 'writing…';
+    $('.thread-link', preview).remove();
+    const stick = nearBottom(list === messageList ? scroller : list.parentElement);
+    list.append(preview);
+    if (stick) scrollToEnd(list === messageList ? scroller : list.parentElement);
+    if (liveRegion) liveRegion.textContent = `${data.displayName} is writing a reply…`;
+  }
+  $('.content', preview).textContent = data.text;
+}
+
 // ---------- realtime connection: WebSocket, then SSE, then long-poll ----------
 const live = {
   order: forced ? [forced] : ['ws', 'sse', 'poll'],
@@ -314,6 +351,7 @@ const live = {
     switch (event.type) {
       case 'new_message': onNewMessage(event.data); break;
       case 'typing': onTyping(event); break;
+      case 'agent_progress': onAgentProgress(event); break;
       case 'conversation_created': onConversationCreated(event.data); break;
       case 'conversation_updated': onConversationUpdated(event.data); break;
       case 'resync_required': location.reload(); break;
@@ -395,7 +433,7 @@ const live = {
     const source = new EventSource(`/api/chat/events?${query}`);
     this.source = source;
     source.onopen = () => { opened = true; this.attempt = 0; setTransport('sse'); };
-    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'resync_required']) {
+    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'resync_required']) {
       source.addEventListener(type, (message) => {
         try { this.handle(JSON.parse(message.data)); } catch { /* ignore a bad event */ }
       });

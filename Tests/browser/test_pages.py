@@ -1,5 +1,6 @@
 """Two people in two browsers: live delivery over each transport, threads, new conversations, closing, no-JS,
 escaping, fallback, accessibility and screenshots."""
+import json
 import time
 import uuid
 
@@ -233,6 +234,44 @@ def test_summary_panel_opens_from_the_chat_and_the_page_works_without_javascript
     assert "Key points" in card.text and "Who books the launch retro?" in card.text
     assert [el.text for el in card.find_elements(By.CSS_SELECTOR, ".member-list .member-name")] == ["Alice Anders", "Bob Brown"]
     screenshot(plain, "summary-page-desktop")
+
+
+def test_an_agents_reply_grows_on_the_page_then_becomes_a_bot_message(server, browsers):
+    import subprocess
+    from fake_model import FakeModel
+    from harness import BINARY, ROOT
+    with FakeModel(reply="The launch is on Friday at ten, in the big room, with cake.", pieces=6, delay=0.4) as fake:
+        created = subprocess.run([BINARY, "create-agent", "--database", server.database, "--tenant", "acme", "--name", "helper",
+                                  "--display-name", "Helper", "--backend", "openai", "--base-url", fake.base_url, "--model", "fake-model"],
+                                 capture_output=True, text=True, cwd=ROOT)
+        assert created.returncode == 0, created.stderr
+        headers = api_token(server, "alice")
+        helper = [u["id"] for u in httpx.get(server.base + "/api/users?q=helper", headers=headers).json()["users"]][0]
+        conversation = httpx.post(server.base + "/api/chat/start", headers=headers,
+                                  json={"title": "Ask Helper", "participantIds": [helper]}).json()["conversation"]["id"]
+        alice = browsers()
+        login(alice, server, "alice")
+        open_chat(alice, server, conversation)
+        wait_live(alice, "ws")
+        type_and_send(alice, "When is the launch?")
+        preview = wait(alice, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, "#messages .agent-preview"))
+        assert preview.get_attribute("aria-busy") == "true"
+        wait(alice, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, "#messages .agent-preview .content").text.startswith("The launch"))
+        partial = alice.find_element(By.CSS_SELECTOR, "#messages .agent-preview .content").text
+        assert partial != "The launch is on Friday at ten, in the big room, with cake."
+        assert "Helper is writing a reply" in alice.find_element(By.ID, "live-region").get_attribute("textContent")
+        screenshot(alice, "agent-streaming-desktop")
+        final = "The launch is on Friday at ten, in the big room, with cake."
+        wait(alice, 15).until(lambda d: message_with_text(d, final) is not None and not d.find_elements(By.CSS_SELECTOR, "#messages .agent-preview"))
+        bubble = message_with_text(alice, final)
+        assert bubble.find_element(By.CSS_SELECTOR, ".bot-badge").is_displayed()
+        assert len([li for li in alice.find_elements(By.CSS_SELECTOR, "#messages li.message") if li.find_element(By.CSS_SELECTOR, ".content").text == final]) == 1
+        # The model was shown the conversation as quoted data.
+        assert any("When is the launch?" in json.dumps(r) for r in fake.requests)
+        # Reloaded, the stored reply carries its bot badge from the server.
+        alice.refresh()
+        assert message_with_text(alice, final).find_element(By.CSS_SELECTOR, ".bot-badge").text.lower() == "bot"
+        screenshot(alice, "agent-reply-desktop")
 
 
 def test_closing_disables_the_composer_for_both(server, browsers):

@@ -7,6 +7,7 @@ struct MessageView {
     let seq: Int64
     let senderId: String
     let senderName: String
+    let senderIsBot: Bool
     let initials: String
     let content: String
     let createdISO: String
@@ -25,6 +26,7 @@ struct MessageView {
         seq = message.seq
         senderId = message.senderId
         senderName = message.sender.displayName
+        senderIsBot = message.sender.isBot
         initials = Self.initials(message.sender.displayName)
         content = message.content
         createdISO = message.createdAt.description
