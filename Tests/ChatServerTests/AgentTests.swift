@@ -395,6 +395,39 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func aModelsSummaryIsCachedThenUpdatedFromItsOwnTextAndTheNewerMessagesOnly() async throws {
+        let fake = FakeModelServer { index, _ in FakeModelServer.streamed("Summary number \(index + 1).", model: "fake-model", pieces: 1, delay: .zero) }
+        try await fake.run { baseURL in
+            try await withApp(.live, models: Self.models) { client, dependencies in
+                _ = try await addModelAgent(dependencies, tenant: "acme", name: "helper", baseURL: baseURL, model: "fake-model")
+                let alice = try await client.tokenSignIn("acme", "alice")
+                let room = try await client.conversationId("General", as: alice)
+                let first = try await client.call(.get, "/api/chat/\(room)/summary", as: alice).json["summary"]
+                #expect(first["method"].string == "llm" && first["model"].string == "fake-model" && first["text"].string == "Summary number 1.")
+                #expect(first["cached"].bool == false && first["highlights"].array.count > 0)
+                #expect(fake.recorded.count == 1 && fake.recorded[0].body.contains("Welcome to Acme chat!"))
+                // Nothing new: the stored text, no call.
+                #expect(try await client.call(.get, "/api/chat/\(room)/summary", as: alice).json["summary"]["cached"].bool == true)
+                #expect(fake.recorded.count == 1)
+                // A new message: the model gets its previous text and only what came after.
+                try await client.send("Moving the launch to Monday.", to: room, as: alice)
+                let second = try await client.call(.get, "/api/chat/\(room)/summary", as: alice).json["summary"]
+                #expect(second["text"].string == "Summary number 2." && second["cached"].bool == false)
+                let update = fake.recorded[1].body
+                #expect(update.contains("Summary number 1.") && update.contains("Moving the launch to Monday."))
+                #expect(!update.contains("Welcome to Acme chat!"))
+                // refresh=1: written afresh from the messages.
+                let third = try await client.call(.get, "/api/chat/\(room)/summary?refresh=1", as: alice).json["summary"]
+                #expect(third["text"].string == "Summary number 3.")
+                #expect(fake.recorded[2].body.contains("Welcome to Acme chat!") && !fake.recorded[2].body.contains("Summary number 2."))
+                // method=extractive never asks the model.
+                #expect(try await client.call(.get, "/api/chat/\(room)/summary?method=extractive", as: alice).json["summary"]["method"].string == "extractive")
+                #expect(fake.recorded.count == 3)
+                #expect(try await client.call(.get, "/api/chat/\(room)/summary?method=best", as: alice).status == .badRequest)
+            }
+        }
+    }
+
     @Test func aCanaryWrittenInOneTenantNeverReachesAnotherTenantsAgent() async throws {
         let fake = FakeModelServer { _, body in
             body.contains("model-acme")

@@ -52,6 +52,32 @@ try:
     me = httpx.get(server.base + "/api/auth/me", headers={"Authorization": "Bearer " + tok}).json()
     if me["user"]["username"] != "peter" or me["tenant"]["slug"] != "initech":
         failures.append(f"unexpected /me: {me}")
+    # Agents: created, listed and changed while the server runs, never showing the key (only where it is read from);
+    # an agent cannot sign in; deleting one stops it but keeps its user.
+    prompt = os.path.join(server.dir, "prompt.txt")
+    with open(prompt, "w") as f:
+        f.write("You are Initech's helper. Be brief.")
+    made = admin("create-agent", "--tenant", "initech", "--name", "helper", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                 "--model", "tiny", "--api-key-env", "INITECH_MODEL_KEY", "--system-prompt-file", prompt, "--daily-token-budget", "5000",
+                 "--requests-per-minute", "6")
+    if made.returncode != 0 or "key from $INITECH_MODEL_KEY" not in made.stdout:
+        failures.append(f"create-agent failed: {made.stdout} {made.stderr}")
+    if admin("create-agent", "--tenant", "initech", "--name", "bad", "--backend", "openai").returncode == 0:
+        failures.append("an openai agent without --base-url was accepted")
+    if admin("create-agent", "--tenant", "initech", "--name", "bad", "--api-key-env", "sk-live-123").returncode == 0:
+        failures.append("a key given where its variable's name belongs was accepted")
+    updated = admin("update-agent", "--tenant", "initech", "--name", "helper", "--requests-per-minute", "2")
+    listed = admin("list-agents", "--tenant", "initech").stdout
+    if updated.returncode != 0 or "2 calls a minute" not in listed or "5000 tokens a day" not in listed or "tiny" not in listed:
+        failures.append(f"update-agent or list-agents: {updated.stderr} {listed}")
+    agents = httpx.get(server.base + "/api/agents", headers={"Authorization": "Bearer " + tok})
+    body = agents.text
+    if agents.status_code != 200 or [a["username"] for a in agents.json()["agents"]] != ["helper"] or "127.0.0.1:9" in body or "INITECH" in body:
+        failures.append(f"GET /api/agents: {agents.status_code} {body}")
+    if httpx.post(server.base + "/api/auth/token", json={"tenant": "initech", "username": "helper", "password": "!"}).status_code != 401:
+        failures.append("an agent could sign in")
+    if admin("delete-agent", "--tenant", "initech", "--name", "helper").returncode != 0 or "no agents" not in admin("list-agents", "--tenant", "initech").stdout:
+        failures.append("delete-agent did not remove the agent")
     # One server per database file: a second `serve` on it refuses to start, and the first keeps serving.
     second = subprocess.run([BINARY, "serve", "--database", server.database, "--port", "0"], capture_output=True, text=True, timeout=30)
     if second.returncode == 0 or "already serving" not in second.stderr:
