@@ -428,6 +428,69 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func aHangingModelDelaysNoSendAndNoOtherTenantAndItsQueueIsBounded() async throws {
+        let fake = FakeModelServer { _, body in
+            body.contains("model-acme") ? .hang : FakeModelServer.streamed("Globex answers.", model: "model-globex", pieces: 1, delay: .zero)
+        }
+        try await fake.run { baseURL in
+            var limits = AgentRuntime.Limits()
+            limits.perTenantConcurrency = 1
+            limits.perTenantQueue = 1
+            limits.replyTimeout = .seconds(30)
+            try await withApp(.live, models: Self.models, agentLimits: limits) { client, dependencies in
+                let acmeAgent = try await addModelAgent(dependencies, tenant: "acme", name: "helper", baseURL: baseURL, model: "model-acme")
+                let globexAgent = try await addModelAgent(dependencies, tenant: "globex", name: "helper", baseURL: baseURL, model: "model-globex")
+                let alice = try await client.tokenSignIn("acme", "alice")
+                let dave = try await client.tokenSignIn("globex", "dave")
+                let acmeRoom = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "Direct", "participantIds": [acmeAgent.id]])
+                    .json["conversation"]["id"].string!
+                // The first question is being answered (the model hangs), the second waits, the third finds the queue full.
+                for question in ["first?", "second?", "third?"] {
+                    let started = ContinuousClock.now
+                    try await client.send(question, to: acmeRoom, as: alice)
+                    #expect(ContinuousClock.now - started < .seconds(2), "a send waited for the model")
+                }
+                let busy = try await waitFor("the busy answer") { try await client.history(acmeRoom, as: alice).first { $0.0 == "helper" } }
+                #expect(busy.1.hasPrefix("I have too many requests from this workspace"))
+                #expect(busy.2?.hasPrefix("agent:") == true)
+                #expect(dependencies.agents.load(tenantId: acmeAgent.tenantId) == (running: 1, queued: 1))
+                // Globex's agent answers at once meanwhile.
+                let globexRoom = try await client.call(.post, "/api/chat/start", as: dave, json: ["title": "Direct", "participantIds": [globexAgent.id]])
+                    .json["conversation"]["id"].string!
+                let started = ContinuousClock.now
+                try await client.send("hello?", to: globexRoom, as: dave)
+                let reply = try await waitFor("globex's answer") { try await client.history(globexRoom, as: dave).first { $0.0 == "helper" } }
+                #expect(reply.1 == "Globex answers." && ContinuousClock.now - started < .seconds(5))
+            }
+        }
+    }
+
+    @Test func olderMessagesAreFoldedIntoAStoredMemoryTheModelIsShown() async throws {
+        let fake = FakeModelServer { _, _ in FakeModelServer.streamed("Got it.", pieces: 1, delay: .zero) }
+        try await fake.run { baseURL in
+            var limits = AgentRuntime.Limits()
+            limits.contextTokens = 30
+            try await withApp(.live, models: Self.models, agentLimits: limits) { client, dependencies in
+                let agent = try await addModelAgent(dependencies, tenant: "acme", name: "helper", baseURL: baseURL, model: "fake-model")
+                let alice = try await client.tokenSignIn("acme", "alice")
+                let bob = try await client.tokenSignIn("acme", "bob")
+                let bobId = try await client.userId("bob", as: alice)
+                let room = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "Planning", "participantIds": [bobId, agent.id]])
+                    .json["conversation"]["id"].string!
+                try await client.send("The database migration for release 2.4 needs a review before Thursday.", to: room, as: bob)
+                for index in 0..<8 { try await client.send("ok \(index)!", to: room, as: alice) }
+                try await client.send("@helper what needs a review before Thursday?", to: room, as: alice)
+                _ = try await waitFor("the answer") { try await client.history(room, as: alice).first { $0.0 == "helper" } }
+                let request = try #require(fake.recorded.last).body
+                // The oldest message no longer fits the context: it reaches the model through the digest.
+                #expect(request.contains("What was said earlier"))
+                #expect(request.contains("database migration for release 2.4"))
+                let memory = try await dependencies.store.memory(tenantId: agent.tenantId, conversationId: room, kind: "agent:\(agent.id)")
+                #expect((memory?.throughSeq ?? 0) >= 1)
+            }
+        }
+    }
+
     @Test func aCanaryWrittenInOneTenantNeverReachesAnotherTenantsAgent() async throws {
         let fake = FakeModelServer { _, body in
             body.contains("model-acme")

@@ -119,8 +119,9 @@ async def run():
     try:
         tokens = {u: token(a.base, "acme", u) for u in ("alice", "bob", "carol")}
         users = httpx.get(b.base + "/api/users", headers=auth(tokens["alice"])).json()["users"]
-        if len(users) != 3:
-            failures.append(f"demo data seeded {len(users)} acme users, not 3")
+        # Three people and the built-in assistant, once.
+        if sorted(u["username"] for u in users) != ["alice", "assistant", "bob", "carol"]:
+            failures.append(f"demo data seeded {[u['username'] for u in users]} in acme, not alice, assistant, bob and carol")
         ids = [u["id"] for u in users if u["username"] in ("bob", "carol")]
         conversation = httpx.post(a.base + "/api/chat/start", headers=auth(tokens["alice"]),
                                   json={"title": "cluster", "participantIds": ids}).json()["conversation"]["id"]
