@@ -212,6 +212,25 @@ public struct ChatService: Sendable {
         return conversation
     }
 
+    /// Replaces the caller's own message's content; the same content again changes nothing (no event).
+    public func edit(_ caller: Principal, messageId: String, content: String) async throws -> Message {
+        try validate(content: content)
+        guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }
+        let applied = try await commits.submit(.editMessage(tenantId: caller.tenantId, userId: caller.userId, messageId: messageId, content: content))
+        guard case .changed(let message, _) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
+        return message
+    }
+
+    /// Turns the caller's own message into a tombstone; deleting it again changes nothing.
+    public func delete(_ caller: Principal, messageId: String) async throws -> Message {
+        guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }
+        let applied = try await commits.submit(.deleteMessage(tenantId: caller.tenantId, userId: caller.userId, messageId: messageId))
+        guard case .changed(let message, let changed) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
+        // The ring of recent events must forget the content as the log did.
+        if changed { recent?.rewrite(message) }
+        return message
+    }
+
     public func markRead(_ caller: Principal, conversationId: String, messageId: String) async throws {
         guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
         guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }

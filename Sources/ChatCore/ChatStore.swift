@@ -8,6 +8,35 @@ public enum WriteCommand: Sendable {
     case setClosed(tenantId: String, userId: String, conversationId: String, closed: Bool)
     /// Record a read receipt up to `messageId`.
     case markRead(tenantId: String, userId: String, conversationId: String, messageId: String)
+    /// Replace the content of the user's own message (`MessageChange.check` says who may).
+    case editMessage(tenantId: String, userId: String, messageId: String, content: String)
+    /// Turn the user's own message into a tombstone: its content leaves the message and every logged event of it.
+    case deleteMessage(tenantId: String, userId: String, messageId: String)
+}
+
+/// The one rule for changing a message, kept by every store inside its transaction.
+public enum MessageChange {
+    /// What a store stores as a tombstone's content (the schemas require a non-empty one); reads show "".
+    public static let tombstoneContent = " "
+
+    /// nil when `userId` may change `message` in a conversation that is `closed` or not; the refusal otherwise.
+    /// Someone outside the conversation does not learn it exists (404); a participant may change only their own
+    /// messages (403); a tombstone cannot be edited (409), nor can anything in a closed conversation (409) — but
+    /// deleting there is allowed, so content can always be taken back.
+    public static func check(_ message: Message, userId: String, participates: Bool, closed: Bool, deleting: Bool) -> ChatError? {
+        guard participates else { return ChatError.notFound("message") }
+        guard message.senderId == userId else {
+            return ChatError(.forbidden, "not_your_message", "Only the sender may edit or delete a message.")
+        }
+        if !deleting {
+            if message.isDeleted { return ChatError(.conflict, "message_deleted", "A deleted message cannot be edited.") }
+            if closed { return ChatError.conversationClosed }
+        }
+        return nil
+    }
+
+    /// `"id":"<message id>"` as it appears in a logged event's data: what finds the events that carry a message.
+    public static func idMarker(_ messageId: String) -> String { #""id":"\#(messageId)""# }
 }
 
 /// A validated message to append.
@@ -34,6 +63,8 @@ public enum WriteOutcome: Sendable {
     case conversation(Conversation)
     /// `created` is false when a `clientMessageId` matched an earlier message (an idempotent resend).
     case message(Message, created: Bool)
+    /// An edit or delete; `changed` is false when it changed nothing (the same content, or already deleted).
+    case changed(Message, changed: Bool)
     case markedRead
 }
 

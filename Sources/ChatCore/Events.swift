@@ -12,6 +12,10 @@ public enum EventType: String, Sendable, CaseIterable {
     case conversationCreated = "conversation_created"
     case conversationUpdated = "conversation_updated"
     case typing
+    /// A message's content changed (data: the Message, `editedAt` set).
+    case messageUpdated = "message_updated"
+    /// A message became a tombstone (data: the Message, `deletedAt` set, content "").
+    case messageDeleted = "message_deleted"
     /// An agent's reply while its model writes it: the text so far (ephemeral, like typing).
     case agentProgress = "agent_progress"
 
@@ -215,6 +219,10 @@ extension JSONText {
         appendString(m.conversationId, to: &out)
         appendRaw(#","createdAt":"#, to: &out)
         appendString(m.createdAt.description, to: &out)
+        appendRaw(#","deletedAt":"#, to: &out)
+        optional(m.deletedAt?.description, to: &out)
+        appendRaw(#","editedAt":"#, to: &out)
+        optional(m.editedAt?.description, to: &out)
         appendRaw(#","id":"#, to: &out)
         appendString(m.id, to: &out)
         appendRaw(#","replyCount":"#, to: &out)

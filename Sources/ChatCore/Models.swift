@@ -132,10 +132,15 @@ public struct Message: Sendable, Equatable, Codable {
     public var seq: Int64
     public var replyCount: Int
     public var clientMessageId: String?
+    /// When the sender last changed the content; nil if never.
+    public var editedAt: Timestamp?
+    /// When the sender deleted it: a tombstone keeps its place (`seq`, thread, replies) and loses its content ("").
+    public var deletedAt: Timestamp?
 
     public init(
         id: String, tenantId: String, conversationId: String, senderId: String, sender: User, threadParentId: String?,
-        content: String, createdAt: Timestamp, seq: Int64, replyCount: Int, clientMessageId: String?
+        content: String, createdAt: Timestamp, seq: Int64, replyCount: Int, clientMessageId: String?,
+        editedAt: Timestamp? = nil, deletedAt: Timestamp? = nil
     ) {
         self.id = id
         self.tenantId = tenantId
@@ -148,11 +153,29 @@ public struct Message: Sendable, Equatable, Codable {
         self.seq = seq
         self.replyCount = replyCount
         self.clientMessageId = clientMessageId
+        self.editedAt = editedAt
+        self.deletedAt = deletedAt
     }
 
     enum CodingKeys: String, CodingKey {
         case id, tenantId, conversationId, senderId, sender, threadParentId, content, createdAt, seq, replyCount, clientMessageId
+        case editedAt, deletedAt
     }
+
+    // Messages in events logged before edits existed carry neither time.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), tenantId: try c.decode(String.self, forKey: .tenantId),
+            conversationId: try c.decode(String.self, forKey: .conversationId), senderId: try c.decode(String.self, forKey: .senderId),
+            sender: try c.decode(User.self, forKey: .sender), threadParentId: try c.decodeIfPresent(String.self, forKey: .threadParentId),
+            content: try c.decode(String.self, forKey: .content), createdAt: try c.decode(Timestamp.self, forKey: .createdAt),
+            seq: try c.decode(Int64.self, forKey: .seq), replyCount: try c.decode(Int.self, forKey: .replyCount),
+            clientMessageId: try c.decodeIfPresent(String.self, forKey: .clientMessageId),
+            editedAt: try c.decodeIfPresent(Timestamp.self, forKey: .editedAt), deletedAt: try c.decodeIfPresent(Timestamp.self, forKey: .deletedAt))
+    }
+
+    public var isDeleted: Bool { deletedAt != nil }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -167,6 +190,8 @@ public struct Message: Sendable, Equatable, Codable {
         try c.encode(seq, forKey: .seq)
         try c.encode(replyCount, forKey: .replyCount)
         try c.encode(clientMessageId, forKey: .clientMessageId)
+        try c.encode(editedAt, forKey: .editedAt)
+        try c.encode(deletedAt, forKey: .deletedAt)
     }
 }
 

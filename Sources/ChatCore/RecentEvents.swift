@@ -57,6 +57,26 @@ public final class RecentEvents: Sendable {
         }
     }
 
+    /// Replaces the data of the `new_message` and `message_updated` events that carry a message (a delete: the store
+    /// rewrote them the same way), so a replay from the ring shows what one from the store shows.
+    public func rewrite(_ message: Message) {
+        let marker = Array(MessageChange.idMarker(message.id).utf8)
+        let data = JSONText.message(message)
+        state.withLock { s in
+            for logical in 0..<s.count {
+                let index = (s.head + logical) % s.ring.count
+                guard let event = s.ring[index], event.conversationId == message.conversationId,
+                      event.type == .newMessage || event.type == .messageUpdated,
+                      event.envelope.readableBytesView.firstRange(of: marker) != nil
+                else { continue }
+                let replacement = ChatEvent(
+                    type: event.type, eventId: event.eventId, tenantId: event.tenantId, conversationId: event.conversationId, data: data)
+                s.bytes += Self.size(of: replacement) - Self.size(of: event)
+                s.ring[index] = replacement
+            }
+        }
+    }
+
     /// Forgets events up to `id` (pruned from the log), so that their cursors get the same answer as from the store.
     public func discard(through id: Int64) {
         state.withLock { s in

@@ -7,7 +7,7 @@ import PostgresNIO
 enum Rows {
     static let messageColumns = """
         m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-        m.reply_count, m.client_message_id, u.username, u.display_name, u.is_bot
+        m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, u.username, u.display_name, u.is_bot
         """
     static let messageFrom = "FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id"
 
@@ -40,9 +40,12 @@ enum Rows {
             sender: User(
                 id: senderId, username: try row.value("username", String.self), displayName: try row.value("display_name", String.self),
                 tenantId: tenantId, isBot: try row.value("is_bot", Int32.self) != 0),
-            threadParentId: try row.value("thread_parent_id", String?.self), content: try row.value("content", String.self),
+            threadParentId: try row.value("thread_parent_id", String?.self),
+            content: try row.value("deleted_at", Int64?.self) == nil ? try row.value("content", String.self) : "",
             createdAt: Timestamp(milliseconds: try row.value("created_at", Int64.self)), seq: try row.value("seq", Int64.self),
-            replyCount: Int(try row.value("reply_count", Int32.self)), clientMessageId: try row.value("client_message_id", String?.self))
+            replyCount: Int(try row.value("reply_count", Int32.self)), clientMessageId: try row.value("client_message_id", String?.self),
+            editedAt: try row.value("edited_at", Int64?.self).map(Timestamp.init(milliseconds:)),
+            deletedAt: try row.value("deleted_at", Int64?.self).map(Timestamp.init(milliseconds:)))
     }
 
     static func conversation(_ row: PostgresRandomAccessRow, participants: [User]) throws -> Conversation {

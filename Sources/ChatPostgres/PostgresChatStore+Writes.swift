@@ -5,6 +5,7 @@ extension WriteCommand {
     var tenantId: String {
         switch self {
         case .startConversation(let tenantId, _, _, _), .setClosed(let tenantId, _, _, _), .markRead(let tenantId, _, _, _): tenantId
+        case .editMessage(let tenantId, _, _, _), .deleteMessage(let tenantId, _, _): tenantId
         case .sendMessage(let new): new.tenantId
         }
     }
@@ -80,6 +81,16 @@ extension PostgresChatStore {
                                 db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId,
                                 counters: &counters, now: now)
                         })
+                    case .editMessage(let tenantId, let userId, let messageId, let content):
+                        results.append(try await Self.refusing {
+                            try await Self.change(
+                                db, tenantId: tenantId, userId: userId, messageId: messageId, newContent: content, counters: &counters, now: now)
+                        })
+                    case .deleteMessage(let tenantId, let userId, let messageId):
+                        results.append(try await Self.refusing {
+                            try await Self.change(
+                                db, tenantId: tenantId, userId: userId, messageId: messageId, newContent: nil, counters: &counters, now: now)
+                        })
                     }
                 }
                 for tenantId in counters.changed.sorted() {
@@ -149,6 +160,64 @@ extension PostgresChatStore {
             db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared),
             counters: &counters, now: now, participantIds: conversation.participants.map(\.id))
         return AppliedWrite(outcome: .conversation(conversation), events: [event])
+    }
+
+    /// An edit (`newContent`) or a delete (nil), under a lock of the message row. A delete also rewrites every logged
+    /// event that carried the message (its `new_message` and `message_updated` events) to the tombstone.
+    private static func change(
+        _ db: ConnectionRunner, tenantId: String, userId: String, messageId: String, newContent: String?, counters: inout EventCounters,
+        now: Timestamp
+    ) async throws -> AppliedWrite {
+        var found: (Message, Bool)?
+        for try await row in try await db.run(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT \(Rows.messageColumns), c.closed_at IS NOT NULL AS closed \(Rows.messageFrom)
+                    JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
+                    WHERE m.tenant_id = $1 AND m.id = $2 FOR UPDATE OF m
+                    """,
+                binds: try bindings(tenantId, messageId)))
+        {
+            let row = row.makeRandomAccess()
+            found = (try Rows.message(row), try row.value("closed", Bool.self))
+        }
+        guard var (message, closed) = found else { throw ChatError.notFound("message") }
+        var participates = false
+        for try await _ in try await db.run(
+            "SELECT 1 FROM participants WHERE tenant_id = \(tenantId) AND conversation_id = \(message.conversationId) AND user_id = \(userId)")
+        {
+            participates = true
+        }
+        if let refusal = MessageChange.check(message, userId: userId, participates: participates, closed: closed, deleting: newContent == nil) {
+            throw refusal
+        }
+        if let newContent {
+            guard newContent != message.content else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+            try await db.run(
+                "UPDATE messages SET content = \(newContent), edited_at = \(now.milliseconds) WHERE tenant_id = \(tenantId) AND id = \(messageId)")
+            message.content = newContent
+            message.editedAt = now
+        } else {
+            guard !message.isDeleted else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+            try await db.run(
+                """
+                UPDATE messages SET content = \(MessageChange.tombstoneContent), deleted_at = \(now.milliseconds)
+                WHERE tenant_id = \(tenantId) AND id = \(messageId)
+                """)
+            message.content = ""
+            message.deletedAt = now
+            // One conversation's events within the retention, through events_by_room.
+            try await db.run(
+                """
+                UPDATE events SET data = \(String(decoding: JSONText.message(message), as: UTF8.self))
+                WHERE tenant_id = \(tenantId) AND conversation_id = \(message.conversationId)
+                  AND type IN ('new_message', 'message_updated') AND strpos(data, \(MessageChange.idMarker(messageId))) > 0
+                """)
+        }
+        let event = try await appendEvent(
+            db, type: newContent == nil ? .messageDeleted : .messageUpdated, tenantId: tenantId, conversationId: message.conversationId,
+            data: JSONText.message(message), counters: &counters, now: now)
+        return AppliedWrite(outcome: .changed(message, changed: true), events: [event])
     }
 
     private static func markRead(

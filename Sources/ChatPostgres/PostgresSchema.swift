@@ -175,6 +175,11 @@ enum PostgresSchema {
                 FOREIGN KEY (tenant_id, agent_id) REFERENCES agents(tenant_id, user_id) ON DELETE CASCADE
             )
             """),
+        // Edit and delete: when, and a tombstone's content is one space (the CHECK on content stays; reads show "").
+        (7, """
+            ALTER TABLE messages ADD COLUMN edited_at BIGINT;
+            ALTER TABLE messages ADD COLUMN deleted_at BIGINT
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

@@ -335,6 +335,14 @@ public final class SQLiteChatStore: ChatStore {
                     return try Self.inSavepoint(db) {
                         try Self.markRead(db, tenantId: tenantId, userId: userId, conversationId: conversationId, messageId: messageId, now: now)
                     }
+                case .editMessage(let tenantId, let userId, let messageId, let content):
+                    return try Self.inSavepoint(db) {
+                        try Self.change(db, tenantId: tenantId, userId: userId, messageId: messageId, newContent: content, now: now)
+                    }
+                case .deleteMessage(let tenantId, let userId, let messageId):
+                    return try Self.inSavepoint(db) {
+                        try Self.change(db, tenantId: tenantId, userId: userId, messageId: messageId, newContent: nil, now: now)
+                    }
                 }
             }
         }
@@ -467,6 +475,46 @@ public final class SQLiteChatStore: ChatStore {
         return AppliedWrite(outcome: .conversation(conversation), events: [event])
     }
 
+    /// An edit (`newContent`) or a delete (nil). A delete also rewrites every logged event that carried the message
+    /// (its `new_message` and `message_updated` events) to the tombstone, so its content is gone from storage.
+    private static func change(
+        _ db: Database, tenantId: String, userId: String, messageId: String, newContent: String?, now: Timestamp
+    ) throws -> AppliedWrite {
+        guard var message = try fetchMessage(db, tenantId: tenantId, id: messageId) else { throw ChatError.notFound("message") }
+        let closed = try Int64.fetchOne(
+            db, sql: "SELECT closed_at FROM conversations WHERE tenant_id = ? AND id = ?", arguments: [tenantId, message.conversationId])
+        let participates = try isParticipant(db, tenantId: tenantId, conversationId: message.conversationId, userId: userId)
+        if let refusal = MessageChange.check(message, userId: userId, participates: participates, closed: closed != nil, deleting: newContent == nil) {
+            throw refusal
+        }
+        if let newContent {
+            guard newContent != message.content else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+            try db.execute(
+                sql: "UPDATE messages SET content = ?, edited_at = ? WHERE tenant_id = ? AND id = ?",
+                arguments: [newContent, now.milliseconds, tenantId, messageId])
+            message.content = newContent
+            message.editedAt = now
+        } else {
+            guard !message.isDeleted else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+            try db.execute(
+                sql: "UPDATE messages SET content = ?, deleted_at = ? WHERE tenant_id = ? AND id = ?",
+                arguments: [MessageChange.tombstoneContent, now.milliseconds, tenantId, messageId])
+            message.content = ""
+            message.deletedAt = now
+            // One conversation's events within the retention, through events_by_room.
+            try db.execute(
+                sql: """
+                    UPDATE events SET data = ?
+                    WHERE tenant_id = ? AND conversation_id = ? AND type IN ('new_message', 'message_updated') AND instr(data, ?) > 0
+                    """,
+                arguments: [String(decoding: JSONText.message(message), as: UTF8.self), tenantId, message.conversationId, MessageChange.idMarker(messageId)])
+        }
+        let event = try appendEvent(
+            db, type: newContent == nil ? .messageDeleted : .messageUpdated, tenantId: tenantId, conversationId: message.conversationId,
+            data: JSONText.message(message), now: now)
+        return AppliedWrite(outcome: .changed(message, changed: true), events: [event])
+    }
+
     private static func markRead(
         _ db: Database, tenantId: String, userId: String, conversationId: String, messageId: String, now: Timestamp
     ) throws -> AppliedWrite {
@@ -550,7 +598,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static let messageSelect = """
         SELECT m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-               m.reply_count, m.client_message_id, u.username, u.display_name, u.is_bot
+               m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, u.username, u.display_name, u.is_bot
         FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id
         """
 
@@ -577,8 +625,10 @@ public final class SQLiteChatStore: ChatStore {
         return Message(
             id: row["id"], tenantId: tenantId, conversationId: row["conversation_id"], senderId: senderId,
             sender: User(id: senderId, username: row["username"], displayName: row["display_name"], tenantId: tenantId, isBot: row["is_bot"]),
-            threadParentId: row["thread_parent_id"], content: row["content"], createdAt: Timestamp(milliseconds: row["created_at"]),
-            seq: row["seq"], replyCount: row["reply_count"], clientMessageId: row["client_message_id"])
+            threadParentId: row["thread_parent_id"], content: (row["deleted_at"] as Int64?) == nil ? row["content"] : "",
+            createdAt: Timestamp(milliseconds: row["created_at"]), seq: row["seq"], replyCount: row["reply_count"],
+            clientMessageId: row["client_message_id"], editedAt: (row["edited_at"] as Int64?).map(Timestamp.init(milliseconds:)),
+            deletedAt: (row["deleted_at"] as Int64?).map(Timestamp.init(milliseconds:)))
     }
 
     static func conversation(_ row: Row, participants: [User]) -> Conversation {

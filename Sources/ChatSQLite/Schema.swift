@@ -172,6 +172,14 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Edit and delete: when, and a tombstone's content is one space (the v1 CHECK (length(content) > 0) stays;
+        // reads show "").
+        migrator.registerMigration("v6-edit-delete") { db in
+            try db.execute(sql: """
+                ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+                ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+                """)
+        }
         return migrator
     }
 }

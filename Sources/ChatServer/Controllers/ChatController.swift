@@ -41,6 +41,8 @@ struct ChatController {
         group.get(":conversationId/messages", use: messages)
         group.get(":conversationId/members", use: members)
         group.get(":conversationId/summary", use: summary)
+        group.patch("messages/:messageId", use: edit)
+        group.delete("messages/:messageId", use: delete)
         group.post("thread/:messageId/reply", use: reply)
         group.get("thread/:messageId", use: thread)
         group.post(":conversationId/close") { try await setClosed($0, $1, closed: true) }
@@ -69,6 +71,21 @@ struct ChatController {
             try context.requirePrincipal(), conversationId: try context.parameters.require("conversationId"),
             cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
         return try JSONResponse.make(PagedBody(key: "members", items: page.users, nextCursor: page.nextCursor))
+    }
+
+    struct EditBody: Decodable { let content: String }
+
+    @Sendable func edit(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(EditBody.self, limit: maxBodyBytes)
+        let message = try await chat.edit(caller, messageId: try context.parameters.require("messageId"), content: body.content)
+        return Self.messageResponse(message, created: false)
+    }
+
+    @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let message = try await chat.delete(caller, messageId: try context.parameters.require("messageId"))
+        return Self.messageResponse(message, created: false)
     }
 
     struct SummaryBody: Encodable { let summary: ConversationSummary }

@@ -1,0 +1,93 @@
+import ChatCore
+import Foundation
+import Testing
+
+/// The code of the `ChatError` that `body` throws; nil when it throws none.
+func refusal(_ body: () async throws -> some Any) async -> String? {
+    do {
+        _ = try await body()
+        return nil
+    } catch let error as ChatError {
+        return error.code
+    } catch {
+        return "unexpected: \(error)"
+    }
+}
+
+@Suite struct MessageChangeTests {
+    @Test(arguments: StoreKind.available) func onlyTheSenderEditsAndAnEditIsAnEvent(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let carol = try await f.principal("acme", "carol")
+        let dave = try await f.principal("globex", "dave")
+        let room = try await f.chat.startConversation(alice, title: "edits", participantIds: [bob.userId])
+        let (sent, _) = try await f.chat.send(alice, conversationId: room.id, content: "Lunch at noon", threadParentId: nil, clientMessageId: "c-1")
+        let cursor = try await f.latestEventId()
+
+        // Someone else's message: refused (403 to a participant, 404 to anyone else), and nothing changes.
+        #expect(await refusal { try await f.chat.edit(bob, messageId: sent.id, content: "mine now") } == "not_your_message")
+        for outsider in [carol, dave] {
+            #expect(await refusal { try await f.chat.edit(outsider, messageId: sent.id, content: "x") } == "not_found")
+            #expect(await refusal { try await f.chat.delete(outsider, messageId: sent.id) } == "not_found")
+        }
+        #expect(await refusal { try await f.chat.edit(alice, messageId: sent.id, content: "   ") } != nil)
+
+        let edited = try await f.chat.edit(alice, messageId: sent.id, content: "Lunch at one")
+        #expect(edited.content == "Lunch at one" && edited.editedAt != nil && edited.seq == sent.seq && edited.clientMessageId == "c-1")
+        // The same content again: nothing new.
+        let again = try await f.chat.edit(alice, messageId: sent.id, content: "Lunch at one")
+        #expect(again.editedAt == edited.editedAt)
+        let events = try await f.chat.events(bob, after: cursor, conversationId: room.id, limit: 10)
+        #expect(events.map(\.type) == [.messageUpdated])
+        #expect(String(buffer: events[0].envelope).contains("Lunch at one"))
+        let page = try await f.chat.messages(bob, conversationId: room.id, before: nil, limit: nil)
+        #expect(page.messages.map(\.content) == ["Lunch at one"] && page.messages[0].editedAt == edited.editedAt)
+        // A resend of the original still finds the message (as edited), and stores nothing new.
+        let (resent, created) = try await f.chat.send(alice, conversationId: room.id, content: "Lunch at noon", threadParentId: nil, clientMessageId: "c-1")
+        #expect(!created && resent.id == sent.id && resent.content == "Lunch at one")
+
+        // A closed conversation: no edits, but a delete is still allowed.
+        _ = try await f.chat.setClosed(alice, conversationId: room.id, closed: true)
+        #expect(await refusal { try await f.chat.edit(alice, messageId: sent.id, content: "too late") } == "conversation_closed")
+        #expect(try await f.chat.delete(alice, messageId: sent.id).isDeleted)
+    }
+
+    @Test(arguments: StoreKind.available) func aDeletedMessageKeepsItsPlaceAndLosesItsContentEverywhere(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let room = try await f.chat.startConversation(alice, title: "deletes", participantIds: [bob.userId])
+        let cursor = try await f.latestEventId()
+        let secret = "secret-\(UUID().uuidString.prefix(8))"
+        let (root, _) = try await f.chat.send(alice, conversationId: room.id, content: "The code is \(secret)", threadParentId: nil, clientMessageId: nil)
+        _ = try await f.chat.edit(alice, messageId: root.id, content: "The code is \(secret), really")
+        let (reply, _) = try await f.chat.send(bob, conversationId: nil, content: "Thanks!", threadParentId: root.id, clientMessageId: nil)
+        let (after, _) = try await f.chat.send(alice, conversationId: room.id, content: "Next topic", threadParentId: nil, clientMessageId: nil)
+
+        let tombstone = try await f.chat.delete(alice, messageId: root.id)
+        #expect(tombstone.isDeleted && tombstone.content == "" && tombstone.seq == root.seq && tombstone.replyCount == 1)
+        // Deleting again changes nothing and logs nothing.
+        let latest = try await f.latestEventId()
+        #expect(try await f.chat.delete(alice, messageId: root.id).deletedAt == tombstone.deletedAt)
+        #expect(try await f.latestEventId() == latest)
+        #expect(await refusal { try await f.chat.edit(alice, messageId: root.id, content: "back") } == "message_deleted")
+
+        // Every read: the tombstone in place, its thread intact.
+        let page = try await f.chat.messages(bob, conversationId: room.id, before: nil, limit: nil)
+        #expect(page.messages.map(\.seq) == [root.seq, after.seq] && page.messages[0].content == "" && page.messages[0].isDeleted)
+        let thread = try await f.chat.thread(bob, messageId: root.id)
+        #expect(thread.parent.isDeleted && thread.replies.map(\.id) == [reply.id])
+        let range = try await f.store.messageRange(tenantId: alice.tenantId, conversationId: room.id, afterSeq: 0, limit: 10)
+        #expect(range.first?.content == "" && range.count == 3)
+        // A replay from before it was sent: the tombstone in its new_message, then the update and the delete.
+        let events = try await f.chat.events(bob, after: cursor, conversationId: room.id, limit: 20)
+        #expect(events.map(\.type) == [.newMessage, .messageUpdated, .newMessage, .newMessage, .messageDeleted])
+        #expect(!events.contains { String(buffer: $0.envelope).contains(secret) })
+        // Storage: no message and no logged event holds the content any more.
+        #expect(try await f.integers("SELECT COUNT(*) FROM messages WHERE content LIKE ?", ["%\(secret)%"]) == [0])
+        #expect(try await f.integers("SELECT COUNT(*) FROM events WHERE data LIKE ?", ["%\(secret)%"]) == [0])
+    }
+}
