@@ -75,7 +75,7 @@ function renderMessage(message, { threadLinks, anchor }) {
   $('.sender', li).textContent = message.sender.displayName;
   $('.bot-badge', li).hidden = !message.sender.isBot;
   setTime($('time', li), message.createdAt);
-  $('.content', li).textContent = message.content;
+  applyMessageState(li, message);
   const link = $('.thread-link', li);
   if (threadLinks && !message.threadParentId) {
     link.href = `/chat/${message.conversationId}/thread/${message.id}`;
@@ -86,6 +86,102 @@ function renderMessage(message, { threadLinks, anchor }) {
     link.remove();
   }
   return li;
+}
+
+// Content, the edited marker, the tombstone and the sender's own Edit/Delete, as the server renders them.
+function applyMessageState(li, message) {
+  const content = $('.content', li);
+  const deleted = Boolean(message.deletedAt);
+  li.classList.toggle('deleted', deleted);
+  content.classList.toggle('tombstone', deleted);
+  content.textContent = deleted ? 'message deleted' : message.content;
+  const edited = $('.edited', li);
+  if (edited) {
+    edited.hidden = deleted || !message.editedAt;
+    if (message.editedAt) {
+      const time = $('time', edited);
+      time.dateTime = message.editedAt;
+      time.textContent = exact(message.editedAt);
+    }
+  }
+  const actions = $('.message-actions', li);
+  if (actions) {
+    actions.hidden = deleted || message.senderId !== me;
+    if (deleted || message.senderId !== me) { actions.remove(); return; }
+    $('.edit-link', actions).href = `/chat/${message.conversationId}/messages/${message.id}/edit`;
+    $('.delete-form', actions).action = `/chat/${message.conversationId}/messages/${message.id}/delete`;
+    $('input[name="_csrf"]', actions).value = csrf;
+  }
+}
+
+function onMessageChanged(message) {
+  if (message.conversationId !== conversationId) return;
+  document.querySelectorAll(`[data-message-id="${CSS.escape(message.id)}"]`).forEach((li) => {
+    if (li.querySelector('.edit-box')) return; // being edited here: the save answers
+    applyMessageState(li, message);
+  });
+  if (message.senderId !== me && liveRegion) {
+    liveRegion.textContent = message.deletedAt ? `${message.sender.displayName} deleted a message` : `${message.sender.displayName} edited a message: ${message.content}`;
+  }
+}
+
+// Edit in place (Enter saves, Escape cancels) and delete after a confirmation; without JavaScript both are forms.
+function wireMessageActions(list) {
+  if (!list) return;
+  list.addEventListener('click', (event) => {
+    const link = event.target.closest('.edit-link');
+    if (!link) return;
+    event.preventDefault();
+    const li = link.closest('li.message');
+    if (li.querySelector('.edit-box')) return;
+    const content = $('.content', li);
+    const box = document.createElement('div');
+    box.className = 'edit-box';
+    const area = document.createElement('textarea');
+    area.value = content.textContent;
+    area.setAttribute('aria-label', 'Edit your message');
+    area.maxLength = 10000;
+    const save = Object.assign(document.createElement('button'), { type: 'button', className: 'primary', textContent: 'Save' });
+    const cancel = Object.assign(document.createElement('button'), { type: 'button', className: 'secondary', textContent: 'Cancel' });
+    box.append(area, save, cancel);
+    content.hidden = true;
+    content.after(box);
+    area.focus();
+    const close = () => { box.remove(); content.hidden = false; link.focus(); };
+    const submit = async () => {
+      try {
+        const answer = await api('PATCH', `/api/chat/messages/${li.dataset.messageId}`, { content: area.value });
+        box.remove();
+        content.hidden = false;
+        applyMessageState(li, answer.message);
+        (li.querySelector('.edit-link') || content).focus();
+      } catch (error) {
+        area.setCustomValidity(error.message);
+        area.reportValidity();
+      }
+    };
+    save.addEventListener('click', submit);
+    cancel.addEventListener('click', close);
+    area.addEventListener('input', () => area.setCustomValidity(''));
+    area.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); submit(); }
+      else if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); close(); }
+    });
+  });
+  list.addEventListener('submit', async (event) => {
+    const form = event.target.closest('.delete-form');
+    if (!form) return;
+    event.preventDefault();
+    if (!confirm('Delete this message? Its text is removed for everyone.')) return;
+    const li = form.closest('li.message');
+    try {
+      const answer = await api('DELETE', `/api/chat/messages/${li.dataset.messageId}`);
+      applyMessageState(li, answer.message);
+      if (liveRegion) liveRegion.textContent = 'Message deleted';
+    } catch (error) {
+      if (liveRegion) liveRegion.textContent = `The message could not be deleted: ${error.message}`;
+    }
+  });
 }
 
 function nearBottom(el) { return !el || el.scrollHeight - el.scrollTop - el.clientHeight < 120; }
@@ -352,6 +448,7 @@ const live = {
       case 'new_message': onNewMessage(event.data); break;
       case 'typing': onTyping(event); break;
       case 'agent_progress': onAgentProgress(event); break;
+      case 'message_updated': case 'message_deleted': onMessageChanged(event.data); break;
       case 'conversation_created': onConversationCreated(event.data); break;
       case 'conversation_updated': onConversationUpdated(event.data); break;
       case 'resync_required': location.reload(); break;
@@ -433,7 +530,7 @@ const live = {
     const source = new EventSource(`/api/chat/events?${query}`);
     this.source = source;
     source.onopen = () => { opened = true; this.attempt = 0; setTransport('sse'); };
-    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'resync_required']) {
+    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'resync_required']) {
       source.addEventListener(type, (message) => {
         try { this.handle(JSON.parse(message.data)); } catch { /* ignore a bad event */ }
       });
@@ -754,6 +851,8 @@ if (page === 'chat' || page === 'list') {
   if (page === 'chat') {
     wireComposer($('#composer'), messageList, null);
     wireSummary();
+    wireMessageActions(messageList);
+    wireMessageActions(threadReplies);
     wireComposer($('#thread-composer'), threadReplies, threadId);
     document.querySelectorAll('#messages [data-seq]').forEach(observeForRead);
     if (!location.hash) scrollToEnd(scroller);

@@ -222,6 +222,15 @@ struct OpenAPIDocument {
                 ],
                 responses: ["200": Self.reply("The summary", Self.object(["summary": Self.ref("Summary")]))],
                 errors: [400, 401, 404])],
+            "/api/chat/messages/{messageId}": [
+                "patch": Self.operation(
+                    "editMessage", "Replace the content of your own message", tags: chat, parameters: [Self.pathParam("messageId")],
+                    body: Self.object(["content": content]),
+                    responses: ["200": Self.reply("Edited (or unchanged: the same content)", messageReply)], errors: bodyErrors + [409]),
+                "delete": Self.operation(
+                    "deleteMessage", "Turn your own message into a tombstone (idempotent)", tags: chat, parameters: [Self.pathParam("messageId")],
+                    responses: ["200": Self.reply("The tombstone", messageReply)], errors: [401, 403, 404]),
+            ],
             "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: Self.object([
@@ -315,8 +324,8 @@ struct OpenAPIDocument {
             "id": Self.id, "tenantId": Self.id, "conversationId": Self.id, "senderId": Self.id, "sender": Self.ref("User"),
             "threadParentId": Self.nullable(Self.id), "content": Self.string(), "createdAt": Self.timestamp,
             "seq": ["type": "integer", "minimum": 1], "replyCount": ["type": "integer", "minimum": 0],
-            "clientMessageId": ["type": ["string", "null"]],
-        ])
+            "clientMessageId": ["type": ["string", "null"]], "editedAt": Self.nullableTimestamp, "deletedAt": Self.nullableTimestamp,
+        ], required: ["id", "tenantId", "conversationId", "senderId", "sender", "threadParentId", "content", "createdAt", "seq", "replyCount", "clientMessageId"])
         let cited = { (extra: JSON) -> JSON in
             Self.object(["messageId": Self.id, "seq": ["type": "integer", "minimum": 1], "excerpt": Self.string()].merging(extra) { $1 })
         }
@@ -333,7 +342,7 @@ struct OpenAPIDocument {
         ])
         let error = Self.object(["error": Self.object(["code": Self.string("snake_case code"), "message": Self.string()])])
         let event = Self.object([
-            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "agent_progress", "resync_required"]],
+            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "agent_progress", "message_updated", "message_deleted", "resync_required"]],
             "eventId": Self.nullable(Self.cursor), "room": Self.string("tenantId:conversationId"),
             "conversationId": ["type": ["string", "null"]], "data": ["type": "object"],
         ], required: ["type", "eventId", "conversationId"])

@@ -274,6 +274,54 @@ def test_an_agents_reply_grows_on_the_page_then_becomes_a_bot_message(server, br
         screenshot(alice, "agent-reply-desktop")
 
 
+def test_edit_and_delete_in_place_reach_the_other_browser_and_work_without_javascript(server, browsers):
+    conversation = new_conversation(server, "Edits", others=("bob",))
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(alice, server, conversation)
+    open_chat(bob, server, conversation)
+    wait_live(alice, "ws")
+    wait_live(bob, "ws")
+    type_and_send(alice, "Lunch at noon")
+    wait(bob, 10).until(lambda d: message_with_text(d, "Lunch at noon") is not None)
+    mine = wait(alice, 10).until(lambda d: message_with_text(d, "Lunch at noon"))
+    # Bob sees no Edit or Delete on Alice's message.
+    assert not message_with_text(bob, "Lunch at noon").find_elements(By.CSS_SELECTOR, ".message-actions")
+    mine.find_element(By.CSS_SELECTOR, ".edit-link").send_keys(Keys.ENTER)
+    box = wait(alice, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, ".edit-box textarea"))
+    assert alice.switch_to.active_element == box
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("Lunch at one")
+    box.send_keys(Keys.ENTER)
+    edited = wait(bob, 10).until(lambda d: message_with_text(d, "Lunch at one"))
+    assert edited.find_element(By.CSS_SELECTOR, ".edited").is_displayed()
+    assert message_with_text(alice, "Lunch at one").find_element(By.CSS_SELECTOR, ".edited").is_displayed()
+    screenshot(bob, "edited-desktop")
+    message_with_text(alice, "Lunch at one").find_element(By.CSS_SELECTOR, ".delete-form button").click()
+    alice.switch_to.alert.accept()
+    wait(bob, 10).until(lambda d: message_with_text(d, "message deleted") is not None)
+    tomb = message_with_text(bob, "message deleted")
+    assert "deleted" in tomb.get_attribute("class") and "Lunch" not in tomb.text
+
+    # Without JavaScript: the Edit link opens a form, Delete is a form.
+    plain = browsers(javascript=False)
+    login(plain, server, "alice")
+    headers = api_token(server, "alice")
+    httpx.post(server.base + "/api/chat/send", headers=headers, json={"conversationId": conversation, "content": "typo hree"})
+    open_chat(plain, server, conversation)
+    message_with_text(plain, "typo hree").find_element(By.CSS_SELECTOR, ".edit-link").click()
+    area = wait(plain, 5).until(lambda d: d.find_element(By.ID, "edit-content"))
+    area.clear()
+    area.send_keys("typo here")
+    plain.find_element(By.CSS_SELECTOR, ".edit-card button[type=submit]").click()
+    fixed = wait(plain, 5).until(lambda d: message_with_text(d, "typo here"))
+    assert fixed.find_element(By.CSS_SELECTOR, ".edited").is_displayed()
+    fixed.find_element(By.CSS_SELECTOR, ".delete-form button").click()
+    wait(plain, 5).until(lambda d: message_with_text(d, "typo here") is None)
+    assert len([li for li in plain.find_elements(By.CSS_SELECTOR, "#messages li.message.deleted")]) == 2
+
+
 def test_closing_disables_the_composer_for_both(server, browsers):
     conversation = new_conversation(server, "to close")
     alice, bob = browsers(), browsers()

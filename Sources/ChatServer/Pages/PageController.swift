@@ -29,6 +29,9 @@ struct PageController {
         router.get("chat/:conversationId/members", use: membersPage)
         router.get("chat/:conversationId/summary", use: summaryPage)
         router.post("chat/:conversationId/thread/:messageId/reply", use: reply)
+        router.get("chat/:conversationId/messages/:messageId/edit", use: editPage)
+        router.post("chat/:conversationId/messages/:messageId/edit", use: edit)
+        router.post("chat/:conversationId/messages/:messageId/delete", use: delete)
     }
 
     // MARK: Sign-in
@@ -189,6 +192,49 @@ struct PageController {
             principal, conversationId: conversationId, content: form["content"] ?? "", threadParentId: messageId,
             clientMessageId: form["clientMessageId"].flatMap { $0.isEmpty ? nil : $0 })
         return Self.seeOther("/chat/\(conversationId)/thread/\(message.threadParentId ?? messageId)#m-\(message.id)")
+    }
+
+    /// Where a changed message is seen: its thread for a reply, the conversation for the rest.
+    static func place(of message: Message) -> String {
+        message.threadParentId.map { "/chat/\(message.conversationId)/thread/\($0)#m-\(message.id)" }
+            ?? "/chat/\(message.conversationId)#m-\(message.id)"
+    }
+
+    /// Editing without JavaScript: a page with the message in a form.
+    @Sendable func editPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let thread = try await chat.thread(principal, messageId: try context.parameters.require("messageId"))
+        let message = [thread.parent] + thread.replies
+        guard let target = message.first(where: { $0.id == (try? context.parameters.require("messageId")) }), target.conversationId == conversationId else {
+            throw ChatError.notFound("message")
+        }
+        guard target.senderId == principal.userId, !target.isDeleted else {
+            throw ChatError(.forbidden, "not_your_message", "Only the sender may edit a message, and not once it is deleted.")
+        }
+        let conversation = try await chat.conversation(principal, id: conversationId)
+        var page = try await layout(principal, page: "edit", title: "Edit your message")
+        page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
+        page["conversationId"] = conversationId
+        page["messageId"] = target.id
+        page["content"] = target.content
+        page["title"] = ConversationText.title(conversation, viewerId: principal.userId)
+        page["back"] = Self.place(of: target)
+        return renderer.render("edit_message", page)
+    }
+
+    @Sendable func edit(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let form = try await checkedForm(request, principal)
+        let message = try await chat.edit(principal, messageId: try context.parameters.require("messageId"), content: form["content"] ?? "")
+        return Self.seeOther(Self.place(of: message))
+    }
+
+    @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        _ = try await checkedForm(request, principal)
+        let message = try await chat.delete(principal, messageId: try context.parameters.require("messageId"))
+        return Self.seeOther(Self.place(of: message))
     }
 
     @Sendable func setClosed(_ request: Request, _ context: ChatRequestContext, closed: Bool) async throws -> Response {

@@ -4,6 +4,7 @@ import Foundation
 /// One message as the MessageBubble partial shows it.
 struct MessageView {
     let id: String
+    let conversationId: String
     let seq: Int64
     let senderId: String
     let senderName: String
@@ -20,9 +21,18 @@ struct MessageView {
     let threadLink: String?
     let mine: Bool
     let anchor: Bool
+    let deleted: Bool
+    /// When it was last edited (nil: never, or deleted).
+    let editedISO: String?
+    let editedExact: String?
+    /// The viewer's own message, not deleted: it shows Edit and Delete.
+    let canChange: Bool
+    /// Where the edit and delete forms go back to.
+    let editLink: String
 
     init(_ message: Message, viewerId: String, now: Timestamp, threadLinks: Bool, anchor: Bool = true) {
         id = message.id
+        conversationId = message.conversationId
         seq = message.seq
         senderId = message.senderId
         senderName = message.sender.displayName
@@ -39,6 +49,11 @@ struct MessageView {
         threadLink = threadLinks && message.threadParentId == nil ? "/chat/\(message.conversationId)/thread/\(message.id)" : nil
         mine = message.senderId == viewerId
         self.anchor = anchor
+        deleted = message.isDeleted
+        editedISO = message.isDeleted ? nil : message.editedAt?.description
+        editedExact = message.isDeleted ? nil : message.editedAt.map(TimeText.exact)
+        canChange = mine && !message.isDeleted
+        editLink = "/chat/\(message.conversationId)/messages/\(message.id)/edit"
     }
 
     /// The word after a bubble's reply count: at zero the link is the action itself, "Reply".
