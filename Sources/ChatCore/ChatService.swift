@@ -231,6 +231,18 @@ public struct ChatService: Sendable {
         return message
     }
 
+    /// Adds (`on`) or takes back the caller's reaction; doing it twice is the same as once. `emoji` is a code of
+    /// `Reactions.all` or its emoji.
+    public func react(_ caller: Principal, messageId: String, emoji: String, on: Bool) async throws -> Message {
+        guard let code = Reactions.code(emoji) else {
+            throw ChatError.badRequest("Reactions are one of: \(Reactions.all.map(\.code).joined(separator: ", ")).", code: "invalid_emoji")
+        }
+        guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }
+        let applied = try await commits.submit(.react(tenantId: caller.tenantId, userId: caller.userId, messageId: messageId, code: code, on: on))
+        guard case .changed(let message, _) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
+        return message
+    }
+
     public func markRead(_ caller: Principal, conversationId: String, messageId: String) async throws {
         guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
         guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }

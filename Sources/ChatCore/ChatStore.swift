@@ -12,6 +12,8 @@ public enum WriteCommand: Sendable {
     case editMessage(tenantId: String, userId: String, messageId: String, content: String)
     /// Turn the user's own message into a tombstone: its content leaves the message and every logged event of it.
     case deleteMessage(tenantId: String, userId: String, messageId: String)
+    /// Add (`on`) or take back the user's reaction `code` (a `Reactions` code) on a message they can see.
+    case react(tenantId: String, userId: String, messageId: String, code: String, on: Bool)
 }
 
 /// The one rule for changing a message, kept by every store inside its transaction.

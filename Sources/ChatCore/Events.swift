@@ -12,6 +12,9 @@ public enum EventType: String, Sendable, CaseIterable {
     case conversationCreated = "conversation_created"
     case conversationUpdated = "conversation_updated"
     case typing
+    /// Someone reacted, or took a reaction back (data: `{"messageId", "emoji", "userId", "reactions"}`).
+    case reactionAdded = "reaction_added"
+    case reactionRemoved = "reaction_removed"
     /// A message's content changed (data: the Message, `editedAt` set).
     case messageUpdated = "message_updated"
     /// A message became a tombstone (data: the Message, `deletedAt` set, content "").
@@ -225,7 +228,12 @@ extension JSONText {
         optional(m.editedAt?.description, to: &out)
         appendRaw(#","id":"#, to: &out)
         appendString(m.id, to: &out)
-        appendRaw(#","replyCount":"#, to: &out)
+        appendRaw(#","reactions":["#, to: &out)
+        for (index, reaction) in m.reactions.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendReaction(reaction, to: &out)
+        }
+        appendRaw(#"],"replyCount":"#, to: &out)
         appendInteger(Int64(m.replyCount), to: &out)
         appendRaw(#","sender":"#, to: &out)
         user(m.sender, to: &out)
@@ -306,6 +314,19 @@ extension JSONText {
         ) { appendConversation($0, to: &$1) }
     }
 
+    static func appendReaction(_ r: Reaction, to out: inout [UInt8]) {
+        appendRaw(#"{"count":"#, to: &out)
+        appendInteger(Int64(r.count), to: &out)
+        appendRaw(#","emoji":"#, to: &out)
+        appendString(r.emoji, to: &out)
+        appendRaw(#","userIds":["#, to: &out)
+        for (index, id) in r.userIds.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendString(id, to: &out)
+        }
+        appendRaw("]}", to: &out)
+    }
+
     static func user(_ u: User, to out: inout [UInt8]) {
         appendRaw(#"{"displayName":"#, to: &out)
         appendString(u.displayName, to: &out)
@@ -347,6 +368,25 @@ public enum EventPayload {
         data += Array(#","messageId":"#.utf8)
         JSONText.appendString(messageId, to: &data)
         data += Array(#","seq":\#(seq)}"#.utf8)
+        return data
+    }
+
+    /// `{"emoji","messageId","reactions":[…],"threadParentId","userId"}`
+    public static func reaction(messageId: String, threadParentId: String?, emoji: String, userId: String, reactions: [Reaction]) -> [UInt8] {
+        var data: [UInt8] = Array(#"{"emoji":"#.utf8)
+        JSONText.appendString(emoji, to: &data)
+        data += Array(#","messageId":"#.utf8)
+        JSONText.appendString(messageId, to: &data)
+        data += Array(#","reactions":["#.utf8)
+        for (index, reaction) in reactions.enumerated() {
+            if index > 0 { data.append(UInt8(ascii: ",")) }
+            JSONText.appendReaction(reaction, to: &data)
+        }
+        data += Array(#"],"threadParentId":"#.utf8)
+        if let threadParentId { JSONText.appendString(threadParentId, to: &data) } else { data += Array("null".utf8) }
+        data += Array(#","userId":"#.utf8)
+        JSONText.appendString(userId, to: &data)
+        data.append(UInt8(ascii: "}"))
         return data
     }
 

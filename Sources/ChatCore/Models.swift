@@ -136,6 +136,8 @@ public struct Message: Sendable, Equatable, Codable {
     public var editedAt: Timestamp?
     /// When the sender deleted it: a tombstone keeps its place (`seq`, thread, replies) and loses its content ("").
     public var deletedAt: Timestamp?
+    /// Reactions by emoji, in picker order (`Reactions.all`).
+    public var reactions: [Reaction] = []
 
     public init(
         id: String, tenantId: String, conversationId: String, senderId: String, sender: User, threadParentId: String?,
@@ -159,7 +161,7 @@ public struct Message: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, tenantId, conversationId, senderId, sender, threadParentId, content, createdAt, seq, replyCount, clientMessageId
-        case editedAt, deletedAt
+        case editedAt, deletedAt, reactions
     }
 
     // Messages in events logged before edits existed carry neither time.
@@ -173,6 +175,7 @@ public struct Message: Sendable, Equatable, Codable {
             seq: try c.decode(Int64.self, forKey: .seq), replyCount: try c.decode(Int.self, forKey: .replyCount),
             clientMessageId: try c.decodeIfPresent(String.self, forKey: .clientMessageId),
             editedAt: try c.decodeIfPresent(Timestamp.self, forKey: .editedAt), deletedAt: try c.decodeIfPresent(Timestamp.self, forKey: .deletedAt))
+        reactions = try c.decodeIfPresent([Reaction].self, forKey: .reactions) ?? []
     }
 
     public var isDeleted: Bool { deletedAt != nil }
@@ -192,6 +195,7 @@ public struct Message: Sendable, Equatable, Codable {
         try c.encode(clientMessageId, forKey: .clientMessageId)
         try c.encode(editedAt, forKey: .editedAt)
         try c.encode(deletedAt, forKey: .deletedAt)
+        try c.encode(reactions, forKey: .reactions)
     }
 }
 

@@ -33,6 +33,7 @@ public enum StoreTransfer {
         ("participants", ["tenant_id", "conversation_id", "user_id", "joined_at", "last_read_seq", "last_read_message_id"]),
         ("messages", ["id", "tenant_id", "conversation_id", "sender_id", "thread_parent_id", "content", "created_at", "seq", "reply_count", "client_message_id", "edited_at", "deleted_at"]),
         ("events", ["id", "tenant_id", "conversation_id", "type", "data", "created_at"]),
+        ("reactions", ["tenant_id", "message_id", "emoji", "user_id", "created_at"]),
         ("conversation_memory", ["tenant_id", "conversation_id", "kind", "through_seq", "body", "updated_at"]),
     ]
 

@@ -104,7 +104,7 @@ extension PostgresChatStore {
                     logger: logger),
                 Rows.message)
             let hasMore = rows.count > limit
-            let page = Array(rows.prefix(limit).reversed())
+            let page = try await Self.withReactions(pool, tenantId: tenantId, Array(rows.prefix(limit).reversed()))
             return MessagePage(messages: page, nextCursor: hasMore ? page.first.map { String($0.seq) } : nil)
         }
     }
@@ -127,7 +127,8 @@ extension PostgresChatStore {
                         binds: try bindings(tenantId, root.id)),
                     logger: logger),
                 Rows.message)
-            return Thread(parent: root, replies: replies)
+            let all = try await Self.withReactions(pool, tenantId: tenantId, [root] + replies)
+            return Thread(parent: all[0], replies: Array(all.dropFirst()))
         }
     }
 
@@ -203,4 +204,28 @@ func bindings(_ values: any PostgresThrowingDynamicTypeEncodable...) throws -> P
     var bindings = PostgresBindings(capacity: values.count)
     for value in values { try bindings.append(value) }
     return bindings
+}
+
+extension PostgresChatStore {
+    /// The messages with their reactions: one indexed read for all of them.
+    static func withReactions(_ db: some QueryRunner, tenantId: String, _ messages: [Message]) async throws -> [Message] {
+        guard !messages.isEmpty else { return messages }
+        var rows: [(messageId: String, code: String, userId: String)] = []
+        for try await (messageId, code, userId) in try await db.run(
+            """
+            SELECT message_id, emoji, user_id FROM reactions
+            WHERE tenant_id = \(tenantId) AND message_id = ANY(\(messages.map(\.id)))
+            ORDER BY created_at, user_id
+            """
+        ).decode((String, String, String).self) {
+            rows.append((messageId, code, userId))
+        }
+        guard !rows.isEmpty else { return messages }
+        let grouped = Reaction.group(rows)
+        return messages.map { message in
+            var message = message
+            message.reactions = grouped[message.id] ?? []
+            return message
+        }
+    }
 }

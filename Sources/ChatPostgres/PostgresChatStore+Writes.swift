@@ -5,7 +5,7 @@ extension WriteCommand {
     var tenantId: String {
         switch self {
         case .startConversation(let tenantId, _, _, _), .setClosed(let tenantId, _, _, _), .markRead(let tenantId, _, _, _): tenantId
-        case .editMessage(let tenantId, _, _, _), .deleteMessage(let tenantId, _, _): tenantId
+        case .editMessage(let tenantId, _, _, _), .deleteMessage(let tenantId, _, _), .react(let tenantId, _, _, _, _): tenantId
         case .sendMessage(let new): new.tenantId
         }
     }
@@ -90,6 +90,11 @@ extension PostgresChatStore {
                         results.append(try await Self.refusing {
                             try await Self.change(
                                 db, tenantId: tenantId, userId: userId, messageId: messageId, newContent: nil, counters: &counters, now: now)
+                        })
+                    case .react(let tenantId, let userId, let messageId, let code, let on):
+                        results.append(try await Self.refusing {
+                            try await Self.react(
+                                db, tenantId: tenantId, userId: userId, messageId: messageId, code: code, on: on, counters: &counters, now: now)
                         })
                     }
                 }
@@ -182,6 +187,7 @@ extension PostgresChatStore {
             found = (try Rows.message(row), try row.value("closed", Bool.self))
         }
         guard var (message, closed) = found else { throw ChatError.notFound("message") }
+        message = try await Self.withReactions(db, tenantId: tenantId, [message])[0]
         var participates = false
         for try await _ in try await db.run(
             "SELECT 1 FROM participants WHERE tenant_id = \(tenantId) AND conversation_id = \(message.conversationId) AND user_id = \(userId)")
@@ -206,6 +212,9 @@ extension PostgresChatStore {
                 """)
             message.content = ""
             message.deletedAt = now
+            // A tombstone has nothing to react to.
+            try await db.run("DELETE FROM reactions WHERE tenant_id = \(tenantId) AND message_id = \(messageId)")
+            message.reactions = []
             // One conversation's events within the retention, through events_by_room.
             try await db.run(
                 """
@@ -217,6 +226,55 @@ extension PostgresChatStore {
         let event = try await appendEvent(
             db, type: newContent == nil ? .messageDeleted : .messageUpdated, tenantId: tenantId, conversationId: message.conversationId,
             data: JSONText.message(message), counters: &counters, now: now)
+        return AppliedWrite(outcome: .changed(message, changed: true), events: [event])
+    }
+
+    /// Adds or takes back one reaction (the message row locked); nothing changes, and nothing is logged, when it
+    /// was already so.
+    private static func react(
+        _ db: ConnectionRunner, tenantId: String, userId: String, messageId: String, code: String, on: Bool, counters: inout EventCounters,
+        now: Timestamp
+    ) async throws -> AppliedWrite {
+        var found: Message?
+        for try await row in try await db.run(
+            PostgresQuery(
+                unsafeSQL: "SELECT \(Rows.messageColumns) \(Rows.messageFrom) WHERE m.tenant_id = $1 AND m.id = $2 FOR UPDATE OF m",
+                binds: try bindings(tenantId, messageId)))
+        {
+            found = try Rows.message(row.makeRandomAccess())
+        }
+        guard var message = found else { throw ChatError.notFound("message") }
+        var participates = false
+        for try await _ in try await db.run(
+            "SELECT 1 FROM participants WHERE tenant_id = \(tenantId) AND conversation_id = \(message.conversationId) AND user_id = \(userId)")
+        {
+            participates = true
+        }
+        guard participates else { throw ChatError.notFound("message") }
+        var changed = false
+        if on {
+            guard !message.isDeleted else { throw ChatError(.conflict, "message_deleted", "A deleted message cannot be reacted to.") }
+            for try await _ in try await db.run(
+                """
+                INSERT INTO reactions (tenant_id, message_id, emoji, user_id, created_at)
+                VALUES (\(tenantId), \(messageId), \(code), \(userId), \(now.milliseconds)) ON CONFLICT DO NOTHING RETURNING 1
+                """)
+            {
+                changed = true
+            }
+        } else {
+            for try await _ in try await db.run(
+                "DELETE FROM reactions WHERE tenant_id = \(tenantId) AND message_id = \(messageId) AND emoji = \(code) AND user_id = \(userId) RETURNING 1")
+            {
+                changed = true
+            }
+        }
+        message = try await withReactions(db, tenantId: tenantId, [message])[0]
+        guard changed else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+        let event = try await appendEvent(
+            db, type: on ? .reactionAdded : .reactionRemoved, tenantId: tenantId, conversationId: message.conversationId,
+            data: EventPayload.reaction(messageId: messageId, threadParentId: message.threadParentId, emoji: code, userId: userId, reactions: message.reactions),
+            counters: &counters, now: now)
         return AppliedWrite(outcome: .changed(message, changed: true), events: [event])
     }
 

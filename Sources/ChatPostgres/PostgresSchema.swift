@@ -180,6 +180,19 @@ enum PostgresSchema {
             ALTER TABLE messages ADD COLUMN edited_at BIGINT;
             ALTER TABLE messages ADD COLUMN deleted_at BIGINT
             """),
+        // Reactions: one row per person, emoji and message.
+        (8, """
+            CREATE TABLE reactions (
+                tenant_id TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                emoji TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, message_id, emoji, user_id),
+                FOREIGN KEY (tenant_id, message_id) REFERENCES messages(tenant_id, id) ON DELETE CASCADE,
+                FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id)
+            )
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

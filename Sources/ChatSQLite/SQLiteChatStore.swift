@@ -224,7 +224,7 @@ public final class SQLiteChatStore: ChatStore {
                     """),
                 arguments: [tenantId, conversationId, beforeSeq ?? Int64.max, limit + 1])
             let hasMore = rows.count > limit
-            let page = rows.prefix(limit).reversed().map(Self.message)
+            let page = try Self.withReactions(db, tenantId: tenantId, rows.prefix(limit).reversed().map(Self.message))
             return MessagePage(messages: page, nextCursor: hasMore ? page.first.map { String($0.seq) } : nil)
         }
         let ready = MessagePage(messages: page.messages, nextCursor: page.nextCursor, body: ByteBuffer(bytes: JSONText.messagePage(page)))
@@ -264,7 +264,8 @@ public final class SQLiteChatStore: ChatStore {
                 sql: Self.messageSelect + " WHERE m.tenant_id = ? AND m.thread_parent_id = ? ORDER BY m.seq",
                 arguments: [tenantId, root.id]
             ).map(Self.message)
-            return Thread(parent: root, replies: replies)
+            let all = try Self.withReactions(db, tenantId: tenantId, [root] + replies)
+            return Thread(parent: all[0], replies: Array(all.dropFirst()))
         }
     }
 
@@ -342,6 +343,10 @@ public final class SQLiteChatStore: ChatStore {
                 case .deleteMessage(let tenantId, let userId, let messageId):
                     return try Self.inSavepoint(db) {
                         try Self.change(db, tenantId: tenantId, userId: userId, messageId: messageId, newContent: nil, now: now)
+                    }
+                case .react(let tenantId, let userId, let messageId, let code, let on):
+                    return try Self.inSavepoint(db) {
+                        try Self.react(db, tenantId: tenantId, userId: userId, messageId: messageId, code: code, on: on, now: now)
                     }
                 }
             }
@@ -481,6 +486,7 @@ public final class SQLiteChatStore: ChatStore {
         _ db: Database, tenantId: String, userId: String, messageId: String, newContent: String?, now: Timestamp
     ) throws -> AppliedWrite {
         guard var message = try fetchMessage(db, tenantId: tenantId, id: messageId) else { throw ChatError.notFound("message") }
+        message = try withReactions(db, tenantId: tenantId, [message])[0]
         let closed = try Int64.fetchOne(
             db, sql: "SELECT closed_at FROM conversations WHERE tenant_id = ? AND id = ?", arguments: [tenantId, message.conversationId])
         let participates = try isParticipant(db, tenantId: tenantId, conversationId: message.conversationId, userId: userId)
@@ -501,6 +507,9 @@ public final class SQLiteChatStore: ChatStore {
                 arguments: [MessageChange.tombstoneContent, now.milliseconds, tenantId, messageId])
             message.content = ""
             message.deletedAt = now
+            // A tombstone has nothing to react to.
+            try db.execute(sql: "DELETE FROM reactions WHERE tenant_id = ? AND message_id = ?", arguments: [tenantId, messageId])
+            message.reactions = []
             // One conversation's events within the retention, through events_by_room.
             try db.execute(
                 sql: """
@@ -513,6 +522,53 @@ public final class SQLiteChatStore: ChatStore {
             db, type: newContent == nil ? .messageDeleted : .messageUpdated, tenantId: tenantId, conversationId: message.conversationId,
             data: JSONText.message(message), now: now)
         return AppliedWrite(outcome: .changed(message, changed: true), events: [event])
+    }
+
+    /// Adds or takes back one reaction; nothing changes (and nothing is logged) when it was already so.
+    private static func react(
+        _ db: Database, tenantId: String, userId: String, messageId: String, code: String, on: Bool, now: Timestamp
+    ) throws -> AppliedWrite {
+        guard var message = try fetchMessage(db, tenantId: tenantId, id: messageId),
+              try isParticipant(db, tenantId: tenantId, conversationId: message.conversationId, userId: userId)
+        else { throw ChatError.notFound("message") }
+        if on {
+            guard !message.isDeleted else { throw ChatError(.conflict, "message_deleted", "A deleted message cannot be reacted to.") }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO reactions (tenant_id, message_id, emoji, user_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [tenantId, messageId, code, userId, now.milliseconds])
+        } else {
+            try db.execute(
+                sql: "DELETE FROM reactions WHERE tenant_id = ? AND message_id = ? AND emoji = ? AND user_id = ?",
+                arguments: [tenantId, messageId, code, userId])
+        }
+        let changed = db.changesCount > 0
+        message = try withReactions(db, tenantId: tenantId, [message])[0]
+        guard changed else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+        let event = try appendEvent(
+            db, type: on ? .reactionAdded : .reactionRemoved, tenantId: tenantId, conversationId: message.conversationId,
+            data: EventPayload.reaction(messageId: messageId, threadParentId: message.threadParentId, emoji: code, userId: userId, reactions: message.reactions),
+            now: now)
+        return AppliedWrite(outcome: .changed(message, changed: true), events: [event])
+    }
+
+    /// The messages with their reactions: one indexed read for all of them.
+    static func withReactions(_ db: Database, tenantId: String, _ messages: [Message]) throws -> [Message] {
+        guard !messages.isEmpty else { return messages }
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT message_id, emoji, user_id FROM reactions
+                WHERE tenant_id = ? AND message_id IN (\(databaseQuestionMarks(count: messages.count)))
+                ORDER BY created_at, user_id
+                """,
+            arguments: StatementArguments([tenantId] + messages.map(\.id)))
+        guard !rows.isEmpty else { return messages }
+        let grouped = Reaction.group(rows.map { (messageId: $0["message_id"], code: $0["emoji"], userId: $0["user_id"]) })
+        return messages.map { message in
+            var message = message
+            message.reactions = grouped[message.id] ?? []
+            return message
+        }
     }
 
     private static func markRead(

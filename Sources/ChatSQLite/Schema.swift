@@ -180,6 +180,21 @@ enum Schema {
                 ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
                 """)
         }
+        // Reactions: one row per person, emoji and message.
+        migrator.registerMigration("v7-reactions") { db in
+            try db.execute(sql: """
+                CREATE TABLE reactions (
+                    tenant_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    emoji TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, message_id, emoji, user_id),
+                    FOREIGN KEY (tenant_id, message_id) REFERENCES messages(tenant_id, id) ON DELETE CASCADE,
+                    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -231,6 +231,16 @@ struct OpenAPIDocument {
                     "deleteMessage", "Turn your own message into a tombstone (idempotent)", tags: chat, parameters: [Self.pathParam("messageId")],
                     responses: ["200": Self.reply("The tombstone", messageReply)], errors: [401, 403, 404]),
             ],
+            "/api/chat/messages/{messageId}/reactions/{emoji}": [
+                "put": Self.operation(
+                    "addReaction", "React to a message (idempotent)", tags: chat,
+                    parameters: [Self.pathParam("messageId"), ["name": "emoji", "in": "path", "required": true, "schema": ["type": "string", "pattern": Reactions.pattern]]],
+                    responses: ["200": Self.reply("The message with its reactions", messageReply)], errors: [400, 401, 403, 404, 409]),
+                "delete": Self.operation(
+                    "removeReaction", "Take your reaction back (idempotent)", tags: chat,
+                    parameters: [Self.pathParam("messageId"), ["name": "emoji", "in": "path", "required": true, "schema": ["type": "string", "pattern": Reactions.pattern]]],
+                    responses: ["200": Self.reply("The message with its reactions", messageReply)], errors: [400, 401, 403, 404]),
+            ],
             "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: Self.object([
@@ -325,6 +335,7 @@ struct OpenAPIDocument {
             "threadParentId": Self.nullable(Self.id), "content": Self.string(), "createdAt": Self.timestamp,
             "seq": ["type": "integer", "minimum": 1], "replyCount": ["type": "integer", "minimum": 0],
             "clientMessageId": ["type": ["string", "null"]], "editedAt": Self.nullableTimestamp, "deletedAt": Self.nullableTimestamp,
+            "reactions": Self.array(Self.object(["emoji": Self.string(), "count": ["type": "integer", "minimum": 1], "userIds": Self.array(Self.id)])),
         ], required: ["id", "tenantId", "conversationId", "senderId", "sender", "threadParentId", "content", "createdAt", "seq", "replyCount", "clientMessageId"])
         let cited = { (extra: JSON) -> JSON in
             Self.object(["messageId": Self.id, "seq": ["type": "integer", "minimum": 1], "excerpt": Self.string()].merging(extra) { $1 })
@@ -342,7 +353,7 @@ struct OpenAPIDocument {
         ])
         let error = Self.object(["error": Self.object(["code": Self.string("snake_case code"), "message": Self.string()])])
         let event = Self.object([
-            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "agent_progress", "message_updated", "message_deleted", "resync_required"]],
+            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "agent_progress", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "resync_required"]],
             "eventId": Self.nullable(Self.cursor), "room": Self.string("tenantId:conversationId"),
             "conversationId": ["type": ["string", "null"]], "data": ["type": "object"],
         ], required: ["type", "eventId", "conversationId"])

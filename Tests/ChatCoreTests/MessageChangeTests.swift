@@ -91,3 +91,41 @@ func refusal(_ body: () async throws -> some Any) async -> String? {
         #expect(try await f.integers("SELECT COUNT(*) FROM events WHERE data LIKE ?", ["%\(secret)%"]) == [0])
     }
 }
+
+@Suite struct ReactionTests {
+    @Test(arguments: StoreKind.available) func reactionsCountWhoReactedAndTwiceIsOnce(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let carol = try await f.principal("acme", "carol")
+        let dave = try await f.principal("globex", "dave")
+        let room = try await f.chat.startConversation(alice, title: "reactions", participantIds: [bob.userId])
+        let (message, _) = try await f.chat.send(alice, conversationId: room.id, content: "Shipped!", threadParentId: nil, clientMessageId: nil)
+        let cursor = try await f.latestEventId()
+
+        _ = try await f.chat.react(bob, messageId: message.id, emoji: "tada", on: true)
+        _ = try await f.chat.react(alice, messageId: message.id, emoji: "🎉", on: true)
+        let twice = try await f.chat.react(bob, messageId: message.id, emoji: "tada", on: true)
+        #expect(twice.reactions == [Reaction(emoji: "tada", userIds: [bob.userId, alice.userId])])
+        _ = try await f.chat.react(bob, messageId: message.id, emoji: "thumbsup", on: true)
+        // Picker order, not arrival order.
+        let page = try await f.chat.messages(alice, conversationId: room.id, before: nil, limit: nil)
+        #expect(page.messages[0].reactions.map(\.emoji) == ["thumbsup", "tada"] && page.messages[0].reactions[1].count == 2)
+        let removed = try await f.chat.react(bob, messageId: message.id, emoji: "thumbsup", on: false)
+        #expect(removed.reactions.map(\.emoji) == ["tada"])
+        _ = try await f.chat.react(bob, messageId: message.id, emoji: "thumbsup", on: false)
+        let events = try await f.chat.events(alice, after: cursor, conversationId: room.id, limit: 10)
+        #expect(events.map(\.type) == [.reactionAdded, .reactionAdded, .reactionAdded, .reactionRemoved])
+
+        #expect(await refusal { try await f.chat.react(bob, messageId: message.id, emoji: "unicorn", on: true) } == "invalid_emoji")
+        for outsider in [carol, dave] {
+            #expect(await refusal { try await f.chat.react(outsider, messageId: message.id, emoji: "tada", on: true) } == "not_found")
+        }
+        // A tombstone loses its reactions and takes no new ones.
+        let tombstone = try await f.chat.delete(alice, messageId: message.id)
+        #expect(tombstone.reactions.isEmpty)
+        #expect(await refusal { try await f.chat.react(bob, messageId: message.id, emoji: "tada", on: true) } == "message_deleted")
+        #expect(try await f.integers("SELECT COUNT(*) FROM reactions WHERE message_id = ?", [message.id]) == [0])
+    }
+}

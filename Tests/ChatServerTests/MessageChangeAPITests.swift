@@ -79,3 +79,43 @@ import Testing
         }
     }
 }
+
+@Suite struct ReactionAPITests {
+    @Test func reactionsOverTheAPIAndEveryTransport() async throws {
+        try await withApp(.live) { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let dave = try await client.tokenSignIn("globex", "dave")
+            let room = try await client.conversationId("General", as: alice)
+            let id = try await client.send("Shipped!", to: room, as: alice)
+            let cursor = try await client.currentCursor(as: bob)
+            let port = client.port!
+            try await withWebSocket(client, headers: authHeaders(bob)) { socket in
+                socket.send(["type": "join_room", "conversationId": room])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                let added = try await client.call(.put, "/api/chat/messages/\(id)/reactions/tada", as: alice)
+                #expect(added.status == .ok && added.json["message"]["reactions"].array.map { $0["count"].int } == [1])
+                #expect(try await client.call(.put, "/api/chat/messages/\(id)/reactions/tada", as: alice).json["message"]["reactions"][0]["count"].int == 1)
+                let event = try #require(await socket.inbox.nextJSON())
+                #expect(event["type"].string == "reaction_added" && event["data"]["messageId"].string == id && event["data"]["emoji"].string == "tada")
+                #expect(event["data"]["reactions"].array.first?["userIds"].array.count == 1)
+                #expect(try await client.call(.delete, "/api/chat/messages/\(id)/reactions/tada", as: alice).json["message"]["reactions"].array.isEmpty)
+                #expect(await socket.inbox.nextJSON()?["type"].string == "reaction_removed")
+            }
+            #expect(try await client.call(.put, "/api/chat/messages/\(id)/reactions/unicorn", as: alice).json["error"]["code"].string == "invalid_emoji")
+            #expect(try await client.call(.put, "/api/chat/messages/\(id)/reactions/tada", as: dave).status == .notFound)
+            // History shows them; SSE and long-poll replay them from a cursor.
+            _ = try await client.call(.put, "/api/chat/messages/\(id)/reactions/heart", as: bob)
+            let history = try await client.call(.get, "/api/chat/\(room)/messages", as: alice)
+            let shown = history.json["messages"].array.first { $0["id"].string == id }
+            #expect(shown?["reactions"].array.map { $0["emoji"].string } == ["heart"])
+            let polled = try await RawHTTP.get(port: port, path: "/api/chat/poll?cursor=\(cursor)&conversationId=\(room)&timeout=0", headers: headerPairs(bob))
+            #expect(polled.body["events"].array.map { $0["type"].string ?? "" } == ["reaction_added", "reaction_removed", "reaction_added"])
+            try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events?conversationId=\(room)&lastEventId=\(cursor)", headers: headerPairs(bob)) { sse in
+                var types: [String] = []
+                while types.count < 3, let text = await sse.inbox.next() { if let type = SSEMessage(text).event { types.append(type) } }
+                #expect(types == ["reaction_added", "reaction_removed", "reaction_added"])
+            }
+        }
+    }
+}

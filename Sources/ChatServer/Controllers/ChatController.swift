@@ -43,6 +43,8 @@ struct ChatController {
         group.get(":conversationId/summary", use: summary)
         group.patch("messages/:messageId", use: edit)
         group.delete("messages/:messageId", use: delete)
+        group.put("messages/:messageId/reactions/:emoji") { try await react($0, $1, on: true) }
+        group.delete("messages/:messageId/reactions/:emoji") { try await react($0, $1, on: false) }
         group.post("thread/:messageId/reply", use: reply)
         group.get("thread/:messageId", use: thread)
         group.post(":conversationId/close") { try await setClosed($0, $1, closed: true) }
@@ -85,6 +87,13 @@ struct ChatController {
     @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let caller = try context.requirePrincipal()
         let message = try await chat.delete(caller, messageId: try context.parameters.require("messageId"))
+        return Self.messageResponse(message, created: false)
+    }
+
+    @Sendable func react(_ request: Request, _ context: ChatRequestContext, on: Bool) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let message = try await chat.react(
+            caller, messageId: try context.parameters.require("messageId"), emoji: try context.parameters.require("emoji"), on: on)
         return Self.messageResponse(message, created: false)
     }
 
