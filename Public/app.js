@@ -76,6 +76,7 @@ function renderMessage(message, { threadLinks, anchor }) {
   $('.bot-badge', li).hidden = !message.sender.isBot;
   setTime($('time', li), message.createdAt);
   applyMessageState(li, message);
+  renderReactions(li, message);
   const link = $('.thread-link', li);
   if (threadLinks && !message.threadParentId) {
     link.href = `/chat/${message.conversationId}/thread/${message.id}`;
@@ -112,6 +113,83 @@ function applyMessageState(li, message) {
     $('.delete-form', actions).action = `/chat/${message.conversationId}/messages/${message.id}/delete`;
     $('input[name="_csrf"]', actions).value = csrf;
   }
+}
+
+// Reaction chips (toggle buttons; the viewer's own pressed) in the bubble's reactions form.
+function renderReactions(li, message) {
+  const form = $('.reactions', li);
+  if (!form) return;
+  form.hidden = Boolean(message.deletedAt);
+  form.action = `/chat/${message.conversationId}/messages/${message.id}/react`;
+  $('input[name="_csrf"]', form).value = csrf;
+  $('.react-link', form).href = form.action;
+  form.querySelectorAll('.reaction').forEach((chip) => chip.remove());
+  const picker = $('#reaction-picker');
+  for (const reaction of message.reactions || []) {
+    const choice = picker?.content.querySelector(`[data-code="${CSS.escape(reaction.emoji)}"]`);
+    const mine = reaction.userIds.includes(me);
+    const chip = Object.assign(document.createElement('button'), { type: 'submit', name: 'emoji', value: reaction.emoji, className: `reaction${mine ? ' mine' : ''}` });
+    chip.dataset.code = reaction.emoji;
+    chip.setAttribute('aria-pressed', String(mine));
+    chip.setAttribute('aria-label', `${choice?.getAttribute('aria-label') || reaction.emoji} ${reaction.count}`);
+    const count = Object.assign(document.createElement('span'), { className: 'count', textContent: String(reaction.count) });
+    chip.append(`${choice?.textContent || reaction.emoji} `, count);
+    form.insertBefore(chip, $('.react-link', form));
+  }
+}
+
+function onReactions(data) {
+  document.querySelectorAll(`[data-message-id="${CSS.escape(data.messageId)}"]`).forEach((li) => {
+    renderReactions(li, { id: data.messageId, conversationId, reactions: data.reactions });
+  });
+}
+
+async function toggleReaction(li, code, on) {
+  try {
+    const answer = await api(on ? 'PUT' : 'DELETE', `/api/chat/messages/${li.dataset.messageId}/reactions/${encodeURIComponent(code)}`);
+    renderReactions(li, answer.message);
+  } catch (error) {
+    if (liveRegion) liveRegion.textContent = `The reaction could not be saved: ${error.message}`;
+  }
+}
+
+// Chips toggle; "+ React" opens the picker (arrow keys move, Escape closes). Without JavaScript both are forms.
+function wireReactions(list) {
+  if (!list) return;
+  list.addEventListener('submit', (event) => {
+    const form = event.target.closest('.reactions');
+    if (!form) return;
+    event.preventDefault();
+    const chip = event.submitter;
+    if (chip?.dataset.code) toggleReaction(form.closest('li.message'), chip.dataset.code, chip.getAttribute('aria-pressed') !== 'true');
+  });
+  list.addEventListener('click', (event) => {
+    const link = event.target.closest('.react-link');
+    if (!link) return;
+    event.preventDefault();
+    const li = link.closest('li.message');
+    const open = li.querySelector('.reaction-picker');
+    if (open) { open.remove(); return; }
+    const picker = $('#reaction-picker').content.firstElementChild.cloneNode(true);
+    const buttons = Array.from(picker.querySelectorAll('button'));
+    const close = () => { picker.remove(); link.focus(); };
+    picker.addEventListener('click', (e) => {
+      const button = e.target.closest('button[data-code]');
+      if (!button) return;
+      const pressed = li.querySelector(`.reaction[data-code="${CSS.escape(button.dataset.code)}"]`)?.getAttribute('aria-pressed') === 'true';
+      picker.remove();
+      toggleReaction(li, button.dataset.code, !pressed);
+      link.focus();
+    });
+    picker.addEventListener('keydown', (e) => {
+      const index = buttons.indexOf(document.activeElement);
+      if (e.key === 'ArrowRight' || e.key === 'ArrowDown') { e.preventDefault(); buttons[(index + 1) % buttons.length].focus(); }
+      else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') { e.preventDefault(); buttons[(index - 1 + buttons.length) % buttons.length].focus(); }
+      else if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); close(); }
+    });
+    link.after(picker);
+    buttons[0].focus();
+  });
 }
 
 function onMessageChanged(message) {
@@ -449,6 +527,7 @@ const live = {
       case 'typing': onTyping(event); break;
       case 'agent_progress': onAgentProgress(event); break;
       case 'message_updated': case 'message_deleted': onMessageChanged(event.data); break;
+      case 'reaction_added': case 'reaction_removed': if (event.conversationId === conversationId) onReactions(event.data); break;
       case 'conversation_created': onConversationCreated(event.data); break;
       case 'conversation_updated': onConversationUpdated(event.data); break;
       case 'resync_required': location.reload(); break;
@@ -530,7 +609,7 @@ const live = {
     const source = new EventSource(`/api/chat/events?${query}`);
     this.source = source;
     source.onopen = () => { opened = true; this.attempt = 0; setTransport('sse'); };
-    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'resync_required']) {
+    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'reaction_added', 'reaction_removed', 'resync_required']) {
       source.addEventListener(type, (message) => {
         try { this.handle(JSON.parse(message.data)); } catch { /* ignore a bad event */ }
       });
@@ -853,6 +932,8 @@ if (page === 'chat' || page === 'list') {
     wireSummary();
     wireMessageActions(messageList);
     wireMessageActions(threadReplies);
+    wireReactions(messageList);
+    wireReactions(threadReplies);
     wireComposer($('#thread-composer'), threadReplies, threadId);
     document.querySelectorAll('#messages [data-seq]').forEach(observeForRead);
     if (!location.hash) scrollToEnd(scroller);

@@ -322,6 +322,45 @@ def test_edit_and_delete_in_place_reach_the_other_browser_and_work_without_javas
     assert len([li for li in plain.find_elements(By.CSS_SELECTOR, "#messages li.message.deleted")]) == 2
 
 
+def test_reactions_from_the_picker_reach_the_other_browser_and_work_without_javascript(server, browsers):
+    conversation = new_conversation(server, "Reactions", others=("bob",))
+    httpx.post(server.base + "/api/chat/send", headers=api_token(server, "alice"), json={"conversationId": conversation, "content": "We shipped it"})
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(alice, server, conversation)
+    open_chat(bob, server, conversation)
+    wait_live(alice, "ws")
+    wait_live(bob, "ws")
+    bubble = message_with_text(bob, "We shipped it")
+    bubble.find_element(By.CSS_SELECTOR, ".react-link").send_keys(Keys.ENTER)
+    picker = wait(bob, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, ".reaction-picker"))
+    assert bob.switch_to.active_element.get_attribute("data-code") == "thumbsup"
+    bob.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    bob.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    assert bob.switch_to.active_element.get_attribute("data-code") == "joy"
+    bob.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    bob.switch_to.active_element.send_keys(Keys.ENTER)  # tada
+    chip = wait(alice, 10).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"]'))
+    assert chip.text.replace(" ", "").endswith("1") and chip.get_attribute("aria-pressed") == "false"
+    chip.click()
+    wait(bob, 10).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"] .count').text == "2")
+    assert message_with_text(alice, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"]').get_attribute("aria-pressed") == "true"
+    screenshot(bob, "reactions-desktop")
+
+    plain = browsers(javascript=False)
+    login(plain, server, "alice")
+    open_chat(plain, server, conversation)
+    message_with_text(plain, "We shipped it").find_element(By.CSS_SELECTOR, ".react-link").click()
+    wait(plain, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, ".reaction-choices"))
+    plain.find_element(By.CSS_SELECTOR, '.reaction-choices button[value="rocket"]').click()
+    rocket = wait(plain, 5).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="rocket"]'))
+    assert rocket.get_attribute("aria-pressed") == "true"
+    # Pressing her own chip takes the reaction back.
+    message_with_text(plain, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"]').click()
+    wait(plain, 5).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"] .count').text == "1")
+
+
 def test_closing_disables_the_composer_for_both(server, browsers):
     conversation = new_conversation(server, "to close")
     alice, bob = browsers(), browsers()

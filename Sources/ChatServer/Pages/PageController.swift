@@ -32,6 +32,8 @@ struct PageController {
         router.get("chat/:conversationId/messages/:messageId/edit", use: editPage)
         router.post("chat/:conversationId/messages/:messageId/edit", use: edit)
         router.post("chat/:conversationId/messages/:messageId/delete", use: delete)
+        router.get("chat/:conversationId/messages/:messageId/react", use: reactPage)
+        router.post("chat/:conversationId/messages/:messageId/react", use: react)
     }
 
     // MARK: Sign-in
@@ -204,11 +206,7 @@ struct PageController {
     @Sendable func editPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
         guard let principal = context.principal else { return Self.toLogin(request) }
         let conversationId = try context.parameters.require("conversationId")
-        let thread = try await chat.thread(principal, messageId: try context.parameters.require("messageId"))
-        let message = [thread.parent] + thread.replies
-        guard let target = message.first(where: { $0.id == (try? context.parameters.require("messageId")) }), target.conversationId == conversationId else {
-            throw ChatError.notFound("message")
-        }
+        let target = try await visibleMessage(principal, conversationId: conversationId, messageId: try context.parameters.require("messageId"))
         guard target.senderId == principal.userId, !target.isDeleted else {
             throw ChatError(.forbidden, "not_your_message", "Only the sender may edit a message, and not once it is deleted.")
         }
@@ -235,6 +233,45 @@ struct PageController {
         _ = try await checkedForm(request, principal)
         let message = try await chat.delete(principal, messageId: try context.parameters.require("messageId"))
         return Self.seeOther(Self.place(of: message))
+    }
+
+    /// The message the viewer sees in a conversation, from its thread (404 otherwise).
+    private func visibleMessage(_ principal: Principal, conversationId: String, messageId: String) async throws -> Message {
+        let thread = try await chat.thread(principal, messageId: messageId)
+        guard let message = ([thread.parent] + thread.replies).first(where: { $0.id == messageId }), message.conversationId == conversationId else {
+            throw ChatError.notFound("message")
+        }
+        return message
+    }
+
+    /// Reacting without JavaScript: the twelve emoji as buttons of one form.
+    @Sendable func reactPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let message = try await visibleMessage(principal, conversationId: conversationId, messageId: try context.parameters.require("messageId"))
+        guard !message.isDeleted else { throw ChatError(.conflict, "message_deleted", "A deleted message cannot be reacted to.") }
+        var page = try await layout(principal, page: "react", title: "React to a message")
+        page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
+        page["conversationId"] = conversationId
+        page["messageId"] = message.id
+        page["sender"] = message.sender.displayName
+        page["excerpt"] = ExtractiveDigest.excerptOf(message.content)
+        page["back"] = Self.place(of: message)
+        let mine = Set(message.reactions.filter { $0.userIds.contains(principal.userId) }.map(\.emoji))
+        page["choices"] = Reactions.all.map { ["code": $0.code, "emoji": $0.emoji, "name": $0.name, "pressed": mine.contains($0.code) ? "true" : "false"] }
+        return renderer.render("react", page)
+    }
+
+    /// A reaction button without JavaScript toggles: it takes the viewer's reaction back if they had it.
+    @Sendable func react(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let form = try await checkedForm(request, principal)
+        let conversationId = try context.parameters.require("conversationId")
+        let message = try await visibleMessage(principal, conversationId: conversationId, messageId: try context.parameters.require("messageId"))
+        let code = Reactions.code(form["emoji"] ?? "") ?? ""
+        let had = message.reactions.contains { $0.emoji == code && $0.userIds.contains(principal.userId) }
+        let changed = try await chat.react(principal, messageId: message.id, emoji: form["emoji"] ?? "", on: !had)
+        return Self.seeOther(Self.place(of: changed))
     }
 
     @Sendable func setClosed(_ request: Request, _ context: ChatRequestContext, closed: Bool) async throws -> Response {
@@ -265,6 +302,7 @@ struct PageController {
             "pageTitle": title, "page": page, "bodyClass": "", "signedIn": true, "tenantName": tenant.name,
             "displayName": user.displayName, "userId": user.id, "csrf": principal.csrfToken ?? "",
             "cursor": EventCursor.format(cursor ?? 0), "conversationId": "", "threadId": "",
+            "reactionChoices": Reactions.all.map { ["code": $0.code, "emoji": $0.emoji, "name": $0.name] },
         ]
     }
 

@@ -29,6 +29,18 @@ struct MessageView {
     let canChange: Bool
     /// Where the edit and delete forms go back to.
     let editLink: String
+    /// The reactions as toggle buttons (the viewer's own are pressed).
+    let reactionChips: [ReactionChip]
+    let reactLink: String
+
+    struct ReactionChip {
+        let code: String
+        let emoji: String
+        let name: String
+        let count: Int
+        let mine: Bool
+        let pressed: String
+    }
 
     init(_ message: Message, viewerId: String, now: Timestamp, threadLinks: Bool, anchor: Bool = true) {
         id = message.id
@@ -54,6 +66,14 @@ struct MessageView {
         editedExact = message.isDeleted ? nil : message.editedAt.map(TimeText.exact)
         canChange = mine && !message.isDeleted
         editLink = "/chat/\(message.conversationId)/messages/\(message.id)/edit"
+        reactionChips = message.reactions.map { reaction in
+            let mine = reaction.userIds.contains(viewerId)
+            return ReactionChip(
+                code: reaction.emoji, emoji: Reactions.emoji(reaction.emoji),
+                name: Reactions.all.first { $0.code == reaction.emoji }?.name ?? reaction.emoji, count: reaction.count, mine: mine,
+                pressed: mine ? "true" : "false")
+        }
+        reactLink = "/chat/\(message.conversationId)/messages/\(message.id)/react"
     }
 
     /// The word after a bubble's reply count: at zero the link is the action itself, "Reply".
@@ -95,7 +115,9 @@ struct ConversationItemView {
         activityExact = TimeText.exact(activity)
         activityRelative = TimeText.relative(activity, now: now)
         if let lastMessage {
-            let text = lastMessage.content.count > 80 ? String(lastMessage.content.prefix(80)) + "…" : lastMessage.content
+            let text = lastMessage.isDeleted
+                ? "message deleted"
+                : lastMessage.content.count > 80 ? String(lastMessage.content.prefix(80)) + "…" : lastMessage.content
             lastMessagePreview = "\(lastMessage.sender.displayName): \(text)"
         } else {
             lastMessagePreview = "No messages yet"
