@@ -1,7 +1,8 @@
 """Crash test: several clients send a few hundred messages per second while the server is SIGKILLed at random
-moments and restarted on the same database. Every acknowledged message must be stored exactly once, with gapless
-seq, and be replayed to clients that resume from a cursor (long-poll and WebSocket). Ends with a graceful SIGTERM
-that must close WebSockets with 1001 and lose nothing."""
+moments and restarted on the same database; meanwhile one client edits, reacts to and deletes its own acknowledged
+messages. Every acknowledged message must be stored exactly once, with gapless seq, and be replayed to clients that
+resume from a cursor (long-poll and WebSocket); every acknowledged edit, reaction and delete must hold. Ends with a
+graceful SIGTERM that must close WebSockets with 1001 and lose nothing."""
 import asyncio
 import json
 import random
@@ -38,6 +39,40 @@ async def sender(name, base_ref, tok, conversation, acked, stop):
             await asyncio.sleep(max(0, 1 / RATE_PER_SENDER - (time.monotonic() - started)))
 
 
+async def changer(base_ref, tok, acked, expected, uncertain, stop):
+    """Edits, reacts to and deletes alice's acknowledged messages (senders s0, s3, s6 are alice), recording what each
+    acknowledged change should leave behind; a change whose answer was lost is not checked."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            mine = [mid for cid, mid in list(acked.items()) if cid.split("-")[0] in ("s0", "s3", "s6") and mid not in uncertain
+                    and expected.get(mid, {}).get("deleted") is not True]
+            if not mine:
+                await asyncio.sleep(0.05)
+                continue
+            mid = random.choice(mine)
+            action = random.choice(["edit", "edit", "react", "delete"])
+            try:
+                if action == "edit":
+                    content = f"edited {random.randrange(10 ** 6)}"
+                    r = await client.patch(f"{base_ref[0]}/api/chat/messages/{mid}", headers=auth(tok), json={"content": content})
+                    if r.status_code == 200:
+                        expected.setdefault(mid, {})["content"] = content
+                elif action == "react":
+                    r = await client.put(f"{base_ref[0]}/api/chat/messages/{mid}/reactions/tada", headers=auth(tok))
+                    if r.status_code == 200:
+                        expected.setdefault(mid, {})["reacted"] = True
+                else:
+                    r = await client.delete(f"{base_ref[0]}/api/chat/messages/{mid}", headers=auth(tok))
+                    if r.status_code == 200:
+                        expected[mid] = {"deleted": True}
+                if r.status_code >= 400 and r.status_code != 503:
+                    raise AssertionError(f"unexpected {r.status_code} for {action}: {r.text}")
+            except (httpx.TransportError, httpx.TimeoutException):
+                uncertain.add(mid)
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
+
+
 async def run():
     server = Server().start(demo=True)
     failures = []
@@ -54,6 +89,8 @@ async def run():
         stop = asyncio.Event()
         tasks = [asyncio.create_task(sender(f"s{i}", base_ref, tokens[("alice", "bob", "carol")[i % 3]], conversation, acked, stop))
                  for i in range(SENDERS)]
+        expected, uncertain = {}, set()
+        tasks.append(asyncio.create_task(changer(base_ref, tokens["alice"], acked, expected, uncertain, stop)))
         for kill in range(KILLS):
             await asyncio.sleep(random.uniform(0.7, 2.0))
             before = len(acked)
@@ -88,6 +125,24 @@ async def run():
         lost = [cid for cid, mid in acked.items() if mid not in set(stored_ids)]
         if lost:
             failures.append(f"{len(lost)} acknowledged messages lost, e.g. {lost[:3]}")
+        # Every acknowledged edit, reaction and delete holds.
+        by_id = {m["id"]: m for m in messages}
+        wrong = []
+        for mid, want in expected.items():
+            got = by_id.get(mid)
+            if mid in uncertain or got is None:
+                continue
+            if want.get("deleted"):
+                if got["deletedAt"] is None or got["content"] != "" or got["reactions"]:
+                    wrong.append((mid, "not deleted"))
+                continue
+            if "content" in want and got["content"] != want["content"]:
+                wrong.append((mid, f"content {got['content']!r}, not {want['content']!r}"))
+            if want.get("reacted") and not any(r["emoji"] == "tada" for r in got["reactions"]):
+                wrong.append((mid, "reaction lost"))
+        if wrong:
+            failures.append(f"{len(wrong)} acknowledged changes did not hold, e.g. {wrong[:3]}")
+        changes = len([m for m in expected if m not in uncertain])
 
         # A resuming long-poll client receives every message, once, in order.
         polled = []
@@ -130,7 +185,7 @@ async def run():
         if count == 0:
             failures.append("no messages after graceful restart")
         print(f"crash test: {KILLS} SIGKILLs, {len(acked)} acknowledged, {len(stored_ids)} stored, "
-              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}", flush=True)
+              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}; {changes} messages changed and checked", flush=True)
     finally:
         server.stop()
     return failures
