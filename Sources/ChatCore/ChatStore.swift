@@ -153,6 +153,14 @@ public protocol ChatStore: Sendable {
     /// finishing late never replaces a newer one).
     func saveMemory(_ memory: ConversationMemory) async throws
 
+    // MARK: Search
+    /// Messages (not deleted) of conversations `viewerId` takes part in, every one of `terms` (folded words)
+    /// matching the start of a word, best first; `offset` and `limit` page them. Each with an excerpt whose matches
+    /// are marked by `Search.matchStart`/`matchEnd`.
+    func search(
+        tenantId: String, viewerId: String, terms: [String], conversationId: String?, senderId: String?, offset: Int, limit: Int
+    ) async throws -> [SearchHit]
+
     // MARK: Agents
     /// Creates a bot user (who cannot sign in) and its agent in one transaction; 409 `user_exists` when the
     /// username is taken in the tenant.

@@ -193,6 +193,10 @@ enum PostgresSchema {
                 FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id)
             )
             """),
+        // Full-text search: a GIN index over the content's words ('simple': no stemming, no stop words).
+        (9, """
+            CREATE INDEX messages_search ON messages USING GIN (to_tsvector('simple', content))
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

@@ -241,6 +241,22 @@ struct OpenAPIDocument {
                     parameters: [Self.pathParam("messageId"), ["name": "emoji", "in": "path", "required": true, "schema": ["type": "string", "pattern": Reactions.pattern]]],
                     responses: ["200": Self.reply("The message with its reactions", messageReply)], errors: [400, 401, 403, 404]),
             ],
+            "/api/chat/search": ["get": Self.operation(
+                "searchMessages", "Full-text search over the caller's conversations, best matches first", tags: chat,
+                parameters: [
+                    Self.queryParam("q", ["type": "string", "minLength": 1, "maxLength": Search.maxQueryLength, "pattern": InputRules.noControlPattern], "Words to find (each a prefix)"),
+                    Self.queryParam("conversationId", Self.id, "Only this conversation"),
+                    Self.queryParam("senderId", Self.id, "Only this sender's messages"),
+                    Self.queryParam("limit", ["type": "integer", "minimum": 1], "Results per page (default 20, at most 100)"),
+                    Self.queryParam("cursor", ["type": "string", "pattern": "^o[0-9]{1,5}$"], "nextCursor of the previous page"),
+                ],
+                responses: ["200": Self.reply("Results", Self.object([
+                    "results": Self.array(Self.object([
+                        "message": Self.ref("Message"), "conversationTitle": Self.string(),
+                        "excerpt": Self.array(Self.object(["text": Self.string(), "match": ["type": "boolean"]])),
+                    ])),
+                    "nextCursor": ["type": ["string", "null"]],
+                ]))], errors: [400, 401, 404])],
             "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: Self.object([

@@ -129,3 +129,59 @@ func refusal(_ body: () async throws -> some Any) async -> String? {
         #expect(try await f.integers("SELECT COUNT(*) FROM reactions WHERE message_id = ?", [message.id]) == [0])
     }
 }
+
+@Suite struct SearchTests {
+    @Test(arguments: StoreKind.available) func searchFindsPrefixesRanksAndNeverCrossesTenantsOrConversations(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let carol = try await f.principal("acme", "carol")
+        let dave = try await f.principal("globex", "dave")
+        let shared = try await f.chat.startConversation(alice, title: "Release", participantIds: [bob.userId])
+        let private_ = try await f.chat.startConversation(carol, title: "Carol's notes", participantIds: [])
+        let globex = try await f.chat.startConversation(dave, title: "Globex", participantIds: [])
+        let (deploy, _) = try await f.chat.send(alice, conversationId: shared.id, content: "Deploy on Friday at ten, deploy checklist attached", threadParentId: nil, clientMessageId: nil)
+        let (reply, _) = try await f.chat.send(bob, conversationId: nil, content: "The deployment went fine", threadParentId: deploy.id, clientMessageId: nil)
+        _ = try await f.chat.send(bob, conversationId: shared.id, content: "Lunch on Friday?", threadParentId: nil, clientMessageId: nil)
+        let (gone, _) = try await f.chat.send(alice, conversationId: shared.id, content: "deploy secret plan", threadParentId: nil, clientMessageId: nil)
+        _ = try await f.chat.delete(alice, messageId: gone.id)
+        _ = try await f.chat.send(carol, conversationId: private_.id, content: "deploy notes only Carol sees", threadParentId: nil, clientMessageId: nil)
+        _ = try await f.chat.send(dave, conversationId: globex.id, content: "deploy at Globex", threadParentId: nil, clientMessageId: nil)
+
+        // Prefixes, every word, thread replies too; the message that says it twice first; never the deleted one.
+        let found = try await f.chat.search(alice, query: "DEPLO", conversationId: nil, senderId: nil, cursor: nil, limit: nil)
+        #expect(found.results.map(\.message.id) == [deploy.id, reply.id])
+        #expect(found.results[0].conversationTitle == "Release")
+        #expect(found.results[0].excerpt.contains { $0.match && $0.text.lowercased().hasPrefix("deploy") })
+        #expect(found.results[0].excerpt.map(\.text).joined().contains("on Friday at ten"))
+        let both = try await f.chat.search(alice, query: "friday deploy", conversationId: nil, senderId: nil, cursor: nil, limit: nil)
+        #expect(both.results.map(\.message.id) == [deploy.id])
+        // Filters, and paging that neither repeats nor skips.
+        let fromBob = try await f.chat.search(alice, query: "deploy", conversationId: nil, senderId: bob.userId, cursor: nil, limit: nil)
+        #expect(fromBob.results.map(\.message.id) == [reply.id])
+        let first = try await f.chat.search(alice, query: "deploy", conversationId: shared.id, senderId: nil, cursor: nil, limit: 1)
+        let second = try await f.chat.search(alice, query: "deploy", conversationId: shared.id, senderId: nil, cursor: first.nextCursor, limit: 1)
+        #expect(first.results.count == 1 && second.results.count == 1 && second.nextCursor == nil)
+        #expect(Set(first.results.map(\.message.id) + second.results.map(\.message.id)) == [deploy.id, reply.id])
+        // Nothing of another conversation or another tenant, whoever asks and however.
+        for (caller, allowed) in [(alice, Set([deploy.id, reply.id])), (carol, Set<String>()), (dave, Set<String>())] {
+            let seen = try await f.chat.search(caller, query: "deploy", conversationId: nil, senderId: nil, cursor: nil, limit: 100)
+            let ids = Set(seen.results.map(\.message.id))
+            #expect(ids.isDisjoint(with: [gone.id]))
+            #expect(allowed.isSubset(of: ids))
+            #expect(seen.results.allSatisfy { $0.message.tenantId == caller.tenantId })
+        }
+        #expect(try await f.chat.search(dave, query: "deploy", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.map(\.message.content) == ["deploy at Globex"])
+        #expect(try await f.chat.search(carol, query: "deploy", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.map(\.message.content) == ["deploy notes only Carol sees"])
+        #expect(await refusal { try await f.chat.search(dave, query: "deploy", conversationId: shared.id, senderId: nil, cursor: nil, limit: nil) } == "not_found")
+        #expect(await refusal { try await f.chat.search(alice, query: " ?! ", conversationId: nil, senderId: nil, cursor: nil, limit: nil) } == "invalid_query")
+        #expect(await refusal { try await f.chat.search(alice, query: "x", conversationId: nil, senderId: nil, cursor: "o-1", limit: nil) } == "invalid_cursor")
+        // An edit is found by its new words only.
+        _ = try await f.chat.edit(alice, messageId: deploy.id, content: "Release on Monday instead")
+        #expect(!(try await f.chat.search(alice, query: "checklist", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.contains { $0.message.id == deploy.id }))
+        #expect(try await f.chat.search(alice, query: "monday", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.map(\.message.id) == [deploy.id])
+        // Query syntax is plain text.
+        #expect(try await f.chat.search(alice, query: "\"deploy\" OR NEAR(x) * : &", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.isEmpty)
+    }
+}

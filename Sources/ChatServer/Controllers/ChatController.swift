@@ -41,6 +41,7 @@ struct ChatController {
         group.get(":conversationId/messages", use: messages)
         group.get(":conversationId/members", use: members)
         group.get(":conversationId/summary", use: summary)
+        group.get("search", use: search)
         group.patch("messages/:messageId", use: edit)
         group.delete("messages/:messageId", use: delete)
         group.put("messages/:messageId/reactions/:emoji") { try await react($0, $1, on: true) }
@@ -95,6 +96,27 @@ struct ChatController {
         let message = try await chat.react(
             caller, messageId: try context.parameters.require("messageId"), emoji: try context.parameters.require("emoji"), on: on)
         return Self.messageResponse(message, created: false)
+    }
+
+    struct SearchBody: Encodable {
+        let results: [SearchHit]
+        let nextCursor: String?
+
+        enum CodingKeys: String, CodingKey { case results, nextCursor }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(results, forKey: .results)
+            try c.encode(nextCursor, forKey: .nextCursor)
+        }
+    }
+
+    @Sendable func search(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let query = request.uri.queryParameters
+        let page = try await chat.search(
+            caller, query: query.get("q") ?? "", conversationId: query.get("conversationId"), senderId: query.get("senderId"),
+            cursor: query.get("cursor"), limit: try request.integerQuery("limit"))
+        return try JSONResponse.make(SearchBody(results: page.results, nextCursor: page.nextCursor))
     }
 
     struct SummaryBody: Encodable { let summary: ConversationSummary }
