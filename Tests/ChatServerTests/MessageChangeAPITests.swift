@@ -119,3 +119,24 @@ import Testing
         }
     }
 }
+
+@Suite struct SearchAPITests {
+    @Test func searchOverTheAPI() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let dave = try await client.tokenSignIn("globex", "dave")
+            let room = try await client.conversationId("General", as: alice)
+            let id = try await client.send("Quarterly forecast ready", to: room, as: alice)
+            let found = try await client.call(.get, "/api/chat/search?q=forec", as: alice)
+            #expect(found.status == .ok && found.json["results"].array.map { $0["message"]["id"].string } == [id])
+            #expect(found.json["results"][0]["excerpt"].array.contains { $0["match"].bool == true && $0["text"].string == "forecast" })
+            #expect(found.json["results"][0]["conversationTitle"].string == "General" && found.json["nextCursor"].isNull)
+            #expect(try await client.call(.get, "/api/chat/search?q=forec", as: dave).json["results"].array.isEmpty)
+            #expect(try await client.call(.get, "/api/chat/search?q=forec&conversationId=\(room)", as: dave).status == .notFound)
+            #expect(try await client.call(.get, "/api/chat/search?q=%20", as: alice).json["error"]["code"].string == "invalid_query")
+            #expect(try await client.call(.get, "/api/chat/search", as: alice).status == .badRequest)
+            #expect(try await client.call(.get, "/api/chat/search?q=a&cursor=zzz", as: alice).json["error"]["code"].string == "invalid_cursor")
+            #expect(try await client.call(.get, "/api/chat/search?q=a&limit=0", as: alice).json["error"]["code"].string == "invalid_limit")
+        }
+    }
+}

@@ -361,6 +361,31 @@ def test_reactions_from_the_picker_reach_the_other_browser_and_work_without_java
     wait(plain, 5).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"] .count').text == "1")
 
 
+def test_the_search_box_finds_messages_with_highlights_and_works_without_javascript(server, browsers):
+    conversation = new_conversation(server, "Search me", others=("bob",))
+    httpx.post(server.base + "/api/chat/send", headers=api_token(server, "bob"),
+               json={"conversationId": conversation, "content": "The quarterly <b>forecast</b> is ready for review"})
+    for javascript in (True, False):
+        alice = browsers(javascript=javascript)
+        login(alice, server, "alice")
+        box = alice.find_element(By.ID, "search-q")
+        box.send_keys("quarter forec")
+        box.send_keys(Keys.ENTER)
+        wait(alice, 5).until(EC.url_contains("/search?q="))
+        results = alice.find_elements(By.CSS_SELECTOR, ".search-results li")
+        assert len(results) == 1, [r.text for r in results]
+        marks = [m.text for m in results[0].find_elements(By.CSS_SELECTOR, "mark")]
+        assert [m.lower() for m in marks] == ["quarterly", "forecast"], marks
+        assert "<b>forecast</b>" in results[0].find_element(By.CSS_SELECTOR, ".excerpt").text  # shown as text, never markup
+        results[0].find_element(By.CSS_SELECTOR, "a").click()
+        wait(alice, 5).until(EC.url_contains(f"/chat/{conversation}"))
+    # Another tenant finds nothing of it.
+    dave = browsers(javascript=False)
+    login(dave, server, "dave", tenant="globex")
+    dave.get(server.base + "/search?q=quarterly")
+    assert "No messages match." in dave.find_element(By.CSS_SELECTOR, ".search-card").text
+
+
 def test_closing_disables_the_composer_for_both(server, browsers):
     conversation = new_conversation(server, "to close")
     alice, bob = browsers(), browsers()

@@ -27,6 +27,7 @@ struct PageController {
         router.post("chat/:conversationId/reopen") { try await setClosed($0, $1, closed: false) }
         router.get("chat/:conversationId/thread/:messageId", use: chatPage)
         router.get("chat/:conversationId/members", use: membersPage)
+        router.get("search", use: searchPage)
         router.get("chat/:conversationId/summary", use: summaryPage)
         router.post("chat/:conversationId/thread/:messageId/reply", use: reply)
         router.get("chat/:conversationId/messages/:messageId/edit", use: editPage)
@@ -104,6 +105,35 @@ struct PageController {
         page["members"] = members.users
         page["nextCursor"] = members.nextCursor
         return renderer.render("members", page)
+    }
+
+    /// Search results as a page (the sidebar's search box; works without JavaScript).
+    @Sendable func searchPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let query = request.uri.queryParameters.get("q") ?? ""
+        let conversationId = request.uri.queryParameters.get("conversationId")
+        var page = try await layout(principal, page: "search", title: "Search: \(query)")
+        page.merge(try await sidebar(principal, activeId: nil)) { $1 }
+        page["searchQuery"] = query
+        do {
+            let found = try await chat.search(
+                principal, query: query, conversationId: conversationId, senderId: nil, cursor: request.uri.queryParameters.get("cursor"), limit: 20)
+            let now = Timestamp.now()
+            page["results"] = found.results.map { hit -> [String: Any] in
+                [
+                    "link": Self.place(of: hit.message), "conversationTitle": hit.conversationTitle, "sender": hit.message.sender.displayName,
+                    "time": TimeText.relative(hit.message.createdAt, now: now), "timeISO": hit.message.createdAt.description,
+                    "segments": hit.excerpt.map { ["text": $0.text, "match": $0.match] },
+                ]
+            }
+            page["countText"] = found.results.isEmpty ? "No messages match." : (found.nextCursor == nil ? "\(found.results.count) found" : "Best \(found.results.count)")
+            if let next = found.nextCursor {
+                page["nextLink"] = "/search?q=\(query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&cursor=\(next)"
+            }
+        } catch let error as ChatError where error.kind == .badRequest {
+            page["error"] = error.message
+        }
+        return renderer.render("search", page)
     }
 
     /// The summary as a page of its own (the ChatWindow's Summary control without JavaScript).
