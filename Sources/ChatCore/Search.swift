@@ -70,15 +70,21 @@ extension ChatService {
         guard !InputRules.hasControlCharacters(query), !InputRules.length(query, exceeds: Search.maxQueryLength) else {
             throw ChatError.badRequest("`q` is 1 to \(Search.maxQueryLength) characters without control characters.", code: "invalid_query")
         }
+        guard !query.isEmpty else { throw ChatError.badRequest("`q` is required.", code: "invalid_query") }
         let terms = Search.terms(query)
-        guard !terms.isEmpty else { throw ChatError.badRequest("`q` needs a word to look for.", code: "invalid_query") }
+        // Punctuation alone holds no word: it matches nothing.
+        guard !terms.isEmpty else { return SearchPage(results: [], nextCursor: nil) }
         let pageSize = min(max(limit ?? Search.defaultLimit, 1), Search.maxLimit)
         if let limit, limit < 1 { throw ChatError.badRequest("`limit` must be at least 1.", code: "invalid_limit") }
         var offset = 0
         if let cursor {
-            guard cursor.hasPrefix("o"), let value = Int(cursor.dropFirst()), value > 0, value <= 10_000 else {
+            // Exactly the published pattern `^o[0-9]{1,5}$`; a position past the last page served is an empty page.
+            let digits = cursor.utf8.dropFirst()
+            guard cursor.hasPrefix("o"), (1...5).contains(digits.count), digits.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = Int(cursor.dropFirst())
+            else {
                 throw ChatError.badRequest("The cursor is not one this server issued.", code: "invalid_cursor")
             }
+            guard value < 10_000 else { return SearchPage(results: [], nextCursor: nil) }
             offset = value
         }
         if let conversationId {

@@ -244,7 +244,8 @@ struct OpenAPIDocument {
             "/api/chat/search": ["get": Self.operation(
                 "searchMessages", "Full-text search over the caller's conversations, best matches first", tags: chat,
                 parameters: [
-                    Self.queryParam("q", ["type": "string", "minLength": 1, "maxLength": Search.maxQueryLength, "pattern": InputRules.noControlPattern], "Words to find (each a prefix)"),
+                    Self.queryParam("q", ["type": "string", "minLength": 1, "maxLength": Search.maxQueryLength, "pattern": InputRules.noControlPattern], "Words to find (each a prefix)")
+                        .merging(["required": true]) { $1 },
                     Self.queryParam("conversationId", Self.id, "Only this conversation"),
                     Self.queryParam("senderId", Self.id, "Only this sender's messages"),
                     Self.queryParam("limit", ["type": "integer", "minimum": 1], "Results per page (default 20, at most 100)"),

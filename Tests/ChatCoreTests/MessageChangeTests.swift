@@ -175,8 +175,12 @@ func refusal(_ body: () async throws -> some Any) async -> String? {
         #expect(try await f.chat.search(dave, query: "deploy", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.map(\.message.content) == ["deploy at Globex"])
         #expect(try await f.chat.search(carol, query: "deploy", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.map(\.message.content) == ["deploy notes only Carol sees"])
         #expect(await refusal { try await f.chat.search(dave, query: "deploy", conversationId: shared.id, senderId: nil, cursor: nil, limit: nil) } == "not_found")
-        #expect(await refusal { try await f.chat.search(alice, query: " ?! ", conversationId: nil, senderId: nil, cursor: nil, limit: nil) } == "invalid_query")
+        #expect(try await f.chat.search(alice, query: " ?! ", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.isEmpty)
+        #expect(await refusal { try await f.chat.search(alice, query: "", conversationId: nil, senderId: nil, cursor: nil, limit: nil) } == "invalid_query")
         #expect(await refusal { try await f.chat.search(alice, query: "x", conversationId: nil, senderId: nil, cursor: "o-1", limit: nil) } == "invalid_cursor")
+        // Every cursor of the published pattern is accepted: o0 is the first page, a far one an empty page.
+        #expect(try await f.chat.search(alice, query: "deploy", conversationId: nil, senderId: nil, cursor: "o0", limit: nil).results.count == 2)
+        #expect(try await f.chat.search(alice, query: "deploy", conversationId: nil, senderId: nil, cursor: "o99999", limit: nil).results.isEmpty)
         // An edit is found by its new words only.
         _ = try await f.chat.edit(alice, messageId: deploy.id, content: "Release on Monday instead")
         #expect(!(try await f.chat.search(alice, query: "checklist", conversationId: nil, senderId: nil, cursor: nil, limit: nil).results.contains { $0.message.id == deploy.id }))

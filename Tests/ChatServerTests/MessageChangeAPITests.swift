@@ -133,7 +133,7 @@ import Testing
             #expect(found.json["results"][0]["conversationTitle"].string == "General" && found.json["nextCursor"].isNull)
             #expect(try await client.call(.get, "/api/chat/search?q=forec", as: dave).json["results"].array.isEmpty)
             #expect(try await client.call(.get, "/api/chat/search?q=forec&conversationId=\(room)", as: dave).status == .notFound)
-            #expect(try await client.call(.get, "/api/chat/search?q=%20", as: alice).json["error"]["code"].string == "invalid_query")
+            #expect(try await client.call(.get, "/api/chat/search?q=%20", as: alice).json["results"].array.isEmpty)
             #expect(try await client.call(.get, "/api/chat/search", as: alice).status == .badRequest)
             #expect(try await client.call(.get, "/api/chat/search?q=a&cursor=zzz", as: alice).json["error"]["code"].string == "invalid_cursor")
             #expect(try await client.call(.get, "/api/chat/search?q=a&limit=0", as: alice).json["error"]["code"].string == "invalid_limit")
