@@ -446,8 +446,36 @@ function onConversationUpdated(conversation) {
   if (item) {
     $('.closed-tag', item).hidden = !conversation.closedAt;
     item.classList.toggle('is-closed', Boolean(conversation.closedAt));
+    $('.conv-title', item).textContent = conversationTitle(conversation);
+    $('.conv-people', item).textContent = peopleText(conversation);
   }
-  if (conversation.id === conversationId) setClosed(Boolean(conversation.closedAt));
+  if (conversation.id === conversationId) {
+    setClosed(Boolean(conversation.closedAt));
+    const title = $('#chat-title');
+    if (title) title.textContent = conversationTitle(conversation);
+    const people = $('.chat-header .people a');
+    if (people) {
+      people.textContent = peopleText(conversation);
+      people.setAttribute('aria-label', `Members: ${people.textContent}`);
+    }
+  }
+}
+
+// Someone joined: the viewer themself (the conversation appears in their list) or others (names change).
+function onParticipantsAdded(data) {
+  if (data.userIds.includes(me) && !sidebarItem(data.conversation.id)) onConversationCreated(data.conversation);
+  else onConversationUpdated(data.conversation);
+}
+
+// Someone left or was removed. When it is the viewer, the conversation leaves their list and, if open, says so and
+// stops taking messages: the server sends nothing more of it.
+function onParticipantRemoved(data) {
+  if (data.userId !== me) { onConversationUpdated(data.conversation); return; }
+  sidebarItem(data.conversation.id)?.remove();
+  if (data.conversation.id !== conversationId) return;
+  $('#removed-banner')?.removeAttribute('hidden');
+  document.querySelectorAll('.composer textarea, .composer button').forEach((el) => { el.disabled = true; });
+  if (liveRegion) liveRegion.textContent = 'You are no longer in this conversation.';
 }
 
 function setClosed(closed) {
@@ -530,6 +558,8 @@ const live = {
       case 'reaction_added': case 'reaction_removed': if (event.conversationId === conversationId) onReactions(event.data); break;
       case 'conversation_created': onConversationCreated(event.data); break;
       case 'conversation_updated': onConversationUpdated(event.data); break;
+      case 'participants_added': onParticipantsAdded(event.data); break;
+      case 'participant_removed': onParticipantRemoved(event.data); break;
       case 'resync_required': location.reload(); break;
       default: break;
     }
@@ -609,7 +639,7 @@ const live = {
     const source = new EventSource(`/api/chat/events?${query}`);
     this.source = source;
     source.onopen = () => { opened = true; this.attempt = 0; setTransport('sse'); };
-    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'reaction_added', 'reaction_removed', 'resync_required']) {
+    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'reaction_added', 'reaction_removed', 'participants_added', 'participant_removed', 'resync_required']) {
       source.addEventListener(type, (message) => {
         try { this.handle(JSON.parse(message.data)); } catch { /* ignore a bad event */ }
       });

@@ -243,6 +243,43 @@ public struct ChatService: Sendable {
         return message
     }
 
+    /// Renames the conversation (a blank title clears it); the same title again changes nothing.
+    public func rename(_ caller: Principal, conversationId: String, title: String) async throws -> Conversation {
+        guard !InputRules.length(title, exceeds: limits.maxTitleLength) else {
+            throw ChatError(.badRequest, "title_too_long", "A title is limited to \(limits.maxTitleLength) characters.")
+        }
+        return try await changeMembers(caller, conversationId: conversationId, .rename(title.trimmingWhitespace()))
+    }
+
+    /// Adds people of the caller's tenant; those already in are skipped, and adding nobody new changes nothing.
+    public func addMembers(_ caller: Principal, conversationId: String, userIds: [String]) async throws -> Conversation {
+        guard !userIds.isEmpty else { throw ChatError.badRequest("`userIds` must name at least one person.", code: "missing_field") }
+        guard userIds.count <= limits.maxParticipants else {
+            throw ChatError(.badRequest, "too_many_participants", "At most \(limits.maxParticipants) people at once.")
+        }
+        var ids: [String] = []
+        for id in userIds where !ids.contains(id) {
+            guard Identifier.isPlausible(id) else { throw ChatError.notFound("participant") }
+            ids.append(id)
+        }
+        return try await changeMembers(caller, conversationId: conversationId, .add(ids))
+    }
+
+    /// Removes someone (the creator only) or, for the caller themself, leaves. Their streams stop delivering the
+    /// conversation at once, on every node: the removal event is the last of it they receive.
+    public func removeMember(_ caller: Principal, conversationId: String, userId: String) async throws {
+        guard Identifier.isPlausible(userId) else { throw ChatError.notFound("participant") }
+        _ = try await changeMembers(caller, conversationId: conversationId, .remove(userId))
+    }
+
+    private func changeMembers(_ caller: Principal, conversationId: String, _ change: MembershipChange) async throws -> Conversation {
+        guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
+        let applied = try await commits.submit(
+            .changeMembers(tenantId: caller.tenantId, actorId: caller.userId, conversationId: conversationId, change: change))
+        guard case .conversation(let conversation) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
+        return conversation
+    }
+
     public func markRead(_ caller: Principal, conversationId: String, messageId: String) async throws {
         guard Identifier.isPlausible(conversationId) else { throw ChatError.notFound("conversation") }
         guard Identifier.isPlausible(messageId) else { throw ChatError.notFound("message") }

@@ -14,6 +14,8 @@ public enum WriteCommand: Sendable {
     case deleteMessage(tenantId: String, userId: String, messageId: String)
     /// Add (`on`) or take back the user's reaction `code` (a `Reactions` code) on a message they can see.
     case react(tenantId: String, userId: String, messageId: String, code: String, on: Bool)
+    /// Renames the conversation or changes who is in it (`Membership.check` says who may).
+    case changeMembers(tenantId: String, actorId: String, conversationId: String, change: MembershipChange)
 }
 
 /// The one rule for changing a message, kept by every store inside its transaction.

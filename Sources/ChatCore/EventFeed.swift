@@ -7,6 +7,9 @@ public enum FeedItem: Sendable {
     case resyncRequired(conversationId: String?)
     /// Live events piled up faster than the transport took them; the feed has stopped.
     case overflow
+    /// The user left or was removed from the conversation of a one-conversation feed, which has stopped (after
+    /// handing over the `participant_removed` event).
+    case removed(conversationId: String)
 }
 
 /// One user's durable events from a cursor, then live events: exactly once, in log order, no gap between the
@@ -35,6 +38,8 @@ public final class EventFeed: EventSubscriber {
         var members: Set<String> = []
         var stopped = false
         var subscriptions: [Subscription] = []
+        /// Room subscriptions of an "all my conversations" feed, so that leaving one ends just that one.
+        var rooms: [String: Subscription] = [:]
     }
 
     public let principal: Principal
@@ -133,7 +138,8 @@ public final class EventFeed: EventSubscriber {
             return ring.events(after: cursor, limit: .max) { event in
                 event.tenantId == tenantId
                     && (members.contains(event.conversationId)
-                        || (event.type == .conversationCreated && event.participantIds?.contains(userId) == true))
+                        || ((event.type == .conversationCreated || event.type == .participantsAdded)
+                            && event.participantIds?.contains(userId) == true))
             }
         }
     }
@@ -160,8 +166,11 @@ public final class EventFeed: EventSubscriber {
     public func stop() {
         let subscriptions = state.withLock { s -> [Subscription] in
             s.stopped = true
-            defer { s.subscriptions = [] }
-            return s.subscriptions
+            defer {
+                s.subscriptions = []
+                s.rooms = [:]
+            }
+            return s.subscriptions + s.rooms.values
         }
         for subscription in subscriptions { subscription.cancel() }
     }
@@ -185,7 +194,27 @@ public final class EventFeed: EventSubscriber {
             guard !s.stopped else { return [] }
             return ids.filter { s.members.insert($0).inserted }
         }
-        hold(fresh.map { chat.broker.subscribe(self, to: .room(tenantId: principal.tenantId, conversationId: $0)) })
+        for id in fresh {
+            let subscription = chat.broker.subscribe(self, to: .room(tenantId: principal.tenantId, conversationId: id))
+            let kept = state.withLock { s -> Bool in
+                guard !s.stopped, s.members.contains(id), s.rooms[id] == nil else { return false }
+                s.rooms[id] = subscription
+                return true
+            }
+            if !kept { subscription.cancel() }
+        }
+    }
+
+    /// Whether a membership event takes the feed's user into its conversation (true), out of it (false), or neither.
+    private func membership(of event: ChatEvent) -> Bool? {
+        switch event.type {
+        case .conversationCreated, .participantsAdded:
+            return event.participantIds?.contains(principal.userId) == true ? true : nil
+        case .participantRemoved:
+            return event.participantIds?.contains(principal.userId) == true ? false : nil
+        default:
+            return nil
+        }
     }
 
     /// The id of the newest durable event handed to the sink (or covered by a resync).
@@ -194,7 +223,7 @@ public final class EventFeed: EventSubscriber {
     public func deliver(_ event: ChatEvent) {
         // A conversation the user was added to: its room is followed before the hub publishes the next event, so
         // nothing after this one is missed (the hub publishes durable events one at a time, in order).
-        if scope == .allConversations, event.type == .conversationCreated, event.participantIds?.contains(principal.userId) == true {
+        if scope == .allConversations, membership(of: event) == true {
             follow(CollectionOfOne(event.conversationId))
         }
         state.withLock { s in
@@ -218,11 +247,27 @@ public final class EventFeed: EventSubscriber {
 
     private func admit(_ event: ChatEvent, _ s: inout State) {
         guard !s.stopped else { return }
+        // Events waiting in the buffer behind a removal are of a conversation the user has left.
+        if scope == .allConversations, !s.members.contains(event.conversationId) { return }
         if let id = event.eventId {
             guard id > s.lastId else { return }  // already replayed
             s.lastId = id
         }
-        _ = emit(.event(event), &s)
+        guard emit(.event(event), &s) else { return }
+        if membership(of: event) == false { unfollow(event.conversationId, &s) }
+    }
+
+    /// The user is out of the conversation: nothing more of it reaches them, from this moment on any transport.
+    private func unfollow(_ conversationId: String, _ s: inout State) {
+        switch scope {
+        case .allConversations:
+            s.members.remove(conversationId)
+            // Cancelling takes the hub's lock, never the feed's: safe under this lock (the hub delivers outside its own).
+            s.rooms.removeValue(forKey: conversationId)?.cancel()
+        case .conversation:
+            _ = emit(.removed(conversationId: conversationId), &s)
+            s.stopped = true
+        }
     }
 
     private func emit(_ item: FeedItem, _ s: inout State) -> Bool {

@@ -19,6 +19,12 @@ public enum EventType: String, Sendable, CaseIterable {
     case messageUpdated = "message_updated"
     /// A message became a tombstone (data: the Message, `deletedAt` set, content "").
     case messageDeleted = "message_deleted"
+    /// People joined a conversation (data: `{"actorId","conversation","userIds"}`); it names them, so their "all my
+    /// conversations" streams start following it.
+    case participantsAdded = "participants_added"
+    /// Someone left or was removed (data: `{"actorId","conversation","userId"}`); the last event of the conversation
+    /// they receive on any stream.
+    case participantRemoved = "participant_removed"
     /// An agent's reply while its model writes it: the text so far (ephemeral, like typing).
     case agentProgress = "agent_progress"
 

@@ -77,10 +77,11 @@ extension PostgresChatStore: SharedEventLog {
                 """
             return try await all(client.query(query, logger: logger)) { row -> ChatEvent? in
                 guard let type = EventType(rawValue: try row.value("type", String.self)) else { return nil }
+                let data = Array(try row.value("data", String.self).utf8)
                 return ChatEvent(
                     type: type, eventId: try row.value("id", Int64.self), tenantId: tenantId,
-                    conversationId: try row.value("conversation_id", String.self), data: Array(try row.value("data", String.self).utf8),
-                    participantIds: try row.value("participant_ids", [String]?.self))
+                    conversationId: try row.value("conversation_id", String.self), data: data,
+                    participantIds: try row.value("participant_ids", [String]?.self) ?? Membership.namedUsers(type: type, data: data))
             }.compactMap { $0 }
         }
     }

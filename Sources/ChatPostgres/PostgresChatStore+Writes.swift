@@ -7,6 +7,7 @@ extension WriteCommand {
         case .startConversation(let tenantId, _, _, _), .setClosed(let tenantId, _, _, _), .markRead(let tenantId, _, _, _): tenantId
         case .editMessage(let tenantId, _, _, _), .deleteMessage(let tenantId, _, _), .react(let tenantId, _, _, _, _): tenantId
         case .sendMessage(let new): new.tenantId
+        case .changeMembers(let tenantId, _, _, _): tenantId
         }
     }
 }
@@ -95,6 +96,12 @@ extension PostgresChatStore {
                         results.append(try await Self.refusing {
                             try await Self.react(
                                 db, tenantId: tenantId, userId: userId, messageId: messageId, code: code, on: on, counters: &counters, now: now)
+                        })
+                    case .changeMembers(let tenantId, let actorId, let conversationId, let change):
+                        results.append(try await Self.refusing {
+                            try await Self.changeMembers(
+                                db, tenantId: tenantId, actorId: actorId, conversationId: conversationId, change: change,
+                                counters: &counters, now: now)
                         })
                     }
                 }
@@ -309,7 +316,7 @@ extension PostgresChatStore {
         return AppliedWrite(outcome: .markedRead, events: [event])
     }
 
-    private static func appendEvent(
+    static func appendEvent(
         _ db: ConnectionRunner, type: EventType, tenantId: String, conversationId: String, data: [UInt8], counters: inout EventCounters,
         now: Timestamp, participantIds: [String]? = nil
     ) async throws -> ChatEvent {

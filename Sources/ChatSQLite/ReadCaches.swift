@@ -1,36 +1,51 @@
 import ChatCore
 import Synchronization
 
-/// Who is in each conversation. Participants are written once, in the transaction that creates the conversation,
-/// and never change, so an entry never goes stale; the map is bounded and simply emptied when full.
-/// If a write ever adds or removes participants (invitations, leaving), it must drop the conversation's entry here in
-/// `SQLiteChatStore.apply`, after its commit, the way history pages are dropped.
+/// Who is in each conversation. Membership rarely changes; a commit that changes it drops the conversation's entry
+/// (`SQLiteChatStore.apply`) before anyone is told. A reader notes the generation before it reads the database and
+/// may store what it read only if no membership change was dropped since, so a read from a snapshot older than a
+/// change never comes back after it. The map is bounded and simply emptied when full.
 final class ParticipantCache: Sendable {
     private struct Entry {
         let tenantId: String
         let userIds: Set<String>
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var generation: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
     private let maxConversations: Int
 
     init(maxConversations: Int = 50_000) {
         self.maxConversations = maxConversations
     }
 
+    var generation: UInt64 { state.withLock { $0.generation } }
+
     /// true or false when the conversation is known, nil when it has to be read.
     func contains(tenantId: String, conversationId: String, userId: String) -> Bool? {
-        entries.withLock { entries in
-            guard let entry = entries[conversationId] else { return nil }
+        state.withLock { s in
+            guard let entry = s.entries[conversationId] else { return nil }
             return entry.tenantId == tenantId && entry.userIds.contains(userId)
         }
     }
 
-    func put(conversationId: String, tenantId: String, userIds: Set<String>) {
+    func put(conversationId: String, tenantId: String, userIds: Set<String>, readAt generation: UInt64) {
         guard !userIds.isEmpty else { return }  // unknown conversation: nothing to remember
-        entries.withLock { entries in
-            if entries.count >= maxConversations { entries.removeAll(keepingCapacity: true) }
-            entries[conversationId] = Entry(tenantId: tenantId, userIds: userIds)
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.entries.count >= maxConversations { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[conversationId] = Entry(tenantId: tenantId, userIds: userIds)
+        }
+    }
+
+    func invalidate(_ conversationIds: some Sequence<String>) {
+        state.withLock { s in
+            s.generation &+= 1
+            for id in conversationIds { s.entries[id] = nil }
         }
     }
 }

@@ -232,17 +232,19 @@ public final class SQLiteChatStore: ChatStore {
         return ready
     }
 
-    /// Participation through the cache (participants never change once a conversation exists).
+    /// Participation through the cache (dropped by every commit that changes who is in a conversation).
     func participates(tenantId: String, conversationId: String, userId: String) throws -> Bool {
         if let known = participantCache.contains(tenantId: tenantId, conversationId: conversationId, userId: userId) {
             return known
         }
+        let generation = participantCache.generation
         let rows = try read { db in
             try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT tenant_id, user_id FROM participants WHERE conversation_id = ?"), arguments: [conversationId])
         }
         guard let owner: String = rows.first?["tenant_id"] else { return false }
-        participantCache.put(conversationId: conversationId, tenantId: owner, userIds: Set(rows.map { $0["user_id"] as String }))
+        participantCache.put(
+            conversationId: conversationId, tenantId: owner, userIds: Set(rows.map { $0["user_id"] as String }), readAt: generation)
         return owner == tenantId && rows.contains { ($0["user_id"] as String) == userId }
     }
 
@@ -307,10 +309,16 @@ public final class SQLiteChatStore: ChatStore {
         let results = try await applyInTransaction(commands)
         // Committed: drop cached pages of the conversations that changed before anyone is told it is saved.
         var changed: Set<String> = []
+        var regrouped: Set<String> = []
         for case .success(let write) in results {
-            for event in write.events { changed.insert(event.conversationId) }
+            for event in write.events {
+                changed.insert(event.conversationId)
+                if event.type == .participantsAdded || event.type == .participantRemoved { regrouped.insert(event.conversationId) }
+            }
         }
         if !changed.isEmpty { pageCache.invalidate(changed) }
+        // Before anyone hears of the change, the cache stops answering for the old members.
+        if !regrouped.isEmpty { participantCache.invalidate(regrouped) }
         return results
     }
 
@@ -347,6 +355,10 @@ public final class SQLiteChatStore: ChatStore {
                 case .react(let tenantId, let userId, let messageId, let code, let on):
                     return try Self.inSavepoint(db) {
                         try Self.react(db, tenantId: tenantId, userId: userId, messageId: messageId, code: code, on: on, now: now)
+                    }
+                case .changeMembers(let tenantId, let actorId, let conversationId, let change):
+                    return try Self.inSavepoint(db) {
+                        try Self.changeMembers(db, tenantId: tenantId, actorId: actorId, conversationId: conversationId, change: change, now: now)
                     }
                 }
             }
@@ -592,7 +604,7 @@ public final class SQLiteChatStore: ChatStore {
         return AppliedWrite(outcome: .markedRead, events: [event])
     }
 
-    private static func appendEvent(
+    static func appendEvent(
         _ db: Database, type: EventType, tenantId: String, conversationId: String, data: [UInt8], now: Timestamp,
         participantIds: [String]? = nil
     ) throws -> ChatEvent {

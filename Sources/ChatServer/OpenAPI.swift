@@ -202,7 +202,22 @@ struct OpenAPIDocument {
                     "conversations": Self.array(Self.ref("Conversation")), "nextCursor": nextCursor,
                 ]))],
                 errors: [400, 401])],
-            "/api/chat/{conversationId}/members": ["get": Self.operation(
+            "/api/chat/{conversationId}": ["patch": Self.operation(
+                "renameConversation", "Rename a conversation (any participant; a blank title clears it)", tags: chat,
+                parameters: [Self.pathParam("conversationId")],
+                body: Self.object(["title": ["type": "string", "maxLength": limits.maxTitleLength]]),
+                responses: ["200": Self.reply("Renamed (or unchanged)", conversationReply)], errors: bodyErrors + [409])],
+            "/api/chat/{conversationId}/members/{userId}": ["delete": Self.operation(
+                "removeMember", "Remove a participant (the creator only) or, with your own id, leave; idempotent", tags: chat,
+                parameters: [Self.pathParam("conversationId"), Self.pathParam("userId")],
+                responses: ["204": Self.reply("Not (or no longer) a participant")], errors: [401, 403, 404])],
+            "/api/chat/{conversationId}/members": [
+              "post": Self.operation(
+                "addMembers", "Add people of the tenant (any participant); those already in are skipped", tags: chat,
+                parameters: [Self.pathParam("conversationId")],
+                body: Self.object(["userIds": Self.array(Self.id, maxItems: limits.maxParticipants).merging(["minItems": 1]) { $1 }]),
+                responses: ["200": Self.reply("The conversation with its participants", conversationReply)], errors: bodyErrors + [409]),
+              "get": Self.operation(
                 "listMembers", "A conversation's participants in the order they joined, paged", tags: chat,
                 parameters: [
                     Self.pathParam("conversationId"),
@@ -212,7 +227,8 @@ struct OpenAPIDocument {
                 responses: ["200": Self.reply("A page of members", Self.object([
                     "members": Self.array(Self.ref("User")), "nextCursor": nextCursor,
                 ]))],
-                errors: [400, 401, 404])],
+                errors: [400, 401, 404]),
+            ],
             "/api/chat/{conversationId}/summary": ["get": Self.operation(
                 "conversationSummary", "A digest of the conversation, cached until a newer message", tags: chat,
                 parameters: [
@@ -370,7 +386,7 @@ struct OpenAPIDocument {
         ])
         let error = Self.object(["error": Self.object(["code": Self.string("snake_case code"), "message": Self.string()])])
         let event = Self.object([
-            "type": ["type": "string", "enum": ["new_message", "read_receipt", "conversation_created", "conversation_updated", "typing", "agent_progress", "message_updated", "message_deleted", "reaction_added", "reaction_removed", "resync_required"]],
+            "type": ["type": "string", "enum": EventType.allCases.map(\.rawValue) + ["resync_required"]],
             "eventId": Self.nullable(Self.cursor), "room": Self.string("tenantId:conversationId"),
             "conversationId": ["type": ["string", "null"]], "data": ["type": "object"],
         ], required: ["type", "eventId", "conversationId"])

@@ -118,6 +118,41 @@ struct ClusterTests {
         #expect(try await eventually { onB.received.contains { $0.type == .typing } })
     }
 
+    @Test func aRemovalOnOneNodeEndsTheConversationOnStreamsOfAnother() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let a = try await Node(url: f.databaseURL!)
+        let b = try await Node(url: f.databaseURL!)
+        defer { a.stop(); b.stop() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let carol = try await f.principal("acme", "carol")
+        let room = try await a.chat.startConversation(alice, title: "nodes", participantIds: [bob.userId])
+        let bobOnB = Mutex<[ChatEvent]>([]), carolOnB = Mutex<[ChatEvent]>([])
+        let feeds = [
+            EventFeed(chat: b.chat, principal: bob, scope: .allConversations) { item in
+                if case .event(let e) = item { bobOnB.withLock { $0.append(e) } }
+                return true
+            },
+            EventFeed(chat: b.chat, principal: carol, scope: .allConversations) { item in
+                if case .event(let e) = item { carolOnB.withLock { $0.append(e) } }
+                return true
+            },
+        ]
+        defer { feeds.forEach { $0.stop() } }
+        for feed in feeds { try await feed.start(after: nil) }
+        try await Task.sleep(for: .milliseconds(300))  // listeners up
+
+        _ = try await a.chat.addMembers(alice, conversationId: room.id, userIds: [carol.userId])
+        try await a.chat.removeMember(alice, conversationId: room.id, userId: bob.userId)
+        _ = try await a.chat.send(alice, conversationId: room.id, content: "after bob", threadParentId: nil, clientMessageId: nil)
+        #expect(try await eventually { carolOnB.withLock { $0.contains { $0.type == .newMessage } } })
+        // (The room's `conversation_created` may reach node B after the feeds started: not what is checked here.)
+        let kinds: ([ChatEvent]) -> [EventType] = { $0.map(\.type).filter { $0 != .conversationCreated } }
+        #expect(bobOnB.withLock { kinds($0) } == [.participantsAdded, .participantRemoved])
+        #expect(carolOnB.withLock { kinds($0) } == [.participantsAdded, .participantRemoved, .newMessage])
+    }
+
     @Test func aNodeThatHearsNothingStillDeliversEverythingThroughItsSweep() async throws {
         let f = try await CoreFixture(.postgres)
         defer { f.cleanUp() }

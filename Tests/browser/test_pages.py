@@ -203,6 +203,56 @@ def test_members_page_and_the_others_count(server, browsers):
     assert "3 people" in alice.find_element(By.CSS_SELECTOR, ".members-card").text
 
 
+def test_members_are_renamed_added_and_removed_from_the_page_and_a_removed_browser_stops_at_once(server, browsers):
+    conversation = new_conversation(server, "Membership", others=("bob",))
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(bob, server, conversation)
+    wait_live(bob, "ws")
+    # Without JavaScript: rename, find Carol and add her.
+    plain = browsers(javascript=False)
+    login(plain, server, "alice")
+    plain.get(f"{server.base}/chat/{conversation}/members")
+    name = plain.find_element(By.CSS_SELECTOR, 'input[name="title"]')
+    name.clear()
+    name.send_keys("Membership <b>renamed</b>")
+    plain.find_element(By.CSS_SELECTOR, ".rename-form button").click()
+    wait(plain, 5).until(lambda d: "renamed" in d.find_element(By.ID, "members-title").text)
+    assert plain.find_element(By.ID, "members-title").text == "Members of Membership <b>renamed</b>"
+    # Bob's open page hears of the new name live, as text.
+    wait(bob, 10).until(lambda d: d.find_element(By.ID, "chat-title").text == "Membership <b>renamed</b>")
+    search = plain.find_element(By.CSS_SELECTOR, '.people-search input[name="q"]')
+    search.send_keys("car")
+    search.send_keys(Keys.ENTER)
+    wait(plain, 5).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.add-form input[name="userIds"]'))
+    labels = [" ".join(el.text.split()) for el in plain.find_elements(By.CSS_SELECTOR, ".add-form label")]
+    assert labels == ["Carol Chen @carol"]
+    plain.find_element(By.CSS_SELECTOR, '.add-form input[name="userIds"]').click()
+    plain.find_element(By.CSS_SELECTOR, ".add-form button").click()
+    wait(plain, 5).until(lambda d: "3 people" in d.find_element(By.CSS_SELECTOR, ".members-card").text)
+    wait(bob, 10).until(lambda d: "Carol Chen" in d.find_element(By.CSS_SELECTOR, ".chat-header .people a").text)
+    screenshot(plain, "members-desktop")
+    # The creator removes Bob: his open page says so at once and takes no more messages.
+    remove = [b for b in plain.find_elements(By.CSS_SELECTOR, ".member-list button") if b.get_attribute("aria-label") == "Remove Bob Brown"]
+    assert len(remove) == 1 and not [b for b in plain.find_elements(By.CSS_SELECTOR, ".member-list button") if "Alice" in (b.get_attribute("aria-label") or "")]
+    remove[0].click()
+    wait(plain, 5).until(lambda d: "2 people" in d.find_element(By.CSS_SELECTOR, ".members-card").text)
+    wait(bob, 10).until(lambda d: d.find_element(By.ID, "removed-banner").is_displayed())
+    assert not bob.find_element(By.ID, "content").is_enabled()
+    assert not bob.find_elements(By.CSS_SELECTOR, f'.conversation-list [data-conversation-id="{conversation}"]')
+    httpx.post(server.base + "/api/chat/send", headers=api_token(server, "alice"), json={"conversationId": conversation, "content": "not for bob"})
+    time.sleep(1)
+    assert message_with_text(bob, "not for bob") is None
+    bob.get(f"{server.base}/chat/{conversation}")
+    assert "not found" in bob.page_source.lower() or "does not exist" in bob.page_source.lower()
+    # Leaving (with JavaScript) goes back to the list, without the conversation.
+    alice.get(f"{server.base}/chat/{conversation}/members")
+    alice.find_element(By.CSS_SELECTOR, ".leave-form button").click()
+    wait(alice, 5).until(lambda d: d.current_url.rstrip("/").endswith("/chat"))
+    assert not alice.find_elements(By.CSS_SELECTOR, f'[data-conversation-id="{conversation}"]')
+
+
 def test_summary_panel_opens_from_the_chat_and_the_page_works_without_javascript(server, browsers):
     conversation = new_conversation(server, "Launch plan", others=("bob",))
     for who, text in (("alice", "The launch checklist is ready for review in the wiki."),
@@ -475,7 +525,7 @@ def main_pages(server):
         root = root or m["id"]
     httpx.post(f"{server.base}/api/chat/thread/{root}/reply", headers=api_token(server, "bob"), json={"content": "I'll take the first half."})
     return {"list": "/chat", "chat": f"/chat/{conversation}", "thread": f"/chat/{conversation}/thread/{root}",
-            "summary": f"/chat/{conversation}/summary"}
+            "summary": f"/chat/{conversation}/summary", "members": f"/chat/{conversation}/members"}
 
 
 def test_main_pages_have_no_serious_accessibility_violations_and_are_photographed(server, browsers):
@@ -486,7 +536,7 @@ def test_main_pages_have_no_serious_accessibility_violations_and_are_photographe
         login(driver, server, "alice")
         for name, path in pages.items():
             driver.get(server.base + path)
-            if name != "summary":  # a page without live updates
+            if name not in ("summary", "members"):  # pages without live updates
                 wait_live(driver, "ws")
             screenshot(driver, f"{name}-{label}")
             if label == "desktop":

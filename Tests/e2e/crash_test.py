@@ -73,6 +73,37 @@ async def changer(base_ref, tok, acked, expected, uncertain, stop):
             await asyncio.sleep(0.02)
 
 
+async def organizer(base_ref, tok, conversation, carol_id, state, stop):
+    """Renames a side conversation and adds and removes carol in it; each change sets an absolute state, so the last
+    acknowledged one must hold unless a later request's answer was lost (then `state["uncertain"]`)."""
+    n = 0
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            n += 1
+            base = f"{base_ref[0]}/api/chat/{conversation}"
+            action = random.choice(["rename", "add", "remove"])
+            try:
+                if action == "rename":
+                    r = await client.patch(base, headers=auth(tok), json={"title": f"side {n}"})
+                elif action == "add":
+                    r = await client.post(base + "/members", headers=auth(tok), json={"userIds": [carol_id]})
+                else:
+                    r = await client.delete(f"{base}/members/{carol_id}", headers=auth(tok))
+                if r.status_code in (200, 204):
+                    state["uncertain"] = False
+                    if action == "rename":
+                        state["title"] = f"side {n}"
+                    else:
+                        state["carol"] = action == "add"
+                    state["acked"] += 1
+                elif r.status_code != 503:
+                    raise AssertionError(f"unexpected {r.status_code} for {action}: {r.text}")
+            except (httpx.TransportError, httpx.TimeoutException):
+                state["uncertain"] = True
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.03)
+
+
 async def run():
     server = Server().start(demo=True)
     failures = []
@@ -91,6 +122,11 @@ async def run():
                  for i in range(SENDERS)]
         expected, uncertain = {}, set()
         tasks.append(asyncio.create_task(changer(base_ref, tokens["alice"], acked, expected, uncertain, stop)))
+        side = httpx.post(server.base + "/api/chat/start", headers=auth(tokens["alice"]),
+                          json={"title": "side 0", "participantIds": ids[:1]}).json()["conversation"]["id"]
+        carol_id = next(u["id"] for u in users if u["username"] == "carol")
+        members = {"title": "side 0", "carol": False, "uncertain": False, "acked": 0}
+        tasks.append(asyncio.create_task(organizer(base_ref, tokens["alice"], side, carol_id, members, stop)))
         for kill in range(KILLS):
             await asyncio.sleep(random.uniform(0.7, 2.0))
             before = len(acked)
@@ -143,6 +179,16 @@ async def run():
         if wrong:
             failures.append(f"{len(wrong)} acknowledged changes did not hold, e.g. {wrong[:3]}")
         changes = len([m for m in expected if m not in uncertain])
+        # The last acknowledged rename and membership change of the side conversation hold.
+        side_now = httpx.get(f"{server.base}/api/chat/{side}/members", headers=auth(tokens["alice"])).json()["members"]
+        carol_in = any(m["id"] == carol_id for m in side_now)
+        side_title = next((c["title"] for c in httpx.get(server.base + "/api/chat/conversations", headers=auth(tokens["alice"])).json()["conversations"]
+                           if c["id"] == side), None)
+        if not members["uncertain"] and (carol_in != members["carol"] or side_title != members["title"]):
+            failures.append(f"acknowledged membership changes did not hold: carol {carol_in}, title {side_title!r}, expected {members}")
+        carol_sees = any(c["id"] == side for c in httpx.get(server.base + "/api/chat/conversations", headers=auth(tokens["carol"])).json()["conversations"])
+        if carol_sees != carol_in:
+            failures.append("carol's conversation list disagrees with the members")
 
         # A resuming long-poll client receives every message, once, in order.
         polled = []
@@ -185,7 +231,7 @@ async def run():
         if count == 0:
             failures.append("no messages after graceful restart")
         print(f"crash test: {KILLS} SIGKILLs, {len(acked)} acknowledged, {len(stored_ids)} stored, "
-              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}; {changes} messages changed and checked", flush=True)
+              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}; {changes} messages changed and checked; {members['acked']} membership changes acknowledged", flush=True)
     finally:
         server.stop()
     return failures

@@ -40,6 +40,9 @@ struct ChatController {
         group.post("send", use: send)
         group.get(":conversationId/messages", use: messages)
         group.get(":conversationId/members", use: members)
+        group.post(":conversationId/members", use: addMembers)
+        group.delete(":conversationId/members/:userId", use: removeMember)
+        group.patch(":conversationId", use: rename)
         group.get(":conversationId/summary", use: summary)
         group.get("search", use: search)
         group.patch("messages/:messageId", use: edit)
@@ -74,6 +77,32 @@ struct ChatController {
             try context.requirePrincipal(), conversationId: try context.parameters.require("conversationId"),
             cursor: request.uri.queryParameters.get("cursor"), limit: try request.integerQuery("limit"))
         return try JSONResponse.make(PagedBody(key: "members", items: page.users, nextCursor: page.nextCursor))
+    }
+
+    struct RenameBody: Decodable { let title: String }
+    struct AddMembersBody: Decodable { let userIds: [String] }
+
+    @Sendable func rename(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(RenameBody.self, limit: maxBodyBytes)
+        let conversation = try await chat.rename(caller, conversationId: try context.parameters.require("conversationId"), title: body.title)
+        return try JSONResponse.make(ConversationBody(conversation: conversation))
+    }
+
+    @Sendable func addMembers(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(AddMembersBody.self, limit: maxBodyBytes)
+        let conversation = try await chat.addMembers(
+            caller, conversationId: try context.parameters.require("conversationId"), userIds: body.userIds)
+        return try JSONResponse.make(ConversationBody(conversation: conversation))
+    }
+
+    /// Removes someone, or with one's own id, leaves. 204 also when they were not in it (idempotent).
+    @Sendable func removeMember(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        try await chat.removeMember(
+            caller, conversationId: try context.parameters.require("conversationId"), userId: try context.parameters.require("userId"))
+        return Response(status: .noContent)
     }
 
     struct EditBody: Decodable { let content: String }

@@ -27,6 +27,9 @@ struct PageController {
         router.post("chat/:conversationId/reopen") { try await setClosed($0, $1, closed: false) }
         router.get("chat/:conversationId/thread/:messageId", use: chatPage)
         router.get("chat/:conversationId/members", use: membersPage)
+        router.post("chat/:conversationId/rename", use: rename)
+        router.post("chat/:conversationId/members/add", use: addMembers)
+        router.post("chat/:conversationId/members/:userId/remove", use: removeMember)
         router.get("search", use: searchPage)
         router.get("chat/:conversationId/summary", use: summaryPage)
         router.post("chat/:conversationId/thread/:messageId/reply", use: reply)
@@ -90,7 +93,8 @@ struct PageController {
         return renderer.render("conversation_list", page)
     }
 
-    /// Everyone in a conversation, 100 at a time ("More members" pages on without JavaScript).
+    /// Everyone in a conversation, 100 at a time ("More members" pages on without JavaScript), with the forms that
+    /// rename it, add people (found through the directory, `?q=`), remove someone (its creator) and leave.
     @Sendable func membersPage(_ request: Request, context: ChatRequestContext) async throws -> Response {
         guard let principal = context.principal else { return Self.toLogin(request) }
         let conversationId = try context.parameters.require("conversationId")
@@ -101,10 +105,52 @@ struct PageController {
         page.merge(try await sidebar(principal, activeId: conversationId)) { $1 }
         page["conversationId"] = conversationId
         page["title"] = title
+        page["rawTitle"] = conversation.title
+        page["closed"] = conversation.isClosed
         page["countText"] = conversation.participantCount == 1 ? "1 person" : "\(conversation.participantCount.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))) people"
-        page["members"] = members.users
+        let removable = conversation.createdBy == principal.userId
+        page["members"] = members.users.map { user -> [String: Any] in
+            ["id": user.id, "displayName": user.displayName, "username": user.username, "isMe": user.id == principal.userId,
+             "removable": removable && user.id != principal.userId, "conversationId": conversationId, "csrf": principal.csrfToken ?? ""]
+        }
         page["nextCursor"] = members.nextCursor
+        // People to add: the directory's matches (or its first page) who are not in the conversation yet.
+        let query = request.uri.queryParameters.get("q").map { String($0.prefix(Directory.maxQueryLength)) }
+        var candidates: [User] = []
+        for user in try await chat.directory(principal, query: query, cursor: nil, limit: 30).users
+        where try await !chat.store.isParticipant(tenantId: principal.tenantId, conversationId: conversationId, userId: user.id) {
+            candidates.append(user)
+        }
+        page["candidates"] = candidates
+        page["hasCandidates"] = !candidates.isEmpty
+        page["peopleQuery"] = query
         return renderer.render("members", page)
+    }
+
+    @Sendable func rename(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let form = try await checkedForm(request, principal)
+        _ = try await chat.rename(principal, conversationId: conversationId, title: form["title"] ?? "")
+        return Self.seeOther("/chat/\(conversationId)/members")
+    }
+
+    @Sendable func addMembers(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let form = try await checkedForm(request, principal)
+        _ = try await chat.addMembers(principal, conversationId: conversationId, userIds: form.all("userIds"))
+        return Self.seeOther("/chat/\(conversationId)/members")
+    }
+
+    /// Removes someone, or leaves (then back to the list: the conversation is no longer the viewer's).
+    @Sendable func removeMember(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let principal = context.principal else { return Self.toLogin(request) }
+        let conversationId = try context.parameters.require("conversationId")
+        let userId = try context.parameters.require("userId")
+        _ = try await checkedForm(request, principal)
+        try await chat.removeMember(principal, conversationId: conversationId, userId: userId)
+        return Self.seeOther(userId == principal.userId ? "/chat" : "/chat/\(conversationId)/members")
     }
 
     /// Search results as a page (the sidebar's search box; works without JavaScript).

@@ -77,6 +77,10 @@ struct RealtimeController {
                     case .overflow:
                         queue.close(.overflow)
                         return false
+                    case .removed:
+                        // The stream's one conversation is no longer the user's: end it after the removal event.
+                        queue.close(.finished)
+                        return false
                     }
                 }
                 defer { feed.stop() }
@@ -180,7 +184,7 @@ struct RealtimeController {
             case .resyncRequired(let id):
                 events.append(ControlFrame.resyncRequired(conversationId: id))
                 newCursor = max(newCursor, try await chat.currentCursor(principal))
-            case .overflow:
+            case .overflow, .removed:
                 break
             }
         }

@@ -159,6 +159,11 @@ final class WebSocketSession: Sendable {
         return kept
     }
 
+    /// Drops a room whose feed has already stopped (called under the feed's lock: must not stop it again).
+    private func forget(_ key: String) {
+        state.withLock { _ = $0.rooms.removeValue(forKey: key) }
+    }
+
     private func leave(_ key: String) {
         state.withLock { $0.rooms.removeValue(forKey: key) }?.stop()
     }
@@ -169,12 +174,17 @@ final class WebSocketSession: Sendable {
         return EventFeed(
             chat: chat, principal: principal, scope: scope,
             pace: { await outbox.waitForRoom(atMost: replayRoom) }
-        ) { item in
+        ) { [weak self] item in
             switch item {
             case .event(let event): return outbox.push(frame: event.webSocketFrame)
             case .resyncRequired(let id): return outbox.push(text: ControlFrame.resyncRequired(conversationId: id))
             case .overflow:
                 outbox.close(.overflow)
+                return false
+            case .removed(let id):
+                // Out of the conversation: the room is left, as if the client had sent `leave_room`.
+                self?.forget(id)
+                outbox.push(text: ControlFrame.left(conversationId: id))
                 return false
             }
         }

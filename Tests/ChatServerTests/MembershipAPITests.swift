@@ -1,0 +1,103 @@
+@testable import ChatServer
+import ChatCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite struct MembershipAPITests {
+    @Test func renameAddRemoveAndLeaveOverTheAPIWithTheirRefusals() async throws {
+        try await withApp { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let carol = try await client.tokenSignIn("acme", "carol")
+            let dave = try await client.tokenSignIn("globex", "dave")
+            let bobId = try await client.userId("bob", as: alice), carolId = try await client.userId("carol", as: alice)
+            let daveId = try await client.userId("dave", as: dave)
+            let started = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "Plans", "participantIds": [bobId]])
+            let room = try #require(started.json["conversation"]["id"].string)
+
+            let renamed = try await client.call(.patch, "/api/chat/\(room)", as: bob, json: ["title": "Launch"])
+            #expect(renamed.status == .ok && renamed.json["conversation"]["title"].string == "Launch")
+            #expect(try await client.call(.patch, "/api/chat/\(room)", as: carol, json: ["title": "x"]).status == .notFound)
+            #expect(try await client.call(.patch, "/api/chat/\(room)", as: dave, json: ["title": "x"]).status == .notFound)
+            #expect(try await client.call(.patch, "/api/chat/\(room)", as: bob, json: ["title": 5]).status == .badRequest)
+            #expect(try await client.call(.patch, "/api/chat/\(room)", as: bob, json: ["title": String(repeating: "t", count: 201)]).json["error"]["code"].string == "title_too_long")
+
+            // A user of another tenant is as unknown as a made-up id; nobody is added then.
+            #expect(try await client.call(.post, "/api/chat/\(room)/members", as: bob, json: ["userIds": [carolId, daveId]]).status == .notFound)
+            #expect(try await client.call(.post, "/api/chat/\(room)/members", as: bob, json: ["userIds": []]).status == .badRequest)
+            #expect(try await client.call(.post, "/api/chat/\(room)/members", as: dave, json: ["userIds": [daveId]]).status == .notFound)
+            let added = try await client.call(.post, "/api/chat/\(room)/members", as: bob, json: ["userIds": [carolId]])
+            #expect(added.status == .ok && added.json["conversation"]["participantCount"].int == 3)
+            let history = try await client.call(.get, "/api/chat/\(room)/members", as: carol)
+            #expect(history.status == .ok && history.json["members"].array.count == 3)
+
+            let notAllowed = try await client.call(.delete, "/api/chat/\(room)/members/\(carolId)", as: bob)
+            #expect(notAllowed.status == .forbidden && notAllowed.json["error"]["code"].string == "not_allowed")
+            #expect(try await client.call(.delete, "/api/chat/\(room)/members/\(carolId)", as: dave).status == .notFound)
+            #expect(try await client.call(.delete, "/api/chat/\(room)/members/\(carolId)", as: alice).status == .noContent)
+            #expect(try await client.call(.delete, "/api/chat/\(room)/members/\(carolId)", as: alice).status == .noContent)
+            #expect(try await client.call(.get, "/api/chat/\(room)/messages", as: carol).status == .notFound)
+            #expect(try await client.call(.post, "/api/chat/send", as: carol, json: ["conversationId": room, "content": "hi"]).status == .notFound)
+            #expect(try await client.call(.delete, "/api/chat/\(room)/members/\(bobId)", as: bob).status == .noContent)
+            #expect(try await client.call(.get, "/api/chat/\(room)", as: bob).status != .ok)
+            let conversations = try await client.call(.get, "/api/chat/conversations", as: bob)
+            #expect(!conversations.json["conversations"].array.contains { $0["id"].string == room })
+            // A cookie session needs its CSRF token.
+            guard case .browser(let cookie, _) = try await client.browserSignIn("acme", "alice") else { return }
+            #expect(try await client.call(.patch, "/api/chat/\(room)", as: .browser(cookie: cookie, csrf: nil), json: ["title": "x"]).status == .forbidden)
+        }
+    }
+
+    @Test func aRemovalReachesEveryTransportAndIsTheLastEventOfTheConversation() async throws {
+        try await withApp(.live) { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let carol = try await client.tokenSignIn("acme", "carol")
+            let bobId = try await client.userId("bob", as: alice), carolId = try await client.userId("carol", as: alice)
+            let started = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "Streams", "participantIds": [bobId]])
+            let room = try #require(started.json["conversation"]["id"].string)
+            let cursor = try await client.currentCursor(as: bob)
+            let port = client.port!
+            try await withWebSocket(client, headers: authHeaders(bob)) { socket in
+                socket.send(["type": "join_room", "conversationId": room])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                socket.send(["type": "join_all"])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                try await withWebSocket(client, headers: authHeaders(carol)) { carolSocket in
+                    carolSocket.send(["type": "join_all"])
+                    #expect(await carolSocket.inbox.nextJSON()?["type"].string == "joined")
+                    try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events?conversationId=\(room)", headers: headerPairs(bob)) { sse in
+                        #expect(await sse.inbox.next()?.contains("connected") == true)
+                        _ = try await client.call(.post, "/api/chat/\(room)/members", as: alice, json: ["userIds": [carolId]])
+                        #expect(await carolSocket.inbox.nextJSON()?["type"].string == "participants_added")
+                        #expect(try await client.call(.delete, "/api/chat/\(room)/members/\(bobId)", as: alice).status == .noContent)
+                        _ = try await client.send("after bob left", to: room, as: alice)
+                        // Carol's all-conversations socket follows the room from the add on.
+                        #expect(await carolSocket.inbox.nextJSON()?["type"].string == "participant_removed")
+                        #expect(await carolSocket.inbox.nextJSON()?["data"]["content"].string == "after bob left")
+                        // Bob's SSE stream of the room: the two events, then the end of the stream.
+                        var sseTypes: [String] = []
+                        while let text = await sse.inbox.next() { if let type = SSEMessage(text).event { sseTypes.append(type) } }
+                        #expect(sseTypes == ["participants_added", "participant_removed"])
+                        #expect(sse.inbox.isClosed)
+                    }
+                }
+                // Bob's socket: from the room and from join_all, then `left` for the room, and nothing of the new message.
+                let frames = await socket.inbox.drain()
+                #expect(!frames.contains { $0.contains("after bob left") })
+                let kinds = frames.map { JSONValue(try? JSONSerialization.jsonObject(with: Data($0.utf8)))["type"].string ?? "" }
+                #expect(kinds.filter { $0 == "participant_removed" }.count == 2)
+                #expect(kinds.firstIndex(of: "left").map { $0 > kinds.firstIndex(of: "participant_removed")! } == true)
+                socket.send(["type": "new_message", "conversationId": room, "content": "let me in"])
+                #expect(await socket.inbox.nextJSON()?["code"].string == "not_found")
+            }
+            // Resuming from before: nothing of the conversation any more.
+            let polled = try await RawHTTP.get(port: port, path: "/api/chat/poll?cursor=\(cursor)&timeout=0", headers: headerPairs(bob))
+            #expect(polled.status == 200 && !polled.body["events"].array.contains { $0["conversationId"].string == room })
+            #expect(try await RawHTTP.get(port: port, path: "/api/chat/poll?cursor=\(cursor)&conversationId=\(room)&timeout=0", headers: headerPairs(bob)).status == 404)
+        }
+    }
+}
