@@ -2,6 +2,7 @@
 const body = document.body;
 const page = body.dataset.page;
 const me = body.dataset.userId;
+const myUsername = (body.dataset.username || '').toLowerCase();
 const csrf = body.dataset.csrf;
 const conversationId = body.dataset.conversationId || null;
 const threadId = body.dataset.threadId || null;
@@ -69,6 +70,7 @@ function renderMessage(message, { threadLinks, anchor }) {
   li.dataset.messageId = message.id;
   li.dataset.seq = String(message.seq);
   li.dataset.senderId = message.senderId;
+  knownUsers.set(message.sender.id, message.sender.username);
   if (anchor) li.id = `m-${message.id}`;
   if (message.senderId === me) li.classList.add('mine');
   $('.avatar', li).textContent = initials(message.sender.displayName);
@@ -95,7 +97,12 @@ function applyMessageState(li, message) {
   const deleted = Boolean(message.deletedAt);
   li.classList.toggle('deleted', deleted);
   content.classList.toggle('tombstone', deleted);
-  content.textContent = deleted ? 'message deleted' : message.content;
+  if (deleted) content.textContent = 'message deleted';
+  else renderContent(content, message);
+  const mentionsMe = !deleted && (message.mentions || []).includes(me);
+  li.classList.toggle('mentions-me', mentionsMe);
+  const mentionBadge = $('.mention-badge', li);
+  if (mentionBadge) mentionBadge.hidden = !mentionsMe;
   const edited = $('.edited', li);
   if (edited) {
     edited.hidden = deleted || !message.editedAt;
@@ -113,6 +120,127 @@ function applyMessageState(li, message) {
     $('.delete-form', actions).action = `/chat/${message.conversationId}/messages/${message.id}/delete`;
     $('input[name="_csrf"]', actions).value = csrf;
   }
+}
+
+// ---------- mentions ----------
+// id -> username of the people this page knows (the conversation's members, senders seen): what marks a mention.
+const knownUsers = new Map();
+if (me && myUsername) knownUsers.set(me, myUsername);
+
+// The content as text, with each `@name` of a mentioned person in a span (as the server renders it; never markup).
+function renderContent(el, message) {
+  el.textContent = '';
+  const names = new Set((message.mentions || []).map((id) => knownUsers.get(id)).filter(Boolean).map((n) => n.toLowerCase()));
+  const text = message.content;
+  if (!names.size) { el.textContent = text; return; }
+  const pattern = /@([A-Za-z0-9_.-]+)/g;
+  let last = 0;
+  let match;
+  while ((match = pattern.exec(text))) {
+    const name = match[1].replace(/[.-]+$/, '');
+    const before = match.index === 0 ? '' : text[match.index - 1];
+    if (!name || (before && /[\p{L}0-9_.-]/u.test(before)) || !names.has(name.toLowerCase())) continue;
+    el.append(text.slice(last, match.index));
+    const span = document.createElement('span');
+    span.className = name.toLowerCase() === myUsername ? 'mention me' : 'mention';
+    span.textContent = `@${name}`;
+    el.append(span);
+    last = match.index + 1 + name.length;
+    pattern.lastIndex = last;
+  }
+  el.append(text.slice(last));
+}
+
+// The conversation's members, loaded once: for @ completion and for marking mentions.
+let membersLoaded = null;
+function loadMembers() {
+  if (!conversationId) return Promise.resolve([]);
+  membersLoaded ??= api('GET', `/api/chat/${conversationId}/members?limit=500`).then((page) => {
+    for (const user of page.members) knownUsers.set(user.id, user.username);
+    return page.members;
+  }).catch(() => { membersLoaded = null; return []; });
+  return membersLoaded;
+}
+
+// `@` in a composer offers the conversation's members: arrows move, Enter or Tab inserts `@username `, Escape closes.
+let mentionLists = 0;
+function wireMentionCompletion(textarea) {
+  if (!textarea) return;
+  const list = document.createElement('ul');
+  list.className = 'mention-list';
+  list.id = `mention-list-${++mentionLists}`;
+  list.setAttribute('role', 'listbox');
+  list.setAttribute('aria-label', 'People to mention');
+  list.hidden = true;
+  textarea.closest('form').append(list);
+  textarea.setAttribute('aria-autocomplete', 'list');
+  textarea.setAttribute('aria-controls', list.id);
+  let matches = [];
+  let active = 0;
+  let start = -1;
+  const close = () => {
+    list.hidden = true;
+    matches = [];
+    textarea.removeAttribute('aria-activedescendant');
+  };
+  const show = () => {
+    list.textContent = '';
+    matches.forEach((user, index) => {
+      const li = document.createElement('li');
+      li.id = `${list.id}-${index}`;
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(index === active));
+      const strong = document.createElement('strong');
+      strong.textContent = user.displayName;
+      const muted = document.createElement('span');
+      muted.className = 'muted';
+      muted.textContent = ` @${user.username}`;
+      li.append(strong, muted);
+      li.addEventListener('mousedown', (event) => { event.preventDefault(); active = index; choose(); });
+      list.append(li);
+    });
+    list.hidden = matches.length === 0;
+    if (matches.length) textarea.setAttribute('aria-activedescendant', `${list.id}-${active}`);
+    else textarea.removeAttribute('aria-activedescendant');
+  };
+  const choose = () => {
+    const user = matches[active];
+    if (!user) return;
+    const caret = textarea.selectionStart;
+    const text = `@${user.username} `;
+    textarea.value = textarea.value.slice(0, start) + text + textarea.value.slice(caret);
+    textarea.selectionStart = textarea.selectionEnd = start + text.length;
+    if (liveRegion) liveRegion.textContent = `${user.displayName} mentioned`;
+    close();
+  };
+  textarea.addEventListener('input', async () => {
+    const before = textarea.value.slice(0, textarea.selectionStart);
+    const found = /(^|[^\p{L}0-9_.-])@([A-Za-z0-9_.-]*)$/u.exec(before);
+    if (!found) { close(); return; }
+    start = before.length - found[2].length - 1;
+    const query = found[2].toLowerCase();
+    const members = await loadMembers();
+    matches = members.filter((u) => u.id !== me && (u.username.toLowerCase().startsWith(query)
+      || u.displayName.toLowerCase().split(/\s+/).some((w) => w.startsWith(query)))).slice(0, 8);
+    active = 0;
+    show();
+  });
+  textarea.addEventListener('keydown', (event) => {
+    if (list.hidden || !matches.length) return;
+    if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      active = (active + (event.key === 'ArrowDown' ? 1 : matches.length - 1)) % matches.length;
+      show();
+    } else if (event.key === 'Enter' || event.key === 'Tab') {
+      choose();
+    } else if (event.key === 'Escape') {
+      close();
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }, { capture: true });
+  textarea.addEventListener('blur', () => setTimeout(close, 150));
 }
 
 // Reaction chips (toggle buttons; the viewer's own pressed) in the bubble's reactions form.
@@ -351,6 +479,14 @@ function updateSidebarForMessage(message) {
       item.classList.add('has-unread');
     }
   }
+  if ((message.mentions || []).includes(me) && message.senderId !== me && message.conversationId !== conversationId
+      && !seenMessages.has(`m:${message.id}`)) {
+    seenMessages.add(`m:${message.id}`);
+    const number = $('.mention-number', item);
+    number.textContent = String(Number(number.textContent || '0') + 1);
+    $('.mention-count', item).hidden = false;
+    if (liveRegion) liveRegion.textContent = `${message.sender.displayName} mentioned you in ${$('.conv-title', item).textContent}`;
+  }
   setTime($('.conv-time', item), message.createdAt);
   conversationList.prepend(item);
 }
@@ -391,6 +527,11 @@ function conversationItem(conversation) {
   const bottom = document.createElement('span'); bottom.className = 'conv-bottom';
   const last = document.createElement('span'); last.className = 'conv-last'; last.textContent = 'No messages yet';
   const closed = document.createElement('span'); closed.className = 'closed-tag'; closed.textContent = 'closed'; closed.hidden = true;
+  const mentions = document.createElement('span'); mentions.className = 'mention-count'; mentions.hidden = true; mentions.title = 'Mentions you';
+  const mentionsSr = document.createElement('span'); mentionsSr.className = 'sr-only'; mentionsSr.textContent = 'Mentions: ';
+  const mentionNumber = document.createElement('span'); mentionNumber.className = 'mention-number'; mentionNumber.textContent = '0';
+  mentions.append(mentionsSr, '@', mentionNumber);
+  if (conversation.mentionCount > 0) { mentionNumber.textContent = String(conversation.mentionCount); mentions.hidden = false; }
   const unread = document.createElement('span'); unread.className = 'unread-count'; unread.hidden = true;
   const sr = document.createElement('span'); sr.className = 'sr-only'; sr.textContent = 'Unread: ';
   const number = document.createElement('span'); number.className = 'unread-number'; number.textContent = '0';
@@ -401,7 +542,7 @@ function conversationItem(conversation) {
     li.classList.add('has-unread');
   }
   closed.hidden = !conversation.closedAt;
-  bottom.append(last, closed, unread);
+  bottom.append(last, closed, mentions, unread);
   a.append(top, people, bottom);
   li.append(a);
   return li;
@@ -959,6 +1100,9 @@ wireMoreConversations();
 if (page === 'chat' || page === 'list') {
   if (page === 'chat') {
     wireComposer($('#composer'), messageList, null);
+    wireMentionCompletion($('#content'));
+    wireMentionCompletion($('#reply-content'));
+    loadMembers();
     wireSummary();
     wireMessageActions(messageList);
     wireMessageActions(threadReplies);

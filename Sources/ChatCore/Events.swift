@@ -234,7 +234,12 @@ extension JSONText {
         optional(m.editedAt?.description, to: &out)
         appendRaw(#","id":"#, to: &out)
         appendString(m.id, to: &out)
-        appendRaw(#","reactions":["#, to: &out)
+        appendRaw(#","mentions":["#, to: &out)
+        for (index, id) in m.mentions.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendString(id, to: &out)
+        }
+        appendRaw(#"],"reactions":["#, to: &out)
         for (index, reaction) in m.reactions.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             appendReaction(reaction, to: &out)
@@ -294,6 +299,8 @@ extension JSONText {
         optional(c.lastMessageAt?.description, to: &out)
         appendRaw(#","lastSeq":"#, to: &out)
         appendInteger(c.lastSeq, to: &out)
+        appendRaw(#","mentionCount":"#, to: &out)
+        appendInteger(Int64(c.mentionCount), to: &out)
         appendRaw(#","participantCount":"#, to: &out)
         appendInteger(Int64(c.participantCount), to: &out)
         appendRaw(#","participants":["#, to: &out)

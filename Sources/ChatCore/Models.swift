@@ -61,6 +61,8 @@ public struct Conversation: Sendable, Equatable, Codable {
     public var lastMessageAt: Timestamp?
     public var closedAt: Timestamp?
     public var unreadCount: Int
+    /// Unread messages that mention the viewer (thread replies too); 0 inside realtime events.
+    public var mentionCount = 0
     /// The highest `seq` assigned in this conversation (not part of API.md's object; useful for clients).
     public var lastSeq: Int64
 
@@ -84,6 +86,7 @@ public struct Conversation: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, tenantId, title, participants, participantCount, createdBy, createdAt, updatedAt, lastMessageAt, closedAt, unreadCount, lastSeq
+        case mentionCount
     }
 
     // Events logged before `participantCount` existed carry every participant.
@@ -97,6 +100,7 @@ public struct Conversation: Sendable, Equatable, Codable {
             updatedAt: try c.decode(Timestamp.self, forKey: .updatedAt), lastMessageAt: try c.decodeIfPresent(Timestamp.self, forKey: .lastMessageAt),
             closedAt: try c.decodeIfPresent(Timestamp.self, forKey: .closedAt), unreadCount: try c.decode(Int.self, forKey: .unreadCount),
             lastSeq: try c.decode(Int64.self, forKey: .lastSeq), participantCount: try c.decodeIfPresent(Int.self, forKey: .participantCount))
+        mentionCount = try c.decodeIfPresent(Int.self, forKey: .mentionCount) ?? 0
     }
 
     // Explicit so that empty optionals are written as null, as API.md requires.
@@ -113,6 +117,7 @@ public struct Conversation: Sendable, Equatable, Codable {
         try c.encode(lastMessageAt, forKey: .lastMessageAt)
         try c.encode(closedAt, forKey: .closedAt)
         try c.encode(unreadCount, forKey: .unreadCount)
+        try c.encode(mentionCount, forKey: .mentionCount)
         try c.encode(lastSeq, forKey: .lastSeq)
     }
 
@@ -138,6 +143,8 @@ public struct Message: Sendable, Equatable, Codable {
     public var deletedAt: Timestamp?
     /// Reactions by emoji, in picker order (`Reactions.all`).
     public var reactions: [Reaction] = []
+    /// Ids of the participants its content mentions (`@username`), in the order first mentioned.
+    public var mentions: [String] = []
 
     public init(
         id: String, tenantId: String, conversationId: String, senderId: String, sender: User, threadParentId: String?,
@@ -161,7 +168,7 @@ public struct Message: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, tenantId, conversationId, senderId, sender, threadParentId, content, createdAt, seq, replyCount, clientMessageId
-        case editedAt, deletedAt, reactions
+        case editedAt, deletedAt, reactions, mentions
     }
 
     // Messages in events logged before edits existed carry neither time.
@@ -176,6 +183,7 @@ public struct Message: Sendable, Equatable, Codable {
             clientMessageId: try c.decodeIfPresent(String.self, forKey: .clientMessageId),
             editedAt: try c.decodeIfPresent(Timestamp.self, forKey: .editedAt), deletedAt: try c.decodeIfPresent(Timestamp.self, forKey: .deletedAt))
         reactions = try c.decodeIfPresent([Reaction].self, forKey: .reactions) ?? []
+        mentions = try c.decodeIfPresent([String].self, forKey: .mentions) ?? []
     }
 
     public var isDeleted: Bool { deletedAt != nil }
@@ -196,6 +204,7 @@ public struct Message: Sendable, Equatable, Codable {
         try c.encode(editedAt, forKey: .editedAt)
         try c.encode(deletedAt, forKey: .deletedAt)
         try c.encode(reactions, forKey: .reactions)
+        try c.encode(mentions, forKey: .mentions)
     }
 }
 

@@ -31,9 +31,10 @@ public enum StoreTransfer {
         ("credentials", ["hash", "tenant_id", "user_id", "method", "csrf_token", "created_at", "expires_at"]),
         ("conversations", ["id", "tenant_id", "title", "created_by", "created_at", "updated_at", "last_message_at", "closed_at", "last_seq", "participant_count"]),
         ("participants", ["tenant_id", "conversation_id", "user_id", "joined_at", "last_read_seq", "last_read_message_id"]),
-        ("messages", ["id", "tenant_id", "conversation_id", "sender_id", "thread_parent_id", "content", "created_at", "seq", "reply_count", "client_message_id", "edited_at", "deleted_at"]),
+        ("messages", ["id", "tenant_id", "conversation_id", "sender_id", "thread_parent_id", "content", "created_at", "seq", "reply_count", "client_message_id", "edited_at", "deleted_at", "mention_ids"]),
         ("events", ["id", "tenant_id", "conversation_id", "type", "data", "created_at"]),
         ("reactions", ["tenant_id", "message_id", "emoji", "user_id", "created_at"]),
+        ("mentions", ["tenant_id", "message_id", "user_id", "conversation_id", "seq"]),
         ("conversation_memory", ["tenant_id", "conversation_id", "kind", "through_seq", "body", "updated_at"]),
     ]
 

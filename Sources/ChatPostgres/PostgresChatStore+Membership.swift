@@ -12,6 +12,7 @@ extension PostgresChatStore {
         if let refusal = Membership.check(change, actorId: actorId, conversation: before) { throw refusal }
         guard var conversation = before else { throw ChatError.notFound("conversation") }
         conversation.unreadCount = 0
+        conversation.mentionCount = 0
         switch change {
         case .rename(let title):
             guard title != conversation.title else { return AppliedWrite(outcome: .conversation(conversation), events: []) }
@@ -52,6 +53,7 @@ extension PostgresChatStore {
                 throw ChatError.notFound("conversation")
             }
             after.unreadCount = 0
+            after.mentionCount = 0
             let event = try await appendEvent(
                 db, type: .participantsAdded, tenantId: tenantId, conversationId: conversationId,
                 data: Membership.addedPayload(conversation: after, userIds: added, actorId: actorId), counters: &counters, now: now,

@@ -7,7 +7,7 @@ import PostgresNIO
 enum Rows {
     static let messageColumns = """
         m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-        m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, u.username, u.display_name, u.is_bot
+        m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, m.mention_ids, u.username, u.display_name, u.is_bot
         """
     static let messageFrom = "FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id"
 
@@ -16,7 +16,10 @@ enum Rows {
         c.participant_count,
         (SELECT COUNT(*) FROM messages m
           WHERE m.conversation_id = c.id AND m.thread_parent_id IS NULL AND m.seq > p.last_read_seq
-            AND m.sender_id <> p.user_id) AS unread
+            AND m.sender_id <> p.user_id) AS unread,
+        (SELECT COUNT(*) FROM mentions x
+          WHERE x.tenant_id = p.tenant_id AND x.user_id = p.user_id AND x.conversation_id = c.id
+            AND x.seq > p.last_read_seq) AS mentioned
         """
     static let conversationFrom = "FROM participants p JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id"
 
@@ -34,7 +37,7 @@ enum Rows {
     static func message(_ row: PostgresRandomAccessRow) throws -> Message {
         let tenantId = try row.value("tenant_id", String.self)
         let senderId = try row.value("sender_id", String.self)
-        return Message(
+        var message = Message(
             id: try row.value("id", String.self), tenantId: tenantId, conversationId: try row.value("conversation_id", String.self),
             senderId: senderId,
             sender: User(
@@ -46,10 +49,12 @@ enum Rows {
             replyCount: Int(try row.value("reply_count", Int32.self)), clientMessageId: try row.value("client_message_id", String?.self),
             editedAt: try row.value("edited_at", Int64?.self).map(Timestamp.init(milliseconds:)),
             deletedAt: try row.value("deleted_at", Int64?.self).map(Timestamp.init(milliseconds:)))
+        if let ids = try row.value("mention_ids", String?.self) { message.mentions = ids.split(separator: " ").map(String.init) }
+        return message
     }
 
     static func conversation(_ row: PostgresRandomAccessRow, participants: [User]) throws -> Conversation {
-        Conversation(
+        var conversation = Conversation(
             id: try row.value("id", String.self), tenantId: try row.value("tenant_id", String.self), title: try row.value("title", String.self),
             participants: participants, createdBy: try row.value("created_by", String.self),
             createdAt: Timestamp(milliseconds: try row.value("created_at", Int64.self)),
@@ -58,6 +63,8 @@ enum Rows {
             closedAt: try row.value("closed_at", Int64?.self).map(Timestamp.init(milliseconds:)),
             unreadCount: Int(try row.value("unread", Int64.self)), lastSeq: try row.value("last_seq", Int64.self),
             participantCount: Int(try row.value("participant_count", Int32.self)))
+        conversation.mentionCount = Int(try row.value("mentioned", Int64.self))
+        return conversation
     }
 }
 

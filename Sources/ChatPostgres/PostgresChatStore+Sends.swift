@@ -100,12 +100,17 @@ extension PostgresChatStore {
             }
         }
 
+        // 5. Mentions, for the sends whose content has an `@` (none: no statement).
+        let mentionSets = try await resolveMentions(db, zip(sends, targets).map { send, target in
+            (tenantId: send.tenantId, conversationId: target ?? "", content: target == nil ? "" : send.content)
+        })
+
         // In order, as if one at a time: refusals, resends (also of a message earlier in this run), new messages.
         var results: [Result<AppliedWrite, ChatError>] = []
         results.reserveCapacity(sends.count)
         var inserts: [(message: Message, event: ChatEvent, data: String)] = []
         var replies: [String: Int32] = [:]  // "tenant/root" -> new replies
-        for (send, target) in zip(sends, targets) {
+        for (index, (send, target)) in zip(sends, targets).enumerated() {
             let key = target.map { send.tenantId + "/" + $0 }
             guard let target, let key, let state = conversations[key], state.participants.contains(send.senderId) else {
                 results.append(.failure(ChatError.notFound(send.threadParentId == nil ? "conversation" : "message")))
@@ -126,10 +131,11 @@ extension PostgresChatStore {
             let seq = state.lastSeq + 1
             conversations[key]?.lastSeq = seq
             let rootId = send.threadParentId.flatMap { parents[send.tenantId + "/" + $0]?.rootId }
-            let message = Message(
+            var message = Message(
                 id: Identifier.make("msg", at: now), tenantId: send.tenantId, conversationId: target, senderId: send.senderId,
                 sender: sender, threadParentId: rootId, content: send.content, createdAt: now, seq: seq, replyCount: 0,
                 clientMessageId: send.clientMessageId)
+            message.mentions = mentionSets[index]
             if let clientMessageId = send.clientMessageId { existing[target + "/" + send.senderId + "/" + clientMessageId] = message }
             if let rootId { replies[send.tenantId + "/" + rootId, default: 0] += 1 }
             let data = JSONText.message(message)
@@ -144,16 +150,17 @@ extension PostgresChatStore {
         let messages = inserts.map(\.message)
         try await db.run(PostgresQuery(
             unsafeSQL: """
-                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id)
-                SELECT i, t, c, s, NULLIF(p, ''), x, a, q, NULLIF(k, '')
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[])
-                  AS m(i, t, c, s, p, x, a, q, k)
+                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids)
+                SELECT i, t, c, s, NULLIF(p, ''), x, a, q, NULLIF(k, ''), NULLIF(n, '')
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+                  AS m(i, t, c, s, p, x, a, q, k, n)
                 """,
-            // No id and no clientMessageId is ever empty: '' stands for NULL in the arrays.
+            // No id, clientMessageId or mention list is ever empty: '' stands for NULL in the arrays.
             binds: try bindings(
                 messages.map(\.id), messages.map(\.tenantId), messages.map(\.conversationId), messages.map(\.senderId),
                 messages.map { $0.threadParentId ?? "" }, messages.map(\.content), messages.map { $0.createdAt.milliseconds },
-                messages.map(\.seq), messages.map { $0.clientMessageId ?? "" })))
+                messages.map(\.seq), messages.map { $0.clientMessageId ?? "" }, messages.map { $0.mentions.joined(separator: " ") })))
+        try await insertMentionRows(db, messages)
         let events = inserts.map(\.event)
         try await db.run(PostgresQuery(
             unsafeSQL: """

@@ -168,6 +168,7 @@ extension PostgresChatStore {
         conversation.updatedAt = now
         var shared = conversation
         shared.unreadCount = 0
+        shared.mentionCount = 0
         let event = try await appendEvent(
             db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared),
             counters: &counters, now: now, participantIds: conversation.participants.map(\.id))
@@ -206,19 +207,30 @@ extension PostgresChatStore {
         }
         if let newContent {
             guard newContent != message.content else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+            let mentions = try await resolveMentions(
+                db, [(tenantId: tenantId, conversationId: message.conversationId, content: newContent)])[0]
             try await db.run(
-                "UPDATE messages SET content = \(newContent), edited_at = \(now.milliseconds) WHERE tenant_id = \(tenantId) AND id = \(messageId)")
+                """
+                UPDATE messages SET content = \(newContent), edited_at = \(now.milliseconds),
+                       mention_ids = \(mentions.isEmpty ? nil : mentions.joined(separator: " "))
+                WHERE tenant_id = \(tenantId) AND id = \(messageId)
+                """)
             message.content = newContent
             message.editedAt = now
+            message.mentions = mentions
+            try await db.run("DELETE FROM mentions WHERE tenant_id = \(tenantId) AND message_id = \(messageId)")
+            try await insertMentionRows(db, [message])
         } else {
             guard !message.isDeleted else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
             try await db.run(
                 """
-                UPDATE messages SET content = \(MessageChange.tombstoneContent), deleted_at = \(now.milliseconds)
+                UPDATE messages SET content = \(MessageChange.tombstoneContent), deleted_at = \(now.milliseconds), mention_ids = NULL
                 WHERE tenant_id = \(tenantId) AND id = \(messageId)
                 """)
+            try await db.run("DELETE FROM mentions WHERE tenant_id = \(tenantId) AND message_id = \(messageId)")
             message.content = ""
             message.deletedAt = now
+            message.mentions = []
             // A tombstone has nothing to react to.
             try await db.run("DELETE FROM reactions WHERE tenant_id = \(tenantId) AND message_id = \(messageId)")
             message.reactions = []

@@ -197,6 +197,21 @@ enum PostgresSchema {
         (9, """
             CREATE INDEX messages_search ON messages USING GIN (to_tsvector('simple', content))
             """),
+        // Mentions: the resolved ids on the message (what reads show), and a row per mentioned person for their
+        // per-conversation count of unread mentions.
+        (10, """
+            ALTER TABLE messages ADD COLUMN mention_ids TEXT;
+            CREATE TABLE mentions (
+                tenant_id TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, message_id, user_id),
+                FOREIGN KEY (tenant_id, message_id) REFERENCES messages(tenant_id, id) ON DELETE CASCADE
+            );
+            CREATE INDEX mentions_by_user ON mentions (tenant_id, user_id, conversation_id, seq)
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

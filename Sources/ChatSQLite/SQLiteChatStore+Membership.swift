@@ -10,6 +10,7 @@ extension SQLiteChatStore {
         if let refusal = Membership.check(change, actorId: actorId, conversation: before) { throw refusal }
         guard var conversation = before else { throw ChatError.notFound("conversation") }
         conversation.unreadCount = 0
+        conversation.mentionCount = 0
         switch change {
         case .rename(let title):
             guard title != conversation.title else { return AppliedWrite(outcome: .conversation(conversation), events: []) }
@@ -41,6 +42,7 @@ extension SQLiteChatStore {
                 throw ChatError.notFound("conversation")
             }
             after.unreadCount = 0
+            after.mentionCount = 0
             let event = try appendEvent(
                 db, type: .participantsAdded, tenantId: tenantId, conversationId: conversationId,
                 data: Membership.addedPayload(conversation: after, userIds: added, actorId: actorId), now: now, participantIds: added)

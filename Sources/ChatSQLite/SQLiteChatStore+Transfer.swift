@@ -14,6 +14,7 @@ extension SQLiteChatStore: TransferSource {
             case "user_terms": "tenant_id, term, user_id"
             case "conversation_memory": "tenant_id, conversation_id, kind"
             case "reactions": "tenant_id, message_id, emoji, user_id"
+            case "mentions": "tenant_id, message_id, user_id"
             case "agents": "tenant_id, user_id"
             case "agent_usage": "tenant_id, agent_id, day"
             default: "rowid"

@@ -457,17 +457,25 @@ public final class SQLiteChatStore: ChatStore {
         let id = Identifier.make("msg", at: now)
         try db.cachedStatement(sql: "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE id = ?")
             .execute(arguments: [seq, now.milliseconds, now.milliseconds, conversationId])
+        let mentions = try resolveMentions(db, tenantId: tenantId, conversationId: conversationId, content: new.content)
         try db.cachedStatement(sql: """
-                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            .execute(arguments: [id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId])
+            .execute(arguments: [
+                id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId,
+                mentions.isEmpty ? nil : mentions.joined(separator: " "),
+            ])
+        if !mentions.isEmpty {
+            try insertMentionRows(db, tenantId: tenantId, messageId: id, conversationId: conversationId, seq: seq, senderId: new.senderId, mentions: mentions)
+        }
         if let rootId {
             try db.cachedStatement(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?").execute(arguments: [rootId])
         }
-        let message = Message(
+        var message = Message(
             id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
             threadParentId: rootId, content: new.content, createdAt: now, seq: seq, replyCount: 0, clientMessageId: new.clientMessageId)
+        message.mentions = mentions
         let event = try appendEvent(db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.message(message), now: now)
         return AppliedWrite(outcome: .message(message, created: true), events: [event])
     }
@@ -486,6 +494,7 @@ public final class SQLiteChatStore: ChatStore {
         conversation.updatedAt = now
         var shared = conversation
         shared.unreadCount = 0
+        shared.mentionCount = 0
         let event = try appendEvent(
             db, type: .conversationUpdated, tenantId: tenantId, conversationId: conversationId, data: JSONText.encode(shared), now: now,
             participantIds: conversation.participants.map(\.id))
@@ -507,18 +516,26 @@ public final class SQLiteChatStore: ChatStore {
         }
         if let newContent {
             guard newContent != message.content else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
+            let mentions = try resolveMentions(db, tenantId: tenantId, conversationId: message.conversationId, content: newContent)
             try db.execute(
-                sql: "UPDATE messages SET content = ?, edited_at = ? WHERE tenant_id = ? AND id = ?",
-                arguments: [newContent, now.milliseconds, tenantId, messageId])
+                sql: "UPDATE messages SET content = ?, edited_at = ?, mention_ids = ? WHERE tenant_id = ? AND id = ?",
+                arguments: [newContent, now.milliseconds, mentions.isEmpty ? nil : mentions.joined(separator: " "), tenantId, messageId])
+            try db.execute(sql: "DELETE FROM mentions WHERE tenant_id = ? AND message_id = ?", arguments: [tenantId, messageId])
+            try insertMentionRows(
+                db, tenantId: tenantId, messageId: messageId, conversationId: message.conversationId, seq: message.seq,
+                senderId: message.senderId, mentions: mentions)
             message.content = newContent
             message.editedAt = now
+            message.mentions = mentions
         } else {
             guard !message.isDeleted else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
             try db.execute(
-                sql: "UPDATE messages SET content = ?, deleted_at = ? WHERE tenant_id = ? AND id = ?",
+                sql: "UPDATE messages SET content = ?, deleted_at = ?, mention_ids = NULL WHERE tenant_id = ? AND id = ?",
                 arguments: [MessageChange.tombstoneContent, now.milliseconds, tenantId, messageId])
+            try db.execute(sql: "DELETE FROM mentions WHERE tenant_id = ? AND message_id = ?", arguments: [tenantId, messageId])
             message.content = ""
             message.deletedAt = now
+            message.mentions = []
             // A tombstone has nothing to react to.
             try db.execute(sql: "DELETE FROM reactions WHERE tenant_id = ? AND message_id = ?", arguments: [tenantId, messageId])
             message.reactions = []
@@ -666,7 +683,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static let messageSelect = """
         SELECT m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-               m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, u.username, u.display_name, u.is_bot
+               m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, m.mention_ids, u.username, u.display_name, u.is_bot
         FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id
         """
 
@@ -675,7 +692,10 @@ public final class SQLiteChatStore: ChatStore {
                c.participant_count,
                (SELECT COUNT(*) FROM messages m
                  WHERE m.conversation_id = c.id AND m.thread_parent_id IS NULL AND m.seq > p.last_read_seq
-                   AND m.sender_id <> p.user_id) AS unread
+                   AND m.sender_id <> p.user_id) AS unread,
+               (SELECT COUNT(*) FROM mentions x
+                 WHERE x.tenant_id = p.tenant_id AND x.user_id = p.user_id AND x.conversation_id = c.id
+                   AND x.seq > p.last_read_seq) AS mentioned
         FROM participants p JOIN conversations c ON c.tenant_id = p.tenant_id AND c.id = p.conversation_id
         """
 
@@ -690,23 +710,27 @@ public final class SQLiteChatStore: ChatStore {
     static func message(_ row: Row) -> Message {
         let tenantId: String = row["tenant_id"]
         let senderId: String = row["sender_id"]
-        return Message(
+        var message = Message(
             id: row["id"], tenantId: tenantId, conversationId: row["conversation_id"], senderId: senderId,
             sender: User(id: senderId, username: row["username"], displayName: row["display_name"], tenantId: tenantId, isBot: row["is_bot"]),
             threadParentId: row["thread_parent_id"], content: (row["deleted_at"] as Int64?) == nil ? row["content"] : "",
             createdAt: Timestamp(milliseconds: row["created_at"]), seq: row["seq"], replyCount: row["reply_count"],
             clientMessageId: row["client_message_id"], editedAt: (row["edited_at"] as Int64?).map(Timestamp.init(milliseconds:)),
             deletedAt: (row["deleted_at"] as Int64?).map(Timestamp.init(milliseconds:)))
+        if let ids = row["mention_ids"] as String? { message.mentions = ids.split(separator: " ").map(String.init) }
+        return message
     }
 
     static func conversation(_ row: Row, participants: [User]) -> Conversation {
-        Conversation(
+        var conversation = Conversation(
             id: row["id"], tenantId: row["tenant_id"], title: row["title"], participants: participants,
             createdBy: row["created_by"], createdAt: Timestamp(milliseconds: row["created_at"]),
             updatedAt: Timestamp(milliseconds: row["updated_at"]),
             lastMessageAt: (row["last_message_at"] as Int64?).map(Timestamp.init(milliseconds:)),
             closedAt: (row["closed_at"] as Int64?).map(Timestamp.init(milliseconds:)),
             unreadCount: row["unread"], lastSeq: row["last_seq"], participantCount: row["participant_count"])
+        conversation.mentionCount = row["mentioned"]
+        return conversation
     }
 
     static func fetchUser(_ db: Database, tenantId: String, id: String) throws -> User? {

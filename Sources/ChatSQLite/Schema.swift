@@ -214,6 +214,23 @@ enum Schema {
                 INSERT INTO message_search (message_search) VALUES ('rebuild');
                 """)
         }
+        // Mentions: the resolved ids on the message (what reads show), and a row per mentioned person for their
+        // per-conversation count of unread mentions.
+        migrator.registerMigration("v9-mentions") { db in
+            try db.execute(sql: """
+                ALTER TABLE messages ADD COLUMN mention_ids TEXT;
+                CREATE TABLE mentions (
+                    tenant_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, message_id, user_id),
+                    FOREIGN KEY (tenant_id, message_id) REFERENCES messages(tenant_id, id) ON DELETE CASCADE
+                ) WITHOUT ROWID;
+                CREATE INDEX mentions_by_user ON mentions(tenant_id, user_id, conversation_id, seq);
+                """)
+        }
         return migrator
     }
 }

@@ -361,7 +361,10 @@ struct OpenAPIDocument {
             "id": Self.id, "tenantId": Self.id, "title": Self.string(), "participants": Self.array(Self.ref("User")),
             "participantCount": ["type": "integer", "minimum": 1], "createdBy": Self.id, "createdAt": Self.timestamp, "updatedAt": Self.timestamp, "lastMessageAt": Self.nullableTimestamp,
             "closedAt": Self.nullableTimestamp, "unreadCount": ["type": "integer", "minimum": 0],
-            "lastSeq": ["type": "integer", "minimum": 0],
+            "mentionCount": ["type": "integer", "minimum": 0], "lastSeq": ["type": "integer", "minimum": 0],
+        ], required: [
+            "id", "tenantId", "title", "participants", "participantCount", "createdBy", "createdAt", "updatedAt", "lastMessageAt", "closedAt",
+            "unreadCount", "lastSeq",
         ])
         let message = Self.object([
             "id": Self.id, "tenantId": Self.id, "conversationId": Self.id, "senderId": Self.id, "sender": Self.ref("User"),
@@ -369,6 +372,7 @@ struct OpenAPIDocument {
             "seq": ["type": "integer", "minimum": 1], "replyCount": ["type": "integer", "minimum": 0],
             "clientMessageId": ["type": ["string", "null"]], "editedAt": Self.nullableTimestamp, "deletedAt": Self.nullableTimestamp,
             "reactions": Self.array(Self.object(["emoji": Self.string(), "count": ["type": "integer", "minimum": 1], "userIds": Self.array(Self.id)])),
+            "mentions": Self.array(Self.id),
         ], required: ["id", "tenantId", "conversationId", "senderId", "sender", "threadParentId", "content", "createdAt", "seq", "replyCount", "clientMessageId"])
         let cited = { (extra: JSON) -> JSON in
             Self.object(["messageId": Self.id, "seq": ["type": "integer", "minimum": 1], "excerpt": Self.string()].merging(extra) { $1 })

@@ -101,3 +101,33 @@ import Testing
         }
     }
 }
+
+@Suite struct MentionAPITests {
+    @Test func mentionsOverTheAPIAndEveryTransport() async throws {
+        try await withApp(.live) { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let bobId = try await client.userId("bob", as: alice)
+            let room = try await client.conversationId("General", as: alice)
+            let cursor = try await client.currentCursor(as: bob)
+            let port = client.port!
+            try await withWebSocket(client, headers: authHeaders(bob)) { socket in
+                socket.send(["type": "join_all"])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                let sent = try await client.call(.post, "/api/chat/send", as: alice, json: ["conversationId": room, "content": "@bob and @dave, look"])
+                #expect(sent.json["message"]["mentions"].array.map(\.string) == [bobId])
+                let event = try #require(await socket.inbox.nextJSON())
+                #expect(event["type"].string == "new_message" && event["data"]["mentions"].array.map(\.string) == [bobId])
+            }
+            let listed = try await client.call(.get, "/api/chat/conversations", as: bob)
+            #expect(listed.json["conversations"].array.first { $0["id"].string == room }?["mentionCount"].int == 1)
+            let polled = try await RawHTTP.get(port: port, path: "/api/chat/poll?cursor=\(cursor)&conversationId=\(room)&timeout=0", headers: headerPairs(bob))
+            #expect(polled.body["events"].array.first?["data"]["mentions"].array.map(\.string) == [bobId])
+            try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events?conversationId=\(room)&lastEventId=\(cursor)", headers: headerPairs(bob)) { sse in
+                var found = false
+                while let text = await sse.inbox.next() { if text.contains(#""mentions":["\#(bobId)"]"#) { found = true; break } }
+                #expect(found)
+            }
+        }
+    }
+}

@@ -253,6 +253,42 @@ def test_members_are_renamed_added_and_removed_from_the_page_and_a_removed_brows
     assert not alice.find_elements(By.CSS_SELECTOR, f'[data-conversation-id="{conversation}"]')
 
 
+def test_mentions_complete_with_the_keyboard_mark_the_person_and_count_in_their_list(server, browsers):
+    conversation = new_conversation(server, "Mentions", others=("bob", "carol"))
+    elsewhere = new_conversation(server, "Elsewhere", creator="carol", others=("alice",))
+    bob, carol = browsers(), browsers()
+    login(bob, server, "bob")
+    login(carol, server, "carol")
+    open_chat(bob, server, conversation)
+    open_chat(carol, server, elsewhere)
+    wait_live(bob, "ws")
+    wait_live(carol, "ws")
+    box = bob.find_element(By.ID, "content")
+    box.send_keys("Ask @ca")
+    option = wait(bob, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, ".mention-list:not([hidden]) [role=option]"))
+    assert "Carol Chen" in option.text and box.get_attribute("aria-activedescendant") == option.get_attribute("id")
+    box.send_keys(Keys.ENTER)  # chooses, does not send
+    assert box.get_attribute("value") == "Ask @carol "
+    box.send_keys("about <b>it</b>")
+    box.send_keys(Keys.ENTER)
+    sent = wait(bob, 10).until(lambda d: message_with_text(d, "Ask @carol about <b>it</b>"))
+    assert sent.find_element(By.CSS_SELECTOR, ".mention").text == "@carol"
+    # Carol, elsewhere: a mention count on the conversation in her list, then the marked message when she opens it.
+    count = wait(carol, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, f'[data-conversation-id="{conversation}"] .mention-count:not([hidden])'))
+    assert count.text.replace(" ", "").endswith("@1")
+    carol.find_element(By.CSS_SELECTOR, f'[data-conversation-id="{conversation}"] a').click()
+    mine = wait(carol, 10).until(lambda d: message_with_text(d, "Ask @carol about <b>it</b>"))
+    assert "mentions-me" in mine.get_attribute("class")
+    assert mine.find_element(By.CSS_SELECTOR, ".mention.me").text == "@carol"
+    assert not carol.find_elements(By.CSS_SELECTOR, ".content b")
+    screenshot(carol, "mentions-desktop")
+    # Without JavaScript, the server marks it the same way.
+    plain = browsers(javascript=False)
+    login(plain, server, "carol")
+    open_chat(plain, server, conversation)
+    assert message_with_text(plain, "Ask @carol about <b>it</b>").find_element(By.CSS_SELECTOR, ".mention.me").text == "@carol"
+
+
 def test_summary_panel_opens_from_the_chat_and_the_page_works_without_javascript(server, browsers):
     conversation = new_conversation(server, "Launch plan", others=("bob",))
     for who, text in (("alice", "The launch checklist is ready for review in the wiki."),

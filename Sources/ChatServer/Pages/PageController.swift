@@ -218,20 +218,26 @@ struct PageController {
         page["participantNames"] = ConversationText.people(conversation)
         page["participantCount"] = conversation.participantCount
         page["closed"] = conversation.isClosed
-        page["messages"] = history.messages.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: true) }
+        var shown = history.messages
+        var thread: ChatCore.Thread? = nil
+        if let messageId = context.parameters.get("messageId") {
+            thread = try await chat.thread(principal, messageId: messageId)
+            shown += [thread!.parent] + thread!.replies
+        }
+        let names = try await usernames(principal, mentionedIn: shown)
+        page["messages"] = history.messages.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: true, usernames: names) }
         page["hasMessages"] = !history.messages.isEmpty
         page["olderCursor"] = history.nextCursor
         page["newerLink"] = before != nil
         page["clientMessageId"] = UUID().uuidString.lowercased()
-        if let messageId = context.parameters.get("messageId") {
-            let thread = try await chat.thread(principal, messageId: messageId)
+        if let thread {
             guard thread.parent.conversationId == conversationId else { throw ChatError.notFound("message") }
             page["threadId"] = thread.parent.id
             page["bodyClass"] = "has-thread"
             page["pageTitle"] = "Thread · " + (page["title"] as? String ?? "")
             page["thread"] = [
-                "parent": MessageView(thread.parent, viewerId: principal.userId, now: now, threadLinks: false, anchor: false),
-                "replies": thread.replies.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: false) },
+                "parent": MessageView(thread.parent, viewerId: principal.userId, now: now, threadLinks: false, anchor: false, usernames: names),
+                "replies": thread.replies.map { MessageView($0, viewerId: principal.userId, now: now, threadLinks: false, usernames: names) },
                 "replyClientMessageId": UUID().uuidString.lowercased(),
             ] as [String: Any]
         }
@@ -360,6 +366,15 @@ struct PageController {
 
     // MARK: Helpers
 
+    /// id → username of everyone the messages mention, and of the viewer (whose own mentions are marked).
+    private func usernames(_ principal: Principal, mentionedIn messages: [Message]) async throws -> [String: String] {
+        var names: [String: String] = [:]
+        for id in Set(messages.flatMap(\.mentions) + [principal.userId]) {
+            if let user = try await chat.store.user(tenantId: principal.tenantId, id: id) { names[id] = user.username }
+        }
+        return names
+    }
+
     /// Reads the form and checks its `_csrf` field against the session's token.
     private func checkedForm(_ request: Request, _ principal: Principal) async throws -> FormBody {
         let form = try await FormBody.read(request, limit: maxBodyBytes)
@@ -376,7 +391,7 @@ struct PageController {
         let (user, tenant) = try await chat.me(principal)
         return [
             "pageTitle": title, "page": page, "bodyClass": "", "signedIn": true, "tenantName": tenant.name,
-            "displayName": user.displayName, "userId": user.id, "csrf": principal.csrfToken ?? "",
+            "displayName": user.displayName, "userId": user.id, "username": user.username, "csrf": principal.csrfToken ?? "",
             "cursor": EventCursor.format(cursor ?? 0), "conversationId": "", "threadId": "",
             "reactionChoices": Reactions.all.map { ["code": $0.code, "emoji": $0.emoji, "name": $0.name] },
         ]

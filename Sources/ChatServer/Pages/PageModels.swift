@@ -32,6 +32,16 @@ struct MessageView {
     /// The reactions as toggle buttons (the viewer's own are pressed).
     let reactionChips: [ReactionChip]
     let reactLink: String
+    /// The content as text and `@username` segments (rendered as text either way).
+    let segments: [Segment]
+    /// The viewer is among the people it mentions.
+    let mentionsMe: Bool
+
+    struct Segment {
+        let text: String
+        let mention: Bool
+        let me: Bool
+    }
 
     struct ReactionChip {
         let code: String
@@ -42,7 +52,8 @@ struct MessageView {
         let pressed: String
     }
 
-    init(_ message: Message, viewerId: String, now: Timestamp, threadLinks: Bool, anchor: Bool = true) {
+    /// `usernames`: id → username of (at least) the people the message mentions.
+    init(_ message: Message, viewerId: String, now: Timestamp, threadLinks: Bool, anchor: Bool = true, usernames: [String: String] = [:]) {
         id = message.id
         conversationId = message.conversationId
         seq = message.seq
@@ -74,6 +85,12 @@ struct MessageView {
                 pressed: mine ? "true" : "false")
         }
         reactLink = "/chat/\(message.conversationId)/messages/\(message.id)/react"
+        mentionsMe = message.mentions.contains(viewerId)
+        let mine = usernames[viewerId]?.lowercased()
+        let named = Set(message.mentions.compactMap { usernames[$0]?.lowercased() })
+        segments = Mentions.segments(message.content, usernames: named).map { part in
+            Segment(text: part.text, mention: part.mention, me: part.mention && part.text.dropFirst().lowercased() == mine)
+        }
     }
 
     /// The word after a bubble's reply count: at zero the link is the action itself, "Reply".
@@ -103,6 +120,8 @@ struct ConversationItemView {
     let lastMessagePreview: String
     let unreadCount: Int
     let hasUnread: Bool
+    let mentionCount: Int
+    let hasMentions: Bool
     let closed: Bool
     let active: Bool
 
@@ -124,6 +143,8 @@ struct ConversationItemView {
         }
         unreadCount = conversation.unreadCount
         hasUnread = conversation.unreadCount > 0
+        mentionCount = conversation.mentionCount
+        hasMentions = conversation.mentionCount > 0
         closed = conversation.isClosed
         active = conversation.id == activeId
     }
