@@ -626,6 +626,41 @@ function setClosed(closed) {
   document.querySelectorAll('.composer textarea, .composer button').forEach((el) => { el.disabled = closed; });
 }
 
+// ---------- presence ----------
+const presenceLine = $('#presence-line');
+const presenceOf = new Map((presenceLine?.dataset.statuses || '').split(' ').filter(Boolean).map((pair) => pair.split(':')));
+
+function onPresence(data) {
+  document.querySelectorAll(`[data-presence-user="${CSS.escape(data.userId)}"]`).forEach((dot) => {
+    const name = (dot.getAttribute('aria-label') || '').replace(/ is \w+$/, '');
+    dot.dataset.status = data.status;
+    dot.setAttribute('aria-label', `${name} is ${data.status}`);
+    dot.title = `${name} is ${data.status}`;
+  });
+  if (!presenceLine || !presenceOf.has(data.userId)) return;
+  presenceOf.set(data.userId, data.status);
+  if (presenceLine.dataset.pairName) {
+    presenceLine.textContent = `${presenceLine.dataset.pairName} is ${data.status}`;
+  } else {
+    const online = [...presenceOf.values()].filter((status) => status === 'online').length;
+    presenceLine.textContent = online === 0 ? 'Nobody else online' : `${online} online`;
+  }
+}
+
+// Away after two minutes with the page hidden, back as soon as it is seen again.
+let awayTimer = null;
+let reportedAway = false;
+function reportPresence(status) {
+  reportedAway = status === 'away';
+  if (live.socket && live.socket.readyState === WebSocket.OPEN) live.socket.send(JSON.stringify({ type: 'presence', status }));
+  else api('POST', '/api/chat/presence', { status }).catch(() => {});
+}
+document.addEventListener('visibilitychange', () => {
+  clearTimeout(awayTimer);
+  if (document.hidden) awayTimer = setTimeout(() => reportPresence('away'), 120000);
+  else if (reportedAway) reportPresence('online');
+});
+
 // ---------- typing ----------
 const typingLine = $('#typing');
 const typers = new Map();
@@ -701,6 +736,7 @@ const live = {
       case 'conversation_updated': onConversationUpdated(event.data); break;
       case 'participants_added': onParticipantsAdded(event.data); break;
       case 'participant_removed': onParticipantRemoved(event.data); break;
+      case 'presence': onPresence(event.data); break;
       case 'resync_required': location.reload(); break;
       default: break;
     }
@@ -780,7 +816,7 @@ const live = {
     const source = new EventSource(`/api/chat/events?${query}`);
     this.source = source;
     source.onopen = () => { opened = true; this.attempt = 0; setTransport('sse'); };
-    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'reaction_added', 'reaction_removed', 'participants_added', 'participant_removed', 'resync_required']) {
+    for (const type of ['new_message', 'read_receipt', 'conversation_created', 'conversation_updated', 'typing', 'agent_progress', 'message_updated', 'message_deleted', 'reaction_added', 'reaction_removed', 'participants_added', 'participant_removed', 'presence', 'resync_required']) {
       source.addEventListener(type, (message) => {
         try { this.handle(JSON.parse(message.data)); } catch { /* ignore a bad event */ }
       });

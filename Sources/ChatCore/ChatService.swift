@@ -24,6 +24,8 @@ public struct ChatService: Sendable {
     public let limits: ChatLimits
     /// Told of every message this process stored or found again by its `clientMessageId` (agents answer from here).
     public let sendObservers = SendObservers()
+    /// Who is online, from the live connections (of every node, through the cluster bus).
+    public let presence: PresenceTracker
 
     public init(store: any ChatStore, broker: any EventBroker, limits: ChatLimits = ChatLimits()) {
         self.store = store
@@ -32,6 +34,14 @@ public struct ChatService: Sendable {
         self.recent = recent
         self.commits = CommitQueue(store: store, broker: broker, recent: recent)
         self.limits = limits
+        self.presence = PresenceTracker(store: store, broker: broker)
+    }
+
+    /// The status of each of `userIds` (people of the caller's tenant; anyone else reads as offline), at most 500.
+    public func presence(_ caller: Principal, userIds: [String]) throws -> [(userId: String, status: PresenceStatus)] {
+        guard userIds.count <= 500 else { throw ChatError.badRequest("At most 500 `userIds` at once.", code: "too_many_ids") }
+        var seen: Set<String> = []
+        return userIds.filter { seen.insert($0).inserted }.map { ($0, presence.status(tenantId: caller.tenantId, userId: $0)) }
     }
 
     /// Deletes log events older than `cutoff` (retention); their cursors then get `resync_required`.

@@ -145,6 +145,8 @@ public protocol ChatStore: Sendable {
     func isParticipant(tenantId: String, conversationId: String, userId: String) async throws -> Bool
     /// Ids of every conversation the user participates in.
     func conversationIds(tenantId: String, userId: String) async throws -> [String]
+    /// Everyone else who shares at least one conversation with the user (who hears of their presence), at most `limit`.
+    func contacts(tenantId: String, userId: String, limit: Int) async throws -> [String]
 
     // MARK: Conversation memory (summaries, agents)
     /// Messages of the conversation, thread replies included, with `seq` above `afterSeq`, oldest first, at most

@@ -229,7 +229,8 @@ public final class EventFeed: EventSubscriber {
         state.withLock { s in
             guard !s.stopped else { return }
             if scope == .allConversations {
-                guard s.members.contains(event.conversationId) else { return }
+                // Presence names its recipients: it belongs to no conversation.
+                guard s.members.contains(event.conversationId) || event.type == .presence else { return }
             }
             if s.replaying {
                 if s.buffer.count >= maxBuffer {
@@ -248,7 +249,7 @@ public final class EventFeed: EventSubscriber {
     private func admit(_ event: ChatEvent, _ s: inout State) {
         guard !s.stopped else { return }
         // Events waiting in the buffer behind a removal are of a conversation the user has left.
-        if scope == .allConversations, !s.members.contains(event.conversationId) { return }
+        if scope == .allConversations, !s.members.contains(event.conversationId), event.type != .presence { return }
         if let id = event.eventId {
             guard id > s.lastId else { return }  // already replayed
             s.lastId = id

@@ -27,9 +27,12 @@ public enum EventType: String, Sendable, CaseIterable {
     case participantRemoved = "participant_removed"
     /// An agent's reply while its model writes it: the text so far (ephemeral, like typing).
     case agentProgress = "agent_progress"
+    /// Someone who shares a conversation with the viewer came online, went away or offline (data:
+    /// `{"userId","status"}`; ephemeral, on "all my conversations" streams; `conversationId` is "").
+    case presence
 
-    /// Durable events are in the event log and carry an `eventId`; typing and agent progress are ephemeral.
-    public var isDurable: Bool { self != .typing && self != .agentProgress }
+    /// Durable events are in the event log and carry an `eventId`; typing, agent progress and presence are ephemeral.
+    public var isDurable: Bool { self != .typing && self != .agentProgress && self != .presence }
 }
 
 /// One realtime event, encoded once: every transport and every subscriber sends these same buffers.
@@ -374,6 +377,16 @@ public enum EventCursor {
 
 /// The `data` of events whose payload is not a whole domain object, written in one place for every store.
 public enum EventPayload {
+    /// `{"status","userId"}`
+    public static func presence(userId: String, status: PresenceStatus) -> [UInt8] {
+        var data: [UInt8] = Array(#"{"status":"#.utf8)
+        JSONText.appendString(status.rawValue, to: &data)
+        data += Array(#","userId":"#.utf8)
+        JSONText.appendString(userId, to: &data)
+        data.append(UInt8(ascii: "}"))
+        return data
+    }
+
     /// `{"userId","messageId","seq"}`
     public static func readReceipt(userId: String, messageId: String, seq: Int64) -> [UInt8] {
         var data: [UInt8] = Array(#"{"userId":"#.utf8)

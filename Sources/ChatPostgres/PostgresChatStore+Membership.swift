@@ -85,3 +85,21 @@ extension PostgresChatStore {
         }
     }
 }
+
+extension PostgresChatStore {
+    public func contacts(tenantId: String, userId: String, limit: Int) async throws -> [String] {
+        try await guarded { [self] in
+            var ids: [String] = []
+            for try await id in try await client.query(
+                """
+                SELECT DISTINCT other.user_id FROM participants mine
+                JOIN participants other ON other.tenant_id = mine.tenant_id AND other.conversation_id = mine.conversation_id
+                WHERE mine.tenant_id = \(tenantId) AND mine.user_id = \(userId) AND other.user_id <> mine.user_id LIMIT \(limit)
+                """, logger: logger
+            ).decode(String.self) {
+                ids.append(id)
+            }
+            return ids
+        }
+    }
+}

@@ -8,7 +8,8 @@ import Synchronization
 /// The cluster bus on LISTEN/NOTIFY, one channel. Notifications are sent after the commit, in statements of their
 /// own: a NOTIFY inside the write transaction would take PostgreSQL's database-wide notify lock at every commit and
 /// serialize the commits of all tenants. Payloads (all well under NOTIFY's 8,000 bytes):
-/// `c <tenantId> <head>` (committed), `e <node> <tenantId> <conversationId> <data>` (ephemeral), `r <hash>` (revoked).
+/// `c <tenantId> <head>` (committed), `e <node> <tenantId> <conversationId> <data>` (ephemeral), `r <hash>` (revoked),
+/// `p <node> <tenantId> <userId>:<status>,…` (a node's view of its people's presence), `a <hash> <1|0>` (away/back).
 public final class PostgresClusterBus: ClusterBus {
     static let channel = "chat_cluster"
     /// Distinguishes this process's own ephemeral broadcasts, which it has already delivered locally.
@@ -36,6 +37,32 @@ public final class PostgresClusterBus: ClusterBus {
         await send(["r \(credentialHash)"])
     }
 
+    /// Presence announcements, grouped by node and tenant into payloads under NOTIFY's limit.
+    public func broadcastPresence(_ announcements: [PresenceAnnouncement]) async {
+        var payloads: [String] = []
+        let groups = Dictionary(grouping: announcements) { "\($0.node) \($0.tenantId)" }
+        for (head, group) in groups {
+            var payload = "p \(head) "
+            var first = true
+            for a in group {
+                let item = "\(a.userId):\(a.status.rawValue)"
+                if payload.utf8.count + item.utf8.count > 7_500 {
+                    payloads.append(payload)
+                    payload = "p \(head) "
+                    first = true
+                }
+                payload += (first ? "" : ",") + item
+                first = false
+            }
+            payloads.append(payload)
+        }
+        if !payloads.isEmpty { await send(payloads) }
+    }
+
+    public func broadcastAway(credentialHash: String, away: Bool) async {
+        await send(["a \(credentialHash) \(away ? 1 : 0)"])
+    }
+
     private func send(_ payloads: [String]) async {
         do {
             try await client.query(
@@ -56,10 +83,15 @@ public struct PostgresClusterService: Service {
     let bus: PostgresClusterBus
     let broker: ClusterBroker
     let revocations: RevocationCenter
+    let presence: PresenceTracker?
     let logger: Logger
     var sweepInterval: Duration = .seconds(1)
 
-    public init(store: PostgresChatStore, bus: PostgresClusterBus, broker: ClusterBroker, revocations: RevocationCenter, logger: Logger) {
+    public init(
+        store: PostgresChatStore, bus: PostgresClusterBus, broker: ClusterBroker, revocations: RevocationCenter, presence: PresenceTracker? = nil,
+        logger: Logger
+    ) {
+        self.presence = presence
         self.settings = store.settings
         self.store = store
         self.bus = bus
@@ -86,6 +118,8 @@ public struct PostgresClusterService: Service {
                 try await broker.sweep()
                 // Every fifth round: the sign-outs whose notification never arrived.
                 if round % 5 == 0 { try await closeRevokedConnections() }
+                // Every tenth: repeat this node's presence view, forget views of nodes that stopped repeating theirs.
+                if round % 10 == 0 { await presence?.tick() }
             } catch {
                 logger.warning("cluster sweep failed", metadata: ["error": "\(error)"])
             }
@@ -155,6 +189,15 @@ public struct PostgresClusterService: Service {
                 type: type, eventId: nil, tenantId: String(parts[2]), conversationId: String(parts[3]), envelope: Array(parts[5].utf8))])
         case "r" where parts.count == 2:
             revocations.revoke(credentialHash: String(parts[1]))
+        case "p" where parts.count == 4:
+            let (node, tenantId) = (String(parts[1]), String(parts[2]))
+            presence?.receive(parts[3].split(separator: ",").compactMap { item in
+                let pair = item.split(separator: ":", maxSplits: 1)
+                guard pair.count == 2, let status = PresenceStatus(rawValue: String(pair[1])) else { return nil }
+                return PresenceAnnouncement(node: node, tenantId: tenantId, userId: String(pair[0]), status: status)
+            })
+        case "a" where parts.count == 3:
+            presence?.applyAway(credentialHash: String(parts[1]), parts[2] == "1")
         default:
             logger.debug("unknown cluster notification", metadata: ["payload": "\(payload.prefix(40))"])
         }

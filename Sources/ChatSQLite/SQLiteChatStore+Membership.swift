@@ -66,3 +66,17 @@ extension SQLiteChatStore {
         }
     }
 }
+
+extension SQLiteChatStore {
+    public func contacts(tenantId: String, userId: String, limit: Int) async throws -> [String] {
+        try read { db in
+            try String.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT DISTINCT other.user_id FROM participants mine
+                    CROSS JOIN participants other ON other.conversation_id = mine.conversation_id
+                    WHERE mine.tenant_id = ? AND mine.user_id = ? AND other.user_id <> mine.user_id LIMIT ?
+                    """),
+                arguments: [tenantId, userId, limit])
+        }
+    }
+}

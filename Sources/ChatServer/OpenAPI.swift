@@ -274,6 +274,23 @@ struct OpenAPIDocument {
                     ])),
                     "nextCursor": ["type": ["string", "null"]],
                 ]))], errors: [400, 401, 404])],
+            "/api/chat/presence": [
+                "get": Self.operation(
+                    "getPresence", "Online, away or offline for each of some people", tags: chat,
+                    parameters: [
+                        Self.queryParam("userIds", ["type": "string", "pattern": "^[A-Za-z0-9_]{1,64}(,[A-Za-z0-9_]{1,64}){0,499}$"], "Comma-separated user ids (at most 500)")
+                            .merging(["required": true]) { $1 },
+                    ],
+                    responses: ["200": Self.reply("Each one's status", Self.object([
+                        "presence": Self.array(Self.object([
+                            "userId": ["type": "string"], "status": ["type": "string", "enum": PresenceStatus.allCases.map(\.rawValue)],
+                        ])),
+                    ]))], errors: [400, 401]),
+                "post": Self.operation(
+                    "setPresence", "Away or back for every connection of this session or token", tags: chat,
+                    body: Self.object(["status": ["type": "string", "enum": ["online", "away"]]]),
+                    responses: ["204": Self.reply("Recorded")], errors: bodyErrors),
+            ],
             "/api/chat/send": ["post": Self.operation(
                 "sendMessage", "Send a message (idempotent per clientMessageId)", tags: chat,
                 body: Self.object([

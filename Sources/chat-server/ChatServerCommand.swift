@@ -154,10 +154,13 @@ struct Serve: AsyncParsableCommand {
             let dependencies = ChatDependencies.make(
                 config, store: store, hub: hub, broker: broker, models: OpenAIBackends(client: .shared), logger: logger)
             dependencies.auth.revocations.forward { hash in await bus.broadcastRevoked(credentialHash: hash) }
+            dependencies.chat.presence.forward { announcements in await bus.broadcastPresence(announcements) }
+            dependencies.chat.presence.forwardAway { hash, away in await bus.broadcastAway(credentialHash: hash, away: away) }
             let app = try await buildApplication(config, dependencies: dependencies, logger: logger)
             announceDemo()
             let cluster = PostgresClusterService(
-                store: store, bus: bus, broker: broker, revocations: dependencies.auth.revocations, logger: logger)
+                store: store, bus: bus, broker: broker, revocations: dependencies.auth.revocations, presence: dependencies.chat.presence,
+                logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [cluster] + (metrics?.services(dependencies, logger: logger) ?? [])
                     + [app, RealtimeDrainService(connections: dependencies.connections, drain: .seconds(drainSeconds))],

@@ -153,6 +153,28 @@ struct ClusterTests {
         #expect(carolOnB.withLock { kinds($0) } == [.participantsAdded, .participantRemoved, .newMessage])
     }
 
+    @Test func presenceOnOneNodeIsKnownAndHeardOnAnother() async throws {
+        let f = try await CoreFixture(.postgres)
+        defer { f.cleanUp() }
+        let a = try await Node(url: f.databaseURL!)
+        let b = try await Node(url: f.databaseURL!)
+        defer { a.stop(); b.stop() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let bobOnB = Recorder()
+        let subscription = b.hub.subscribe(bobOnB, to: .user(tenantId: bob.tenantId, userId: bob.userId))
+        defer { subscription.cancel() }
+        try await Task.sleep(for: .milliseconds(300))  // listeners up
+        let connection = a.chat.presence.connect(alice)
+        #expect(try await eventually { b.chat.presence.status(tenantId: alice.tenantId, userId: alice.userId) == .online })
+        #expect(try await eventually { bobOnB.received.contains { $0.type == .presence && String(buffer: $0.envelope).contains("online") } })
+        // Away through the HTTP API on node B reaches alice's connection on node A.
+        await b.chat.presence.setAway(alice, true)
+        #expect(try await eventually { a.chat.presence.status(tenantId: alice.tenantId, userId: alice.userId) == .away })
+        #expect(try await eventually { b.chat.presence.status(tenantId: alice.tenantId, userId: alice.userId) == .away })
+        connection.end()
+    }
+
     @Test func aNodeThatHearsNothingStillDeliversEverythingThroughItsSweep() async throws {
         let f = try await CoreFixture(.postgres)
         defer { f.cleanUp() }

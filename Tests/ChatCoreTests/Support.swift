@@ -142,7 +142,10 @@ struct Node: Sendable {
         revocations = RevocationCenter()
         let listener: Task<Void, Never>?
         if listening {
-            let service = PostgresClusterService(store: store, bus: bus, broker: broker, revocations: revocations, logger: logger)
+            chat.presence.forward { announcements in await bus.broadcastPresence(announcements) }
+            chat.presence.forwardAway { hash, away in await bus.broadcastAway(credentialHash: hash, away: away) }
+            let service = PostgresClusterService(
+                store: store, bus: bus, broker: broker, revocations: revocations, presence: chat.presence, logger: logger)
             listener = Task { try? await service.run() }
         } else {
             listener = nil

@@ -131,3 +131,43 @@ import Testing
         }
     }
 }
+
+@Suite struct PresenceAPITests {
+    @Test func presenceFromConnectionsReachesOthersAndTheAPI() async throws {
+        try await withApp(.live) { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let dave = try await client.tokenSignIn("globex", "dave")
+            let aliceId = try await client.userId("alice", as: bob)
+            let port = client.port!
+            try await withWebSocket(client, headers: authHeaders(bob)) { bobSocket in
+                bobSocket.send(["type": "join_all"])
+                #expect(await bobSocket.inbox.nextJSON()?["type"].string == "joined")
+                try await withWebSocket(client, headers: authHeaders(alice)) { aliceSocket in
+                    let online = await bobSocket.inbox.nextJSON { $0["type"].string != "presence" }
+                    #expect(online?["data"]["userId"].string == aliceId && online?["data"]["status"].string == "online")
+                    aliceSocket.send(["type": "presence", "status": "away"])
+                    let away = await bobSocket.inbox.nextJSON { $0["type"].string != "presence" }
+                    #expect(away?["data"]["status"].string == "away" && away?["eventId"].isNull == true)
+                    aliceSocket.send(["type": "presence", "status": "asleep"])
+                    #expect(await aliceSocket.inbox.nextJSON()?["code"].string == "invalid_status")
+                    let asked = try await client.call(.get, "/api/chat/presence?userIds=\(aliceId),usr_nobody", as: bob)
+                    #expect(asked.json["presence"].array.map { $0["status"].string } == ["away", "offline"])
+                    // Another tenant learns nothing: alice reads as offline there.
+                    #expect(try await client.call(.get, "/api/chat/presence?userIds=\(aliceId)", as: dave).json["presence"][0]["status"].string == "offline")
+                    // The HTTP way (clients without a WebSocket) applies to every connection of the token.
+                    #expect(try await client.call(.post, "/api/chat/presence", as: alice, json: ["status": "online"]).status == .noContent)
+                    #expect(await bobSocket.inbox.nextJSON { $0["type"].string != "presence" }?["data"]["status"].string == "online")
+                    #expect(try await client.call(.post, "/api/chat/presence", as: alice, json: ["status": "gone"]).status == .badRequest)
+                    #expect(try await client.call(.get, "/api/chat/presence", as: alice).status == .badRequest)
+                }
+            }
+            // SSE streams count as connections too.
+            try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events", headers: headerPairs(dave)) { sse in
+                #expect(await sse.inbox.next()?.contains("connected") == true)
+                let daveId = try await client.userId("dave", as: dave)
+                #expect(try await client.call(.get, "/api/chat/presence?userIds=\(daveId)", as: dave).json["presence"][0]["status"].string == "online")
+            }
+        }
+    }
+}

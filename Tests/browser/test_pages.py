@@ -289,6 +289,31 @@ def test_mentions_complete_with_the_keyboard_mark_the_person_and_count_in_their_
     assert message_with_text(plain, "Ask @carol about <b>it</b>").find_element(By.CSS_SELECTOR, ".mention.me").text == "@carol"
 
 
+def test_presence_shows_in_the_header_and_the_list_and_follows_the_other_browser(server, browsers):
+    pair = new_conversation(server, "", creator="carol", others=("bob",))
+    carol = browsers()
+    login(carol, server, "carol")
+    open_chat(carol, server, pair)
+    wait_live(carol, "ws")
+    bob = browsers()
+    login(bob, server, "bob")
+    open_chat(bob, server, pair)
+    wait_live(bob, "ws")
+    wait(carol, 10).until(lambda d: d.find_element(By.ID, "presence-line").text == "Bob Brown is online")
+    dot = carol.find_element(By.CSS_SELECTOR, f'[data-conversation-id="{pair}"] .presence-dot')
+    assert dot.get_attribute("data-status") == "online" and dot.get_attribute("aria-label") == "Bob Brown is online"
+    screenshot(carol, "presence-desktop")
+    # Bob closes his browser: after the grace (a reload is not "offline"), Carol sees him go.
+    bob.quit()
+    wait(carol, 25).until(lambda d: d.find_element(By.ID, "presence-line").text == "Bob Brown is offline")
+    assert carol.find_element(By.CSS_SELECTOR, f'[data-conversation-id="{pair}"] .presence-dot').get_attribute("data-status") == "offline"
+    # A page rendered now shows the same, without JavaScript.
+    plain = browsers(javascript=False)
+    login(plain, server, "carol")
+    open_chat(plain, server, pair)
+    assert plain.find_element(By.ID, "presence-line").text == "Bob Brown is offline"
+
+
 def test_summary_panel_opens_from_the_chat_and_the_page_works_without_javascript(server, browsers):
     conversation = new_conversation(server, "Launch plan", others=("bob",))
     for who, text in (("alice", "The launch checklist is ready for review in the wiki."),

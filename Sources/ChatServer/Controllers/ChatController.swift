@@ -45,6 +45,8 @@ struct ChatController {
         group.patch(":conversationId", use: rename)
         group.get(":conversationId/summary", use: summary)
         group.get("search", use: search)
+        group.get("presence", use: presence)
+        group.post("presence", use: setPresence)
         group.patch("messages/:messageId", use: edit)
         group.delete("messages/:messageId", use: delete)
         group.put("messages/:messageId/reactions/:emoji") { try await react($0, $1, on: true) }
@@ -102,6 +104,35 @@ struct ChatController {
         let caller = try context.requirePrincipal()
         try await chat.removeMember(
             caller, conversationId: try context.parameters.require("conversationId"), userId: try context.parameters.require("userId"))
+        return Response(status: .noContent)
+    }
+
+    struct PresenceEntry: Encodable {
+        let userId: String
+        let status: PresenceStatus
+    }
+    struct PresenceBody: Encodable { let presence: [PresenceEntry] }
+    struct SetPresenceBody: Decodable { let status: String }
+
+    /// `?userIds=a,b,c`: each one's status (anyone outside the caller's tenant reads as offline).
+    @Sendable func presence(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        guard let list = request.uri.queryParameters.get("userIds") else {
+            throw ChatError.badRequest("`userIds` (comma-separated) is required.", code: "missing_field")
+        }
+        let ids = list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard ids.allSatisfy(Identifier.isPlausible) else {
+            throw ChatError.badRequest("`userIds` is a comma-separated list of user ids.", code: "invalid_user_ids")
+        }
+        let found = try chat.presence(caller, userIds: ids)
+        return try JSONResponse.make(PresenceBody(presence: found.map { PresenceEntry(userId: $0.userId, status: $0.status) }))
+    }
+
+    /// Away or back, for every connection of the caller's session or token (clients without a WebSocket).
+    @Sendable func setPresence(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let body = try await request.decodeJSON(SetPresenceBody.self, limit: maxBodyBytes)
+        await chat.presence.setAway(caller, try PresenceInput.away(body.status))
         return Response(status: .noContent)
     }
 

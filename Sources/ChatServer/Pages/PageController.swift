@@ -217,6 +217,13 @@ struct PageController {
         page["title"] = ConversationText.title(conversation, viewerId: principal.userId)
         page["participantNames"] = ConversationText.people(conversation)
         page["participantCount"] = conversation.participantCount
+        page["presenceLine"] = PresenceView.headerLine(conversation, viewerId: principal.userId) {
+            chat.presence.status(tenantId: principal.tenantId, userId: $0)
+        }
+        let others = conversation.participants.filter { $0.id != principal.userId }
+        page["presenceStatuses"] = others.map { "\($0.id):\(chat.presence.status(tenantId: principal.tenantId, userId: $0.id).rawValue)" }
+            .joined(separator: " ")
+        if conversation.participantCount == 2, let other = others.first { page["pairName"] = other.displayName }
         page["closed"] = conversation.isClosed
         var shown = history.messages
         var thread: ChatCore.Thread? = nil
@@ -404,7 +411,9 @@ struct PageController {
         let now = Timestamp.now()
         var sidebar: [String: Any] = [
             "conversations": page.conversations.map {
-                ConversationItemView($0, lastMessage: last[$0.id], viewerId: principal.userId, activeId: activeId, now: now)
+                ConversationItemView(
+                    $0, lastMessage: last[$0.id], viewerId: principal.userId, activeId: activeId, now: now,
+                    presence: { chat.presence.status(tenantId: principal.tenantId, userId: $0) })
             },
             "hasConversations": !page.conversations.isEmpty,
         ]

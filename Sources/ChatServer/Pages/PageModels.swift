@@ -124,8 +124,13 @@ struct ConversationItemView {
     let hasMentions: Bool
     let closed: Bool
     let active: Bool
+    /// A conversation of two: the other person, whose presence the list shows.
+    let presence: PresenceView?
 
-    init(_ conversation: Conversation, lastMessage: Message?, viewerId: String, activeId: String?, now: Timestamp) {
+    init(
+        _ conversation: Conversation, lastMessage: Message?, viewerId: String, activeId: String?, now: Timestamp,
+        presence status: (String) -> PresenceStatus = { _ in .offline }
+    ) {
         id = conversation.id
         displayTitle = ConversationText.title(conversation, viewerId: viewerId)
         participantNames = ConversationText.people(conversation)
@@ -147,6 +152,33 @@ struct ConversationItemView {
         hasMentions = conversation.mentionCount > 0
         closed = conversation.isClosed
         active = conversation.id == activeId
+        if conversation.participantCount == 2, let other = conversation.participants.first(where: { $0.id != viewerId }) {
+            presence = PresenceView(other, status(other.id))
+        } else {
+            presence = nil
+        }
+    }
+}
+
+/// Someone's presence as a dot with its words (the dot is never the only sign: the label says it).
+struct PresenceView {
+    let userId: String
+    let status: String
+    let label: String
+
+    init(_ user: User, _ status: PresenceStatus) {
+        userId = user.id
+        self.status = status.rawValue
+        label = "\(user.displayName) is \(status.rawValue)"
+    }
+
+    /// The chat header's line: the other person's status in a conversation of two, how many others are online in
+    /// a bigger one (of the listed participants).
+    static func headerLine(_ conversation: Conversation, viewerId: String, status: (String) -> PresenceStatus) -> String {
+        let others = conversation.participants.filter { $0.id != viewerId }
+        if conversation.participantCount == 2, let other = others.first { return "\(other.displayName) is \(status(other.id).rawValue)" }
+        let online = others.filter { status($0.id) == .online }.count
+        return online == 0 ? "Nobody else online" : "\(online) online"
     }
 }
 

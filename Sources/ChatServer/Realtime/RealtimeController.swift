@@ -62,6 +62,8 @@ struct RealtimeController {
             try await connections.withClientQueue(
                 capacity: settings.queueCapacity, maxBytes: settings.queueBytes, channel: channel, principal: principal, revocations: auth.revocations
             ) { queue in
+                let presence = chat.presence.connect(principal)
+                defer { presence.end() }
                 let feed = EventFeed(
                     chat: chat, principal: principal, scope: scope,
                     pace: { await queue.waitForRoom(atMost: max(0, settings.queueCapacity / 2 - 500)) }
@@ -159,6 +161,9 @@ struct RealtimeController {
             return collected.pendingCount < maxEvents
         }
         defer { feed.stop() }
+        // A held poll is a live connection; the grace before "offline" covers the moment between two polls.
+        let presence = chat.presence.connect(principal)
+        defer { presence.end() }
         try await feed.start(after: cursor)
 
         var items: [FeedItem] = []

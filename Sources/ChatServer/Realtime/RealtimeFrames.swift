@@ -11,6 +11,7 @@ struct ClientFrame: Decodable {
     let threadParentId: String?
     let clientMessageId: String?
     let messageId: String?
+    let status: String?
 }
 
 extension ClientFrame {
@@ -23,6 +24,7 @@ extension ClientFrame {
         threadParentId = text("threadParentId")
         clientMessageId = text("clientMessageId")
         messageId = text("messageId")
+        status = text("status")
     }
 
     /// Decodes a frame. Flat objects of strings, numbers, booleans and nulls (every frame of API.md) are read by

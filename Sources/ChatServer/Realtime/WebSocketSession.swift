@@ -26,6 +26,8 @@ final class WebSocketSession: Sendable {
     /// frames without bound; TCP then pushes back on the client).
     let channel: any Channel
     private let state = Mutex(State())
+    /// The connection counts toward its person's presence until it closes.
+    private let presence: PresenceTracker.Connection
     static let inboxHigh = 32
     static let inboxLow = 8
 
@@ -36,6 +38,7 @@ final class WebSocketSession: Sendable {
         self.outbox = outbox
         self.channel = channel
         self.logger = logger
+        self.presence = chat.presence.connect(principal)
     }
 
     /// Takes a text frame from the connection (on its event loop); frames are handled in arrival order.
@@ -72,6 +75,7 @@ final class WebSocketSession: Sendable {
     /// Leaves every room; frames still waiting are dropped.
     func stop() {
         let feeds = state.withLock { s -> [EventFeed] in
+            if !s.stopped { presence.end() }
             s.stopped = true
             s.inbox = []
             defer { s.rooms = [:] }
@@ -130,6 +134,8 @@ final class WebSocketSession: Sendable {
                 }
             case "typing":
                 try await chat.typing(principal, conversationId: try required(frame.conversationId, "conversationId"))
+            case "presence":
+                presence.setAway(try PresenceInput.away(try required(frame.status, "status")))
             case "read_receipt":
                 try await chat.markRead(
                     principal, conversationId: try required(frame.conversationId, "conversationId"),
