@@ -99,6 +99,7 @@ function applyMessageState(li, message) {
   content.classList.toggle('tombstone', deleted);
   if (deleted) content.textContent = 'message deleted';
   else renderContent(content, message);
+  renderAttachments(li, deleted ? [] : (message.attachments || []));
   const mentionsMe = !deleted && (message.mentions || []).includes(me);
   li.classList.toggle('mentions-me', mentionsMe);
   const mentionBadge = $('.mention-badge', li);
@@ -119,6 +120,48 @@ function applyMessageState(li, message) {
     $('.edit-link', actions).href = `/chat/${message.conversationId}/messages/${message.id}/edit`;
     $('.delete-form', actions).action = `/chat/${message.conversationId}/messages/${message.id}/delete`;
     $('input[name="_csrf"]', actions).value = csrf;
+  }
+}
+
+// Files: images as previews, anything else as a download link.
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1048576) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}
+function renderAttachments(li, attachments) {
+  let list = $('.attachments', li);
+  if (!list) {
+    if (!attachments.length) return;
+    list = document.createElement('ul');
+    list.className = 'attachments';
+    list.setAttribute('aria-label', 'Attachments');
+    $('.content', li).after(list);
+  }
+  list.textContent = '';
+  list.hidden = attachments.length === 0;
+  for (const file of attachments) {
+    const item = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = `/api/chat/files/${encodeURIComponent(file.id)}`;
+    if (file.contentType.startsWith('image/')) {
+      link.className = 'attachment-image';
+      const img = document.createElement('img');
+      img.src = link.href;
+      img.alt = file.name;
+      img.loading = 'lazy';
+      link.append(img);
+      item.append(link);
+    } else {
+      link.className = 'attachment-file';
+      link.download = '';
+      link.textContent = file.name;
+      const size = document.createElement('span');
+      size.className = 'muted small';
+      size.textContent = sizeText(file.size);
+      item.append(link, ' ', size);
+    }
+    list.append(item);
   }
 }
 
@@ -920,9 +963,14 @@ function send(payload) {
 function wireComposer(form, list, threadParentId) {
   if (!form) return;
   const textarea = $('textarea', form);
+  const fileInput = $('input[type="file"]', form);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const content = textarea.value;
+    if (fileInput && fileInput.files.length) {
+      sendFiles(form, fileInput, list);
+      return;
+    }
     if (!content.trim() || textarea.disabled) return;
     const clientMessageId = crypto.randomUUID();
     addPending(list, content, clientMessageId, threadParentId);
@@ -942,6 +990,30 @@ function wireComposer(form, list, threadParentId) {
     lastTyping = now;
     if (!live.send({ type: 'typing', conversationId })) api('POST', `/api/chat/${conversationId}/typing`).catch(() => {});
   });
+}
+
+// A message with files goes over HTTP (multipart), then shows like any other.
+async function sendFiles(form, fileInput, list) {
+  const data = new FormData(form);
+  const clientMessageId = crypto.randomUUID();
+  data.set('clientMessageId', clientMessageId);
+  data.delete('_csrf');
+  const names = Array.from(fileInput.files, (f) => f.name).join(', ');
+  const content = $('textarea', form).value.trim() ? $('textarea', form).value : names;
+  data.set('content', content);
+  addPending(list, content, clientMessageId, null);
+  $('textarea', form).value = '';
+  fileInput.value = '';
+  try {
+    const response = await fetch(`/api/chat/${conversationId}/messages`, {
+      method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf }, body: data,
+    });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error?.message || `HTTP ${response.status}`);
+    acknowledge({ clientMessageId, message: body.message });
+  } catch (error) {
+    failPending(clientMessageId, error.message);
+  }
 }
 
 // ---------- read receipts: when a message is on screen ----------

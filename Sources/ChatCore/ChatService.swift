@@ -8,6 +8,9 @@ public struct ChatLimits: Sendable {
     public var maxClientMessageIdLength = 128
     public var defaultPageSize = 50
     public var maxPageSize = 200
+    public var files = FileRules.Limits()
+    /// The most an upload request may carry: every file at its limit, and the fields.
+    public var maxUploadBytes: Int { files.maxFilesPerMessage * files.maxFileBytes + 256 * 1024 }
 
     public init() {}
 }
@@ -200,15 +203,21 @@ public struct ChatService: Sendable {
 
     /// Sends a message (or, with `threadParentId`, a thread reply). Returns the message and whether it is new.
     public func send(
-        _ caller: Principal, conversationId: String?, content: String, threadParentId: String?, clientMessageId: String?
+        _ caller: Principal, conversationId: String?, content: String, threadParentId: String?, clientMessageId: String?,
+        files: [NewFile] = []
     ) async throws -> (Message, created: Bool) {
+        guard files.count <= limits.files.maxFilesPerMessage else {
+            throw ChatError.badRequest("At most \(limits.files.maxFilesPerMessage) files per message.", code: "too_many_files")
+        }
+        // A message of files alone says which files.
+        let content = files.isEmpty || !InputRules.isBlank(content) ? content : files.map(\.name).joined(separator: ", ")
         try validate(content: content)
         try validate(clientMessageId: clientMessageId)
         if let conversationId, !Identifier.isPlausible(conversationId) { throw ChatError.notFound("conversation") }
         if let threadParentId, !Identifier.isPlausible(threadParentId) { throw ChatError.notFound("message") }
         let applied = try await commits.submit(.sendMessage(NewMessage(
             tenantId: caller.tenantId, senderId: caller.userId, conversationId: conversationId,
-            threadParentId: threadParentId, content: content, clientMessageId: clientMessageId)))
+            threadParentId: threadParentId, content: content, clientMessageId: clientMessageId, files: files)))
         guard case .message(let message, let created) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
         sendObservers.notify(message)
         return (message, created)
@@ -288,6 +297,13 @@ public struct ChatService: Sendable {
             .changeMembers(tenantId: caller.tenantId, actorId: caller.userId, conversationId: conversationId, change: change))
         guard case .conversation(let conversation) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
         return conversation
+    }
+
+    /// A file of a message the caller can see; 404 otherwise (also once the message is deleted).
+    public func file(_ caller: Principal, id: String) async throws -> StoredFile {
+        guard Identifier.isPlausible(id), let file = try await store.file(tenantId: caller.tenantId, id: id, viewerId: caller.userId)
+        else { throw ChatError.notFound("file") }
+        return file
     }
 
     public func markRead(_ caller: Principal, conversationId: String, messageId: String) async throws {

@@ -51,14 +51,20 @@ public struct NewMessage: Sendable {
     public var threadParentId: String?
     public var content: String
     public var clientMessageId: String?
+    /// Checked files to attach (`FileRules.accept`), stored in the same transaction.
+    public var files: [NewFile]
 
-    public init(tenantId: String, senderId: String, conversationId: String?, threadParentId: String?, content: String, clientMessageId: String?) {
+    public init(
+        tenantId: String, senderId: String, conversationId: String?, threadParentId: String?, content: String, clientMessageId: String?,
+        files: [NewFile] = []
+    ) {
         self.tenantId = tenantId
         self.senderId = senderId
         self.conversationId = conversationId
         self.threadParentId = threadParentId
         self.content = content
         self.clientMessageId = clientMessageId
+        self.files = files
     }
 }
 
@@ -184,6 +190,8 @@ public protocol ChatStore: Sendable {
     func settleTokens(tenantId: String, agentId: String, day: String, delta: Int) async throws
     /// Tokens used (or reserved) on `day`.
     func tokensUsed(tenantId: String, agentId: String, day: String) async throws -> Int
+    /// A file of a message in a conversation the viewer takes part in (nil otherwise, and once the message is deleted).
+    func file(tenantId: String, id: String, viewerId: String) async throws -> StoredFile?
     /// The message a sender stored under `clientMessageId` in the conversation, if any.
     func message(tenantId: String, conversationId: String, senderId: String, clientMessageId: String) async throws -> Message?
 

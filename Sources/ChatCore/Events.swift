@@ -223,7 +223,20 @@ extension JSONText {
 
     /// Appends a message's JSON (see `message(_:)`).
     public static func appendMessage(_ m: Message, to out: inout [UInt8]) {
-        appendRaw(#"{"clientMessageId":"#, to: &out)
+        appendRaw(#"{"attachments":["#, to: &out)
+        for (index, a) in m.attachments.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendRaw(#"{"contentType":"#, to: &out)
+            appendString(a.contentType, to: &out)
+            appendRaw(#","id":"#, to: &out)
+            appendString(a.id, to: &out)
+            appendRaw(#","name":"#, to: &out)
+            appendString(a.name, to: &out)
+            appendRaw(#","size":"#, to: &out)
+            appendInteger(Int64(a.size), to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        appendRaw(#"],"clientMessageId":"#, to: &out)
         optional(m.clientMessageId, to: &out)
         appendRaw(#","content":"#, to: &out)
         appendString(m.content, to: &out)

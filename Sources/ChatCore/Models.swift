@@ -145,6 +145,8 @@ public struct Message: Sendable, Equatable, Codable {
     public var reactions: [Reaction] = []
     /// Ids of the participants its content mentions (`@username`), in the order first mentioned.
     public var mentions: [String] = []
+    /// Files attached when it was sent (none once deleted).
+    public var attachments: [Attachment] = []
 
     public init(
         id: String, tenantId: String, conversationId: String, senderId: String, sender: User, threadParentId: String?,
@@ -168,7 +170,7 @@ public struct Message: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, tenantId, conversationId, senderId, sender, threadParentId, content, createdAt, seq, replyCount, clientMessageId
-        case editedAt, deletedAt, reactions, mentions
+        case editedAt, deletedAt, reactions, mentions, attachments
     }
 
     // Messages in events logged before edits existed carry neither time.
@@ -184,6 +186,7 @@ public struct Message: Sendable, Equatable, Codable {
             editedAt: try c.decodeIfPresent(Timestamp.self, forKey: .editedAt), deletedAt: try c.decodeIfPresent(Timestamp.self, forKey: .deletedAt))
         reactions = try c.decodeIfPresent([Reaction].self, forKey: .reactions) ?? []
         mentions = try c.decodeIfPresent([String].self, forKey: .mentions) ?? []
+        attachments = try c.decodeIfPresent([Attachment].self, forKey: .attachments) ?? []
     }
 
     public var isDeleted: Bool { deletedAt != nil }
@@ -205,6 +208,7 @@ public struct Message: Sendable, Equatable, Codable {
         try c.encode(deletedAt, forKey: .deletedAt)
         try c.encode(reactions, forKey: .reactions)
         try c.encode(mentions, forKey: .mentions)
+        try c.encode(attachments, forKey: .attachments)
     }
 }
 

@@ -1,10 +1,11 @@
 /// Rows moving from one store to another (`chat-server migrate-data`): table by table in an order that satisfies
 /// every foreign key, with ids, `seq`, event ids and credentials unchanged, so clients, cursors and sessions survive.
 public enum StoreTransfer {
-    /// One value of a column; both stores keep text and 64-bit integers.
+    /// One value of a column; both stores keep text, 64-bit integers and bytes.
     public enum Value: Sendable, Equatable {
         case text(String)
         case integer(Int64)
+        case bytes([UInt8])
         case null
     }
 
@@ -31,10 +32,11 @@ public enum StoreTransfer {
         ("credentials", ["hash", "tenant_id", "user_id", "method", "csrf_token", "created_at", "expires_at"]),
         ("conversations", ["id", "tenant_id", "title", "created_by", "created_at", "updated_at", "last_message_at", "closed_at", "last_seq", "participant_count"]),
         ("participants", ["tenant_id", "conversation_id", "user_id", "joined_at", "last_read_seq", "last_read_message_id"]),
-        ("messages", ["id", "tenant_id", "conversation_id", "sender_id", "thread_parent_id", "content", "created_at", "seq", "reply_count", "client_message_id", "edited_at", "deleted_at", "mention_ids"]),
+        ("messages", ["id", "tenant_id", "conversation_id", "sender_id", "thread_parent_id", "content", "created_at", "seq", "reply_count", "client_message_id", "edited_at", "deleted_at", "mention_ids", "attachments"]),
         ("events", ["id", "tenant_id", "conversation_id", "type", "data", "created_at"]),
         ("reactions", ["tenant_id", "message_id", "emoji", "user_id", "created_at"]),
         ("mentions", ["tenant_id", "message_id", "user_id", "conversation_id", "seq"]),
+        ("files", ["tenant_id", "id", "message_id", "conversation_id", "name", "content_type", "size", "data", "created_at"]),
         ("conversation_memory", ["tenant_id", "conversation_id", "kind", "through_seq", "body", "updated_at"]),
     ]
 

@@ -7,7 +7,7 @@ import PostgresNIO
 enum Rows {
     static let messageColumns = """
         m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-        m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, m.mention_ids, u.username, u.display_name, u.is_bot
+        m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, m.mention_ids, m.attachments, u.username, u.display_name, u.is_bot
         """
     static let messageFrom = "FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id"
 
@@ -50,6 +50,7 @@ enum Rows {
             editedAt: try row.value("edited_at", Int64?.self).map(Timestamp.init(milliseconds:)),
             deletedAt: try row.value("deleted_at", Int64?.self).map(Timestamp.init(milliseconds:)))
         if let ids = try row.value("mention_ids", String?.self) { message.mentions = ids.split(separator: " ").map(String.init) }
+        if let attachments = try row.value("attachments", String?.self) { message.attachments = FileRules.decode(attachments) }
         return message
     }
 

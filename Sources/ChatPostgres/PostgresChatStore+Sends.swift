@@ -110,6 +110,7 @@ extension PostgresChatStore {
         results.reserveCapacity(sends.count)
         var inserts: [(message: Message, event: ChatEvent, data: String)] = []
         var replies: [String: Int32] = [:]  // "tenant/root" -> new replies
+        var files: [(message: Message, files: [NewFile])] = []
         for (index, (send, target)) in zip(sends, targets).enumerated() {
             let key = target.map { send.tenantId + "/" + $0 }
             guard let target, let key, let state = conversations[key], state.participants.contains(send.senderId) else {
@@ -136,6 +137,10 @@ extension PostgresChatStore {
                 sender: sender, threadParentId: rootId, content: send.content, createdAt: now, seq: seq, replyCount: 0,
                 clientMessageId: send.clientMessageId)
             message.mentions = mentionSets[index]
+            message.attachments = send.files.map {
+                Attachment(id: Identifier.make("fil", at: now), name: $0.name, contentType: $0.contentType, size: $0.data.count)
+            }
+            if !send.files.isEmpty { files.append((message, send.files)) }
             if let clientMessageId = send.clientMessageId { existing[target + "/" + send.senderId + "/" + clientMessageId] = message }
             if let rootId { replies[send.tenantId + "/" + rootId, default: 0] += 1 }
             let data = JSONText.message(message)
@@ -150,17 +155,31 @@ extension PostgresChatStore {
         let messages = inserts.map(\.message)
         try await db.run(PostgresQuery(
             unsafeSQL: """
-                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids)
-                SELECT i, t, c, s, NULLIF(p, ''), x, a, q, NULLIF(k, ''), NULLIF(n, '')
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
-                  AS m(i, t, c, s, p, x, a, q, k, n)
+                INSERT INTO messages (
+                    id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids, attachments)
+                SELECT i, t, c, s, NULLIF(p, ''), x, a, q, NULLIF(k, ''), NULLIF(n, ''), NULLIF(f, '')
+                FROM unnest(
+                    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
+                    $11::text[])
+                  AS m(i, t, c, s, p, x, a, q, k, n, f)
                 """,
             // No id, clientMessageId or mention list is ever empty: '' stands for NULL in the arrays.
             binds: try bindings(
                 messages.map(\.id), messages.map(\.tenantId), messages.map(\.conversationId), messages.map(\.senderId),
                 messages.map { $0.threadParentId ?? "" }, messages.map(\.content), messages.map { $0.createdAt.milliseconds },
-                messages.map(\.seq), messages.map { $0.clientMessageId ?? "" }, messages.map { $0.mentions.joined(separator: " ") })))
+                messages.map(\.seq), messages.map { $0.clientMessageId ?? "" }, messages.map { $0.mentions.joined(separator: " ") },
+                messages.map { FileRules.encode($0.attachments) ?? "" })))
         try await insertMentionRows(db, messages)
+        for (message, newFiles) in files {
+            for (file, attachment) in zip(newFiles, message.attachments) {
+                try await db.run(
+                    """
+                    INSERT INTO files (tenant_id, id, message_id, conversation_id, name, content_type, size, data, created_at)
+                    VALUES (\(message.tenantId), \(attachment.id), \(message.id), \(message.conversationId), \(attachment.name),
+                            \(attachment.contentType), \(attachment.size), \(ByteBuffer(bytes: file.data)), \(now.milliseconds))
+                    """)
+            }
+        }
         let events = inserts.map(\.event)
         try await db.run(PostgresQuery(
             unsafeSQL: """

@@ -30,6 +30,7 @@ extension PostgresChatStore: TransferTarget {
                             switch value {
                             case .text(let text): bindings.append(text)
                             case .integer(let number): bindings.append(number)
+                            case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
                             case .null: bindings.appendNull()
                             }
                         }

@@ -224,10 +224,14 @@ extension PostgresChatStore {
             guard !message.isDeleted else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
             try await db.run(
                 """
-                UPDATE messages SET content = \(MessageChange.tombstoneContent), deleted_at = \(now.milliseconds), mention_ids = NULL
+                UPDATE messages SET content = \(MessageChange.tombstoneContent), deleted_at = \(now.milliseconds), mention_ids = NULL,
+                       attachments = NULL
                 WHERE tenant_id = \(tenantId) AND id = \(messageId)
                 """)
             try await db.run("DELETE FROM mentions WHERE tenant_id = \(tenantId) AND message_id = \(messageId)")
+            // Deleting the message deletes its files.
+            try await db.run("DELETE FROM files WHERE tenant_id = \(tenantId) AND message_id = \(messageId)")
+            message.attachments = []
             message.content = ""
             message.deletedAt = now
             message.mentions = []

@@ -212,6 +212,24 @@ enum PostgresSchema {
             );
             CREATE INDEX mentions_by_user ON mentions (tenant_id, user_id, conversation_id, seq)
             """),
+        // Files: the bytes in the database, so every node serves them; the message keeps the list it shows.
+        (11, """
+            ALTER TABLE messages ADD COLUMN attachments TEXT;
+            CREATE TABLE files (
+                tenant_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                content_type TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                data BYTEA NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, message_id) REFERENCES messages(tenant_id, id) ON DELETE CASCADE
+            );
+            CREATE INDEX files_by_message ON files (tenant_id, message_id)
+            """),
     ]
 
     /// Work a migration needs beyond SQL, run in its transaction.

@@ -1,3 +1,4 @@
+import Foundation
 import ChatCore
 import GRDB
 
@@ -31,6 +32,8 @@ extension SQLiteChatStore: TransferSource {
                     columns.map { column -> StoreTransfer.Value in
                         switch row[column] as DatabaseValue {
                         case let value where value.isNull: .null
+                        case let value where { if case .blob = value.storage { true } else { false } }():
+                            .bytes(Array(Data.fromDatabaseValue(value) ?? Data()))
                         case let value: Int64.fromDatabaseValue(value).map(StoreTransfer.Value.integer)
                             ?? .text(String.fromDatabaseValue(value) ?? "")
                         }

@@ -458,14 +458,19 @@ public final class SQLiteChatStore: ChatStore {
         try db.cachedStatement(sql: "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE id = ?")
             .execute(arguments: [seq, now.milliseconds, now.milliseconds, conversationId])
         let mentions = try resolveMentions(db, tenantId: tenantId, conversationId: conversationId, content: new.content)
+        let attachments = new.files.map { Attachment(id: Identifier.make("fil", at: now), name: $0.name, contentType: $0.contentType, size: $0.data.count) }
         try db.cachedStatement(sql: """
-                INSERT INTO messages (id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO messages (
+                    id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids, attachments)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             .execute(arguments: [
                 id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId,
-                mentions.isEmpty ? nil : mentions.joined(separator: " "),
+                mentions.isEmpty ? nil : mentions.joined(separator: " "), FileRules.encode(attachments),
             ])
+        if !new.files.isEmpty {
+            try insertFiles(db, tenantId: tenantId, messageId: id, conversationId: conversationId, files: new.files, as: attachments, now: now)
+        }
         if !mentions.isEmpty {
             try insertMentionRows(db, tenantId: tenantId, messageId: id, conversationId: conversationId, seq: seq, senderId: new.senderId, mentions: mentions)
         }
@@ -476,6 +481,7 @@ public final class SQLiteChatStore: ChatStore {
             id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
             threadParentId: rootId, content: new.content, createdAt: now, seq: seq, replyCount: 0, clientMessageId: new.clientMessageId)
         message.mentions = mentions
+        message.attachments = attachments
         let event = try appendEvent(db, type: .newMessage, tenantId: tenantId, conversationId: conversationId, data: JSONText.message(message), now: now)
         return AppliedWrite(outcome: .message(message, created: true), events: [event])
     }
@@ -530,9 +536,12 @@ public final class SQLiteChatStore: ChatStore {
         } else {
             guard !message.isDeleted else { return AppliedWrite(outcome: .changed(message, changed: false), events: []) }
             try db.execute(
-                sql: "UPDATE messages SET content = ?, deleted_at = ?, mention_ids = NULL WHERE tenant_id = ? AND id = ?",
+                sql: "UPDATE messages SET content = ?, deleted_at = ?, mention_ids = NULL, attachments = NULL WHERE tenant_id = ? AND id = ?",
                 arguments: [MessageChange.tombstoneContent, now.milliseconds, tenantId, messageId])
             try db.execute(sql: "DELETE FROM mentions WHERE tenant_id = ? AND message_id = ?", arguments: [tenantId, messageId])
+            // Deleting the message deletes its files.
+            try db.execute(sql: "DELETE FROM files WHERE tenant_id = ? AND message_id = ?", arguments: [tenantId, messageId])
+            message.attachments = []
             message.content = ""
             message.deletedAt = now
             message.mentions = []
@@ -683,7 +692,7 @@ public final class SQLiteChatStore: ChatStore {
 
     static let messageSelect = """
         SELECT m.id, m.tenant_id, m.conversation_id, m.sender_id, m.thread_parent_id, m.content, m.created_at, m.seq,
-               m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, m.mention_ids, u.username, u.display_name, u.is_bot
+               m.reply_count, m.client_message_id, m.edited_at, m.deleted_at, m.mention_ids, m.attachments, u.username, u.display_name, u.is_bot
         FROM messages m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.sender_id
         """
 
@@ -718,6 +727,7 @@ public final class SQLiteChatStore: ChatStore {
             clientMessageId: row["client_message_id"], editedAt: (row["edited_at"] as Int64?).map(Timestamp.init(milliseconds:)),
             deletedAt: (row["deleted_at"] as Int64?).map(Timestamp.init(milliseconds:)))
         if let ids = row["mention_ids"] as String? { message.mentions = ids.split(separator: " ").map(String.init) }
+        if let attachments = row["attachments"] as String? { message.attachments = FileRules.decode(attachments) }
         return message
     }
 

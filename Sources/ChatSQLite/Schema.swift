@@ -231,6 +231,27 @@ enum Schema {
                 CREATE INDEX mentions_by_user ON mentions(tenant_id, user_id, conversation_id, seq);
                 """)
         }
+        // Files: the bytes in the database (a backup holds them, nothing else to copy), a row per file; the message
+        // keeps the list it shows (`attachments`, JSON) so that reads need no join.
+        migrator.registerMigration("v10-files") { db in
+            try db.execute(sql: """
+                ALTER TABLE messages ADD COLUMN attachments TEXT;
+                CREATE TABLE files (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (tenant_id, id),
+                    FOREIGN KEY (tenant_id, message_id) REFERENCES messages(tenant_id, id) ON DELETE CASCADE
+                );
+                CREATE INDEX files_by_message ON files(tenant_id, message_id);
+                """)
+        }
         return migrator
     }
 }

@@ -133,6 +133,9 @@ struct OpenAPIDocument {
             "CloseIt": Self.link("closeConversation", "conversationId", "$response.body#/conversation/id"),
             "ReopenIt": Self.link("reopenConversation", "conversationId", "$response.body#/conversation/id"),
             "TypeInIt": Self.link("typing", "conversationId", "$response.body#/conversation/id"),
+            "SendFilesToIt": Self.link("sendMessageWithFiles", "conversationId", "$response.body#/conversation/id"),
+            "RenameIt": Self.link("renameConversation", "conversationId", "$response.body#/conversation/id"),
+            "AddPeopleToIt": Self.link("addMembers", "conversationId", "$response.body#/conversation/id"),
         ]
         let messageLinks: JSON = [
             "ReadItsThread": Self.link("getThread", "messageId", "$response.body#/message/id"),
@@ -144,6 +147,26 @@ struct OpenAPIDocument {
                 "requestBody": ["messageId": "$response.body#/message/id"],
             ] as JSON,
         ]
+        // Files: each a text (UTF-8 without control characters, read as text/plain) or the bytes of a PNG, JPEG,
+        // GIF, WebP image or a PDF, which a schema cannot spell: the schema gives the text form.
+        var upload = Self.operation(
+            "sendMessageWithFiles", "Send a message with up to \(limits.files.maxFilesPerMessage) files (multipart/form-data)", tags: chat,
+            parameters: [Self.pathParam("conversationId")],
+            responses: [
+                "201": Self.reply("Stored, with its attachments", messageReply),
+                "200": Self.reply("Already stored under this clientMessageId", messageReply),
+            ],
+            errors: bodyErrors + [409],
+            links: messageLinks.merging(["DownloadItsFile": Self.link("downloadFile", "fileId", "$response.body#/message/attachments/0/id")]) { $1 })
+        upload["requestBody"] = ["required": true, "content": ["multipart/form-data": ["schema": Self.object([
+            "content": content,
+            "clientMessageId": ["type": "string", "minLength": 1, "maxLength": limits.maxClientMessageIdLength, "pattern": InputRules.noControlPattern],
+            "threadParentId": Self.id,
+            "file": Self.array(
+                ["type": "string", "minLength": 1, "maxLength": limits.files.maxFileBytes, "pattern": "^[^\\u0000-\\u0008\\u000B\\u000E-\\u001F]+$"],
+                maxItems: limits.files.maxFilesPerMessage),
+        ], required: ["content"])]]]
+        let uploadOperation = upload
         let paths: JSON = [
             "/api/auth/login": ["post": Self.operation(
                 "login", "Sign in with a cookie session (a session cookie already present is neither needed nor ended)",
@@ -301,7 +324,15 @@ struct OpenAPIDocument {
                     "200": Self.reply("Already stored under this clientMessageId", messageReply),
                 ],
                 errors: bodyErrors + [409], links: messageLinks)],
-            "/api/chat/{conversationId}/messages": ["get": Self.operation(
+            "/api/chat/files/{fileId}": ["get": Self.operation(
+                "downloadFile", "A file of a message in one of the caller's conversations", tags: chat,
+                parameters: [Self.pathParam("fileId")],
+                responses: ["200": [
+                    "description": "The file, with its type read from its bytes, nosniff and a sandboxing CSP",
+                    "content": Dictionary(uniqueKeysWithValues: FileRules.allowedTypes.map { ($0, ["schema": ["type": "string", "format": "binary"]] as JSON) }),
+                ] as JSON],
+                errors: [401, 404])],
+            "/api/chat/{conversationId}/messages": ["post": uploadOperation, "get": Self.operation(
                 "listMessages", "Top-level messages, oldest first within the page, newest page first", tags: chat,
                 parameters: [
                     Self.pathParam("conversationId"),

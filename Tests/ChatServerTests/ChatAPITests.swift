@@ -352,7 +352,7 @@ import Testing
             let alice = try await client.tokenSignIn("acme", "alice")
             for (method, path, allow) in [
                 (HTTPRequest.Method.get, "/api/chat/send", "POST"), (.delete, "/api/chat/conversations", "GET, HEAD"),
-                (.put, "/api/chat/cnv_x/messages", "GET, HEAD"), (.patch, "/api/auth/login", "POST"),
+                (.put, "/api/chat/cnv_x/messages", "GET, HEAD, POST"), (.patch, "/api/auth/login", "POST"),
                 (.post, "/api/openapi.json", "GET, HEAD"),
             ] {
                 let response = try await client.call(method, path, as: alice)

@@ -171,3 +171,85 @@ import Testing
         }
     }
 }
+
+@Suite struct FileAPITests {
+    /// A multipart/form-data body of text fields and (field, filename, bytes) files.
+    static func multipart(_ fields: [(String, String)], files: [(String, String, [UInt8])]) -> (String, ByteBuffer) {
+        let boundary = "----chat-test-\(UUID().uuidString)"
+        var body = ByteBuffer()
+        for (name, value) in fields {
+            body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n")
+        }
+        for (name, filename, bytes) in files {
+            body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename)\"\r\n")
+            body.writeString("Content-Type: application/octet-stream\r\n\r\n")
+            body.writeBytes(bytes)
+            body.writeString("\r\n")
+        }
+        body.writeString("--\(boundary)--\r\n")
+        return ("multipart/form-data; boundary=\(boundary)", body)
+    }
+
+    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+
+    func upload(_ client: any TestClientProtocol, _ room: String, as token: String, _ fields: [(String, String)], files: [(String, String, [UInt8])]) async throws -> APIResponse {
+        let (type, body) = Self.multipart(fields, files: files)
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        headers[.authorization] = "Bearer \(token)"
+        return try await client.execute(uri: "/api/chat/\(room)/messages", method: .post, headers: headers, body: body) { response in
+            APIResponse(status: response.status, headers: response.headers, json: JSONValue(bytes: response.body), raw: response.body)
+        }
+    }
+
+    @Test func uploadDownloadAndTheirRefusals() async throws {
+        try await withApp(.live) { client, _ in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            let bob = try await client.tokenSignIn("acme", "bob")
+            let carol = try await client.tokenSignIn("acme", "carol")
+            let dave = try await client.tokenSignIn("globex", "dave")
+            guard case .bearer(let aliceToken) = alice else { return }
+            let bobId = try await client.userId("bob", as: alice)
+            let started = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "Files", "participantIds": [bobId]])
+            let room = try #require(started.json["conversation"]["id"].string)
+            try await withWebSocket(client, headers: authHeaders(bob)) { socket in
+                socket.send(["type": "join_room", "conversationId": room])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                let sent = try await upload(client, room, as: aliceToken, [("content", "The plan"), ("clientMessageId", "up-1")],
+                                            files: [("file", #"plan \"v2\"; final.png"#, Self.png), ("file", "notes.txt", Array("hello\n".utf8))])
+                #expect(sent.status == .created)
+                let attachments = sent.json["message"]["attachments"].array
+                #expect(attachments.map { $0["name"].string } == ["plan v2; final.png", "notes.txt"])
+                #expect(attachments.map { $0["contentType"].string } == ["image/png", "text/plain"])
+                let event = try #require(await socket.inbox.nextJSON())
+                #expect(event["type"].string == "new_message" && event["data"]["attachments"].array.count == 2)
+
+                let imageId = try #require(attachments[0]["id"].string), textId = try #require(attachments[1]["id"].string)
+                let image = try await client.call(.get, "/api/chat/files/\(imageId)", as: bob)
+                #expect(image.status == .ok && Array(buffer: image.raw) == Self.png)
+                #expect(image.headers[.contentType] == "image/png" && image.headers[.xContentTypeOptions] == "nosniff")
+                #expect(image.headers[.contentDisposition]?.hasPrefix("inline; filename=\"plan v2; final.png\"; filename*=UTF-8''plan%20v2%3B%20final%2Epng") == true)
+                #expect(image.headers[.contentSecurityPolicy]?.contains("sandbox") == true)
+                let text = try await client.call(.get, "/api/chat/files/\(textId)", as: bob)
+                #expect(text.headers[.contentType] == "text/plain; charset=utf-8" && text.headers[.contentDisposition]?.hasPrefix("attachment;") == true)
+                for outsider in [carol, dave] {
+                    #expect(try await client.call(.get, "/api/chat/files/\(imageId)", as: outsider).status == .notFound)
+                }
+                // Refusals: a type a browser could run, a non-multipart body, too many files; nothing is stored.
+                let html = try await upload(client, room, as: aliceToken, [("content", "a page")], files: [("file", "page.html", [0x4D, 0x5A, 0, 0])])
+                #expect(html.status == .unsupportedMediaType && html.json["error"]["code"].string == "file_type_not_allowed")
+                #expect(try await client.call(.post, "/api/chat/\(room)/messages", as: alice, json: ["content": "x"]).status == .unsupportedMediaType)
+                let noContent = try await upload(client, room, as: aliceToken, [], files: [("file", "n.txt", Array("n".utf8))])
+                #expect(noContent.json["error"]["code"].string == "missing_field")
+                let five = try await upload(client, room, as: aliceToken, [("content", "notes")], files: Array(repeating: ("file", "n.txt", Array("n".utf8)), count: 5))
+                #expect(five.json["error"]["code"].string == "too_many_files")
+                let history = try await client.call(.get, "/api/chat/\(room)/messages", as: bob)
+                #expect(history.json["messages"].array.count == 1)
+                // Deleting the message deletes its files.
+                let messageId = try #require(sent.json["message"]["id"].string)
+                _ = try await client.call(.delete, "/api/chat/messages/\(messageId)", as: alice)
+                #expect(try await client.call(.get, "/api/chat/files/\(imageId)", as: bob).status == .notFound)
+            }
+        }
+    }
+}

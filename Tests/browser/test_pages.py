@@ -314,6 +314,44 @@ def test_presence_shows_in_the_header_and_the_list_and_follows_the_other_browser
     assert plain.find_element(By.ID, "presence-line").text == "Bob Brown is offline"
 
 
+def test_files_attach_show_as_previews_and_links_and_work_without_javascript(server, browsers, tmp_path):
+    conversation = new_conversation(server, "Files", others=("bob",))
+    png = tmp_path / "chart.png"
+    # A valid 1x1 PNG.
+    png.write_bytes(bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0f01f0005000201"
+        "e22bd5ad0000000049454e44ae426082"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("agenda: ship it\n")
+    alice, bob = browsers(), browsers()
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    open_chat(alice, server, conversation)
+    open_chat(bob, server, conversation)
+    wait_live(alice, "ws")
+    wait_live(bob, "ws")
+    alice.find_element(By.ID, "attach-files").send_keys(str(png))
+    alice.find_element(By.ID, "content").send_keys("The chart")
+    alice.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
+    image = wait(bob, 10).until(lambda d: message_with_text(d, "The chart").find_element(By.CSS_SELECTOR, ".attachments img"))
+    assert image.get_attribute("alt") == "chart.png"
+    wait(bob, 10).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth === 1", image))
+    screenshot(bob, "files-desktop")
+    # Without JavaScript: the same composer form, a text file becomes a download link.
+    plain = browsers(javascript=False)
+    login(plain, server, "bob")
+    open_chat(plain, server, conversation)
+    plain.find_element(By.ID, "attach-files").send_keys(str(notes))
+    plain.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
+    link = wait(plain, 10).until(lambda d: message_with_text(d, "notes.txt").find_element(By.CSS_SELECTOR, ".attachment-file"))
+    assert link.text == "notes.txt" and link.get_attribute("download") is not None
+    got = httpx.get(link.get_attribute("href"), headers=api_token(server, "alice"))
+    assert got.text == "agenda: ship it\n" and got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-disposition"].startswith("attachment;")
+    # Someone outside the conversation cannot fetch it.
+    assert httpx.get(link.get_attribute("href"), headers=api_token(server, "carol")).status_code == 404
+
+
 def test_summary_panel_opens_from_the_chat_and_the_page_works_without_javascript(server, browsers):
     conversation = new_conversation(server, "Launch plan", others=("bob",))
     for who, text in (("alice", "The launch checklist is ready for review in the wiki."),

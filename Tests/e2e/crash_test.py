@@ -8,6 +8,7 @@ import json
 import random
 import sys
 import time
+import uuid
 
 import httpx
 import websockets
@@ -39,7 +40,7 @@ async def sender(name, base_ref, tok, conversation, acked, stop):
             await asyncio.sleep(max(0, 1 / RATE_PER_SENDER - (time.monotonic() - started)))
 
 
-async def changer(base_ref, tok, acked, expected, uncertain, stop):
+async def changer(base_ref, tok, acked, expected, uncertain, stop, conversation, uploads):
     """Edits, reacts to and deletes alice's acknowledged messages (senders s0, s3, s6 are alice), recording what each
     acknowledged change should leave behind; a change whose answer was lost is not checked."""
     async with httpx.AsyncClient(timeout=5) as client:
@@ -50,7 +51,7 @@ async def changer(base_ref, tok, acked, expected, uncertain, stop):
                 await asyncio.sleep(0.05)
                 continue
             mid = random.choice(mine)
-            action = random.choice(["edit", "edit", "react", "delete"])
+            action = random.choice(["edit", "edit", "react", "delete", "upload"])
             try:
                 if action == "edit":
                     content = f"edited {random.randrange(10 ** 6)}"
@@ -61,6 +62,13 @@ async def changer(base_ref, tok, acked, expected, uncertain, stop):
                     r = await client.put(f"{base_ref[0]}/api/chat/messages/{mid}/reactions/tada", headers=auth(tok))
                     if r.status_code == 200:
                         expected.setdefault(mid, {})["reacted"] = True
+                elif action == "upload":
+                    text = f"file {random.randrange(10 ** 6)} for @bob\n"
+                    r = await client.post(f"{base_ref[0]}/api/chat/{conversation}/messages", headers=auth(tok),
+                                          data={"content": "attached for @bob", "clientMessageId": f"up-{uuid.uuid4()}"},
+                                          files={"file": ("note.txt", text.encode())})
+                    if r.status_code in (200, 201):
+                        uploads[r.json()["message"]["attachments"][0]["id"]] = text
                 else:
                     r = await client.delete(f"{base_ref[0]}/api/chat/messages/{mid}", headers=auth(tok))
                     if r.status_code == 200:
@@ -121,7 +129,8 @@ async def run():
         tasks = [asyncio.create_task(sender(f"s{i}", base_ref, tokens[("alice", "bob", "carol")[i % 3]], conversation, acked, stop))
                  for i in range(SENDERS)]
         expected, uncertain = {}, set()
-        tasks.append(asyncio.create_task(changer(base_ref, tokens["alice"], acked, expected, uncertain, stop)))
+        uploads = {}
+        tasks.append(asyncio.create_task(changer(base_ref, tokens["alice"], acked, expected, uncertain, stop, conversation, uploads)))
         side = httpx.post(server.base + "/api/chat/start", headers=auth(tokens["alice"]),
                           json={"title": "side 0", "participantIds": ids[:1]}).json()["conversation"]["id"]
         carol_id = next(u["id"] for u in users if u["username"] == "carol")
@@ -179,6 +188,15 @@ async def run():
         if wrong:
             failures.append(f"{len(wrong)} acknowledged changes did not hold, e.g. {wrong[:3]}")
         changes = len([m for m in expected if m not in uncertain])
+        # Every acknowledged upload is served, byte for byte, and its message mentions bob.
+        bad_files = [fid for fid, text in uploads.items()
+                     if httpx.get(f"{server.base}/api/chat/files/{fid}", headers=auth(tokens["bob"])).text != text]
+        if bad_files:
+            failures.append(f"{len(bad_files)} acknowledged files not served as uploaded, e.g. {bad_files[:3]}")
+        bob_id = next(u["id"] for u in users if u["username"] == "bob")
+        with_files = [m for m in messages if m["attachments"]]
+        if len(with_files) < len(uploads) or any(bob_id not in m["mentions"] for m in with_files):
+            failures.append(f"uploads: {len(with_files)} messages with files for {len(uploads)} acknowledged, or a mention lost")
         # The last acknowledged rename and membership change of the side conversation hold.
         side_now = httpx.get(f"{server.base}/api/chat/{side}/members", headers=auth(tokens["alice"])).json()["members"]
         carol_in = any(m["id"] == carol_id for m in side_now)
@@ -231,7 +249,7 @@ async def run():
         if count == 0:
             failures.append("no messages after graceful restart")
         print(f"crash test: {KILLS} SIGKILLs, {len(acked)} acknowledged, {len(stored_ids)} stored, "
-              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}; {changes} messages changed and checked; {members['acked']} membership changes acknowledged", flush=True)
+              f"{len(lost)} lost, seq 1..{seqs[-1] if seqs else 0}; {changes} messages changed and checked; {members['acked']} membership changes and {len(uploads)} uploads acknowledged", flush=True)
     finally:
         server.stop()
     return failures

@@ -39,6 +39,8 @@ struct ChatController {
         group.get("conversations", use: conversations)
         group.post("send", use: send)
         group.get(":conversationId/messages", use: messages)
+        group.post(":conversationId/messages", use: upload)
+        group.get("files/:fileId", use: download)
         group.get(":conversationId/members", use: members)
         group.post(":conversationId/members", use: addMembers)
         group.delete(":conversationId/members/:userId", use: removeMember)
@@ -202,6 +204,51 @@ struct ChatController {
             caller, conversationId: body.conversationId, content: body.content, threadParentId: body.threadParentId,
             clientMessageId: body.clientMessageId)
         return Self.messageResponse(message, created: created)
+    }
+
+    /// A message with files: `multipart/form-data` with `file` parts (each checked by its bytes) and the text
+    /// fields `content`, `clientMessageId` and `threadParentId`.
+    @Sendable func upload(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        guard MultipartForm.isMultipart(request) else {
+            throw ChatError(.unsupportedMediaType, "unsupported_media_type", "Send files as multipart/form-data.")
+        }
+        let form = try await MultipartForm.read(request, limit: chat.limits.maxUploadBytes)
+        // As for a send, the content is required (a client with nothing to say names the files).
+        guard let content = form.fields["content"] else { throw ChatError.badRequest("`content` is required.", code: "missing_field") }
+        try chat.validate(content: content)
+        let (message, created) = try await chat.send(
+            caller, conversationId: try context.parameters.require("conversationId"), content: content,
+            threadParentId: form.fields["threadParentId"], clientMessageId: form.fields["clientMessageId"],
+            files: try Self.files(in: form, limits: chat.limits.files))
+        return Self.messageResponse(message, created: created)
+    }
+
+    /// The `file` parts, checked; a browser's file input left empty (an empty part with an empty filename) is no file.
+    static func files(in form: MultipartForm, limits: FileRules.Limits) throws -> [NewFile] {
+        try form.files.filter { !($0.filename == "" && $0.data.isEmpty) }.map {
+            try FileRules.accept(name: $0.filename ?? "", data: $0.data, limits: limits)
+        }
+    }
+
+    /// A file, only to participants of its conversation: its real type, `nosniff`, a sandboxing CSP, and a
+    /// disposition that shows images in place and downloads anything else.
+    @Sendable func download(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let file = try await chat.file(try context.requirePrincipal(), id: try context.parameters.require("fileId"))
+        var headers = HTTPFields()
+        headers[.contentType] = file.attachment.contentType == "text/plain" ? "text/plain; charset=utf-8" : file.attachment.contentType
+        headers[.contentDisposition] = Self.disposition(file.attachment)
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+        headers[.cacheControl] = "private, max-age=300"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: file.data)))
+    }
+
+    /// `inline` for images, `attachment` otherwise; an ASCII `filename` and the exact one as `filename*` (RFC 6266).
+    static func disposition(_ attachment: Attachment) -> String {
+        let ascii = String(attachment.name.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 ? Character($0) : "_" })
+        let exact = attachment.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "file"
+        return "\(attachment.isImage ? "inline" : "attachment"); filename=\"\(ascii)\"; filename*=UTF-8''\(exact)"
     }
 
     /// `{"message": …}` with the hand-written encoding.

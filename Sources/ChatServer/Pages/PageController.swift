@@ -267,6 +267,18 @@ struct PageController {
     @Sendable func send(_ request: Request, context: ChatRequestContext) async throws -> Response {
         guard let principal = context.principal else { return Self.toLogin(request) }
         let conversationId = try context.parameters.require("conversationId")
+        if MultipartForm.isMultipart(request) {
+            // The composer with its file input (without JavaScript).
+            let form = try await MultipartForm.read(request, limit: chat.limits.maxUploadBytes)
+            if principal.method == .session, !principal.acceptsCSRFToken(form.fields["_csrf"]) {
+                throw ChatError(.forbidden, "csrf_failed", "The form expired. Reload the page and try again.")
+            }
+            let (message, _) = try await chat.send(
+                principal, conversationId: conversationId, content: form.fields["content"] ?? "", threadParentId: nil,
+                clientMessageId: form.fields["clientMessageId"].flatMap { $0.isEmpty ? nil : $0 },
+                files: try ChatController.files(in: form, limits: chat.limits.files))
+            return Self.seeOther("/chat/\(conversationId)#m-\(message.id)")
+        }
         let form = try await checkedForm(request, principal)
         let (message, _) = try await chat.send(
             principal, conversationId: conversationId, content: form["content"] ?? "", threadParentId: nil,

@@ -36,6 +36,15 @@ struct MessageView {
     let segments: [Segment]
     /// The viewer is among the people it mentions.
     let mentionsMe: Bool
+    let attachments: [AttachmentView]
+    let hasAttachments: Bool
+
+    struct AttachmentView {
+        let name: String
+        let url: String
+        let isImage: Bool
+        let sizeText: String
+    }
 
     struct Segment {
         let text: String
@@ -86,11 +95,21 @@ struct MessageView {
         }
         reactLink = "/chat/\(message.conversationId)/messages/\(message.id)/react"
         mentionsMe = message.mentions.contains(viewerId)
+        attachments = message.attachments.map {
+            AttachmentView(name: $0.name, url: "/api/chat/files/\($0.id)", isImage: $0.isImage, sizeText: Self.sizeText($0.size))
+        }
+        hasAttachments = !attachments.isEmpty
         let mine = usernames[viewerId]?.lowercased()
         let named = Set(message.mentions.compactMap { usernames[$0]?.lowercased() })
         segments = Mentions.segments(message.content, usernames: named).map { part in
             Segment(text: part.text, mention: part.mention, me: part.mention && part.text.dropFirst().lowercased() == mine)
         }
+    }
+
+    static func sizeText(_ bytes: Int) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        if bytes < 1024 * 1024 { return "\((bytes + 512) / 1024) KB" }
+        return String(format: "%.1f MB", Double(bytes) / 1_048_576)
     }
 
     /// The word after a bubble's reply count: at zero the link is the action itself, "Reply".
