@@ -162,6 +162,32 @@ import Testing
                     #expect(try await client.call(.get, "/api/chat/presence", as: alice).status == .badRequest)
                 }
             }
+            // SSE and held long-polls of all conversations hear presence too. (Alice's socket closed moments ago: within
+            // the grace she is still online, so a new connection alone would be no news; away, then back, is.)
+            #expect(try await client.call(.post, "/api/chat/presence", as: alice, json: ["status": "away"]).status == .noContent)
+            try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events", headers: headerPairs(bob)) { sse in
+                #expect(await sse.inbox.next()?.contains("connected") == true)
+                try await withWebSocket(client, headers: authHeaders(alice)) { _ in
+                    var heard = false
+                    while let text = await sse.inbox.next() {
+                        if SSEMessage(text).event == "presence", text.contains(aliceId), text.contains("away") { heard = true; break }
+                    }
+                    #expect(heard)
+                }
+            }
+            let cursor = try await client.currentCursor(as: bob)
+            let held = Task { () -> Bool in
+                let polled = try await RawHTTP.get(port: port, path: "/api/chat/poll?cursor=\(cursor)&timeout=10", headers: headerPairs(bob))
+                return polled.body["events"].array.contains {
+                    $0["type"].string == "presence" && $0["data"]["userId"].string == aliceId && $0["data"]["status"].string == "online"
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await client.call(.post, "/api/chat/presence", as: alice, json: ["status": "online"]).status == .noContent)
+            try await withWebSocket(client, headers: authHeaders(alice)) { _ in
+                let heard = try await held.value
+                #expect(heard)
+            }
             // SSE streams count as connections too.
             try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events", headers: headerPairs(dave)) { sse in
                 #expect(await sse.inbox.next()?.contains("connected") == true)
@@ -212,6 +238,8 @@ import Testing
             let bobId = try await client.userId("bob", as: alice)
             let started = try await client.call(.post, "/api/chat/start", as: alice, json: ["title": "Files", "participantIds": [bobId]])
             let room = try #require(started.json["conversation"]["id"].string)
+            let cursor = try await client.currentCursor(as: bob)
+            let port = client.port!
             try await withWebSocket(client, headers: authHeaders(bob)) { socket in
                 socket.send(["type": "join_room", "conversationId": room])
                 #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
@@ -224,6 +252,14 @@ import Testing
                 let event = try #require(await socket.inbox.nextJSON())
                 #expect(event["type"].string == "new_message" && event["data"]["attachments"].array.count == 2)
 
+                // A resume (long-poll, SSE) has them too.
+                let polled = try await RawHTTP.get(port: port, path: "/api/chat/poll?cursor=\(cursor)&conversationId=\(room)&timeout=0", headers: headerPairs(bob))
+                #expect(polled.body["events"].array.last?["data"]["attachments"].array.count == 2)
+                try await StreamingHTTPClient.stream(port: port, path: "/api/chat/events?conversationId=\(room)&lastEventId=\(cursor)", headers: headerPairs(bob)) { sse in
+                    var found = false
+                    while let text = await sse.inbox.next() { if text.contains("notes.txt") { found = true; break } }
+                    #expect(found)
+                }
                 let imageId = try #require(attachments[0]["id"].string), textId = try #require(attachments[1]["id"].string)
                 let image = try await client.call(.get, "/api/chat/files/\(imageId)", as: bob)
                 #expect(image.status == .ok && Array(buffer: image.raw) == Self.png)
