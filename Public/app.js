@@ -364,6 +364,9 @@ function wireReactions(list) {
 }
 
 function onMessageChanged(message) {
+  // The list's preview, when it shows this message.
+  const last = sidebarItem(message.conversationId)?.querySelector('.conv-last');
+  if (last && last.dataset.lastMessageId === message.id) last.textContent = previewText(message);
   if (message.conversationId !== conversationId) return;
   document.querySelectorAll(`[data-message-id="${CSS.escape(message.id)}"]`).forEach((li) => {
     if (li.querySelector('.edit-box')) return; // being edited here: the save answers
@@ -505,6 +508,12 @@ async function fetchNewestConversation(id) {
   } catch { /* the next page load shows it */ }
 }
 
+// "Sender: the first 80 characters", as the server renders it.
+function previewText(message) {
+  const text = message.deletedAt ? 'message deleted' : message.content.length > 80 ? `${message.content.slice(0, 80)}…` : message.content;
+  return `${message.sender.displayName}: ${text}`;
+}
+
 function updateSidebarForMessage(message) {
   const item = sidebarItem(message.conversationId);
   if (!item) {
@@ -512,7 +521,8 @@ function updateSidebarForMessage(message) {
     return;
   }
   if (!message.threadParentId) {
-    $('.conv-last', item).textContent = `${message.sender.displayName}: ${message.content.length > 80 ? `${message.content.slice(0, 80)}…` : message.content}`;
+    $('.conv-last', item).textContent = previewText(message);
+    $('.conv-last', item).dataset.lastMessageId = message.id;
     if (message.conversationId !== conversationId && message.senderId !== me && !seenMessages.has(`u:${message.id}`)) {
       seenMessages.add(`u:${message.id}`);
       const unread = $('.unread-count', item);

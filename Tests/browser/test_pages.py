@@ -446,12 +446,16 @@ def test_edit_and_delete_in_place_reach_the_other_browser_and_work_without_javas
     edited = wait(bob, 10).until(lambda d: message_with_text(d, "Lunch at one"))
     assert edited.find_element(By.CSS_SELECTOR, ".edited").is_displayed()
     assert message_with_text(alice, "Lunch at one").find_element(By.CSS_SELECTOR, ".edited").is_displayed()
+    preview = f'[data-conversation-id="{conversation}"] .conv-last'
+    wait(bob, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, preview).text == "Alice Anders: Lunch at one")
     screenshot(bob, "edited-desktop")
     message_with_text(alice, "Lunch at one").find_element(By.CSS_SELECTOR, ".delete-form button").click()
     alice.switch_to.alert.accept()
     wait(bob, 10).until(lambda d: message_with_text(d, "message deleted") is not None)
     tomb = message_with_text(bob, "message deleted")
     assert "deleted" in tomb.get_attribute("class") and "Lunch" not in tomb.text
+    # The list's preview follows the edit and the delete, live.
+    wait(bob, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, preview).text == "Alice Anders: message deleted")
 
     # Without JavaScript: the Edit link opens a form, Delete is a form.
     plain = browsers(javascript=False)

@@ -137,6 +137,7 @@ struct ConversationItemView {
     let activityExact: String
     let activityRelative: String
     let lastMessagePreview: String
+    let lastMessageId: String?
     let unreadCount: Int
     let hasUnread: Bool
     let mentionCount: Int
@@ -165,6 +166,7 @@ struct ConversationItemView {
         } else {
             lastMessagePreview = "No messages yet"
         }
+        lastMessageId = lastMessage?.id
         unreadCount = conversation.unreadCount
         hasUnread = conversation.unreadCount > 0
         mentionCount = conversation.mentionCount
