@@ -2,6 +2,20 @@ import ChatCore
 import GRDB
 
 extension SQLiteChatStore {
+    /// The rowid of the newest message (0 when none): a transaction's new messages are the rows above it.
+    static func newestMessageRow(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(rowid) FROM messages")) ?? 0
+    }
+
+    /// Adds the messages of this transaction (rows above `after`) to the full-text index in one statement, in the
+    /// same transaction: search is as up to date as history, and a batch of sends costs one index insert instead of
+    /// a trigger per row (an FTS5 insert per row from a trigger was half of the writer's time per send).
+    /// Edits and deletes keep their triggers: a message is always committed, so indexed, before it can be changed.
+    static func indexForSearch(_ db: Database, after rowid: Int64) throws {
+        try db.cachedStatement(sql: "INSERT INTO message_search (rowid, content) SELECT rowid, content FROM messages WHERE rowid > ?")
+            .execute(arguments: [rowid])
+    }
+
     public func search(
         tenantId: String, viewerId: String, terms: [String], conversationId: String?, senderId: String?, offset: Int, limit: Int
     ) async throws -> [SearchHit] {

@@ -326,7 +326,8 @@ public final class SQLiteChatStore: ChatStore {
         try await pool.write { db in
             let now = Timestamp.now()
             var senders: [String: User] = [:]
-            return try commands.map { command in
+            let indexedThrough = try Self.newestMessageRow(db)
+            let results = try commands.map { command -> Result<AppliedWrite, ChatError> in
                 switch command {
                 case .sendMessage(let new):
                     // A send checks everything before its first write, so a refusal leaves nothing to roll back:
@@ -362,6 +363,8 @@ public final class SQLiteChatStore: ChatStore {
                     }
                 }
             }
+            try Self.indexForSearch(db, after: indexedThrough)
+            return results
         }
     }
 

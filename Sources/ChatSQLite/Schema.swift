@@ -252,6 +252,10 @@ enum Schema {
                 CREATE INDEX files_by_message ON files(tenant_id, message_id);
                 """)
         }
+        // Sends are indexed for search in one statement per transaction (`indexForSearch`), not by a trigger per row.
+        migrator.registerMigration("v11-search-batched") { db in
+            try db.execute(sql: "DROP TRIGGER messages_search_insert")
+        }
         return migrator
     }
 }

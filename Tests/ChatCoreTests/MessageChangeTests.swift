@@ -131,6 +131,25 @@ func refusal(_ body: () async throws -> some Any) async -> String? {
 }
 
 @Suite struct SearchTests {
+    @Test(arguments: StoreKind.available) func everyMessageOfAGroupCommitIsSearchableOnceAcknowledged(_ kind: StoreKind) async throws {
+        let f = try await CoreFixture(kind)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let room = try await f.chat.startConversation(alice, title: "batch", participantIds: [])
+        // Concurrent sends share transactions; each is found as soon as its send returns.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<60 {
+                group.addTask {
+                    let (sent, _) = try await f.chat.send(alice, conversationId: room.id, content: "batchword\(i)x zebra", threadParentId: nil, clientMessageId: nil)
+                    let found = try await f.chat.search(alice, query: "batchword\(i)x", conversationId: room.id, senderId: nil, cursor: nil, limit: nil)
+                    #expect(found.results.map(\.message.id) == [sent.id])
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await f.chat.search(alice, query: "zebra", conversationId: room.id, senderId: nil, cursor: nil, limit: 100).results.count == 60)
+    }
+
     @Test(arguments: StoreKind.available) func searchFindsPrefixesRanksAndNeverCrossesTenantsOrConversations(_ kind: StoreKind) async throws {
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
