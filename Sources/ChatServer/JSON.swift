@@ -4,18 +4,22 @@ import Hummingbird
 import NIOCore
 
 extension Request {
+    /// The whole body, at most `limit` bytes: 413 `body_too_large` beyond (every way a body is read goes through here).
+    func boundedBody(_ limit: Int) async throws -> ByteBuffer {
+        var request = self
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw ChatError(.tooLarge, "body_too_large", "The request body is limited to \(limit) bytes.")
+        }
+    }
+
     /// Decodes a JSON body of at most `limit` bytes, answering every kind of bad input with a 4xx `ChatError`.
     func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int) async throws -> T {
         if let contentType = headers[.contentType], !contentType.lowercased().contains("json") {
             throw ChatError(.unsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
         }
-        var request = self
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw ChatError(.tooLarge, "body_too_large", "The request body is limited to \(limit) bytes.")
-        }
+        let buffer = try await boundedBody(limit)
         guard buffer.readableBytes > 0 else { throw ChatError.badRequest("The request body is empty.", code: "invalid_json") }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))

@@ -289,3 +289,23 @@ import Testing
         }
     }
 }
+
+@Suite struct UploadLimitTests {
+    @Test func aFileOverItsLimitOrABodyOverTheUploadBoundIs413AndStoresNothing() async throws {
+        var config = testConfiguration()
+        config.limits.files.maxFileBytes = 1_000
+        try await withApp(config: config) { client, deps in
+            let alice = try await client.tokenSignIn("acme", "alice")
+            guard case .bearer(let token) = alice else { return }
+            let room = try await client.conversationId("General", as: alice)
+            let before = try await snapshot(deps.store)
+            let tests = FileAPITests()
+            let big = try await tests.upload(client, room, as: token, [("content", "big")], files: [("file", "big.txt", Array(repeating: 65, count: 1_001))])
+            #expect(big.status == .contentTooLarge && big.json["error"]["code"].string == "file_too_large")
+            // The body bound: every file at its limit plus 256 KiB of fields.
+            let body = try await tests.upload(client, room, as: token, [("content", String(repeating: "x", count: 300_000))], files: [])
+            #expect(body.status == .contentTooLarge && body.json["error"]["code"].string == "body_too_large")
+            #expect(try await snapshot(deps.store) == before)
+        }
+    }
+}

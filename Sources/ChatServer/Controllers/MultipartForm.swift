@@ -25,13 +25,7 @@ struct MultipartForm {
         guard let contentType = request.headers[.contentType], let boundary = parameter("boundary", in: contentType), !boundary.isEmpty else {
             throw ChatError(.unsupportedMediaType, "unsupported_media_type", "Send the files as multipart/form-data with a boundary.")
         }
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw ChatError(.tooLarge, "body_too_large", "The request body is limited to \(limit) bytes.")
-        }
+        let body = try await request.boundedBody(limit)
         let parser = MultipartParser(boundary: boundary)
         var form = MultipartForm()
         var headers: [(String, String)] = []

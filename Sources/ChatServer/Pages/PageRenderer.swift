@@ -70,13 +70,6 @@ struct FormBody {
 
     /// Reads a form body of at most `limit` bytes.
     static func read(_ request: Request, limit: Int) async throws -> FormBody {
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw ChatError(.tooLarge, "body_too_large", "The form is too large.")
-        }
-        return FormBody(String(buffer: buffer))
+        FormBody(String(buffer: try await request.boundedBody(limit)))
     }
 }
