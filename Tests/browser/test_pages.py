@@ -36,6 +36,19 @@ def wait_live(driver, transport, timeout=10):
     wait(driver, timeout).until(lambda d: d.find_element(By.CSS_SELECTOR, ".live-badge").get_attribute("data-transport") == transport)
 
 
+def people_in(server, browsers, conversation, *usernames):
+    """A browser per person, signed in, on the conversation, live over WebSocket."""
+    drivers = []
+    for username in usernames:
+        driver = browsers()
+        login(driver, server, username)
+        open_chat(driver, server, conversation)
+        drivers.append(driver)
+    for driver in drivers:
+        wait_live(driver, "ws")
+    return drivers
+
+
 def type_and_send(driver, text, selector="#content"):
     box = driver.find_element(By.CSS_SELECTOR, selector)
     box.send_keys(text)
@@ -325,13 +338,7 @@ def test_files_attach_show_as_previews_and_links_and_work_without_javascript(ser
         "e22bd5ad0000000049454e44ae426082"))
     notes = tmp_path / "notes.txt"
     notes.write_text("agenda: ship it\n")
-    alice, bob = browsers(), browsers()
-    login(alice, server, "alice")
-    login(bob, server, "bob")
-    open_chat(alice, server, conversation)
-    open_chat(bob, server, conversation)
-    wait_live(alice, "ws")
-    wait_live(bob, "ws")
+    alice, bob = people_in(server, browsers, conversation, "alice", "bob")
     alice.find_element(By.ID, "attach-files").send_keys(str(png))
     alice.find_element(By.ID, "content").send_keys("The chart")
     alice.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
@@ -427,13 +434,7 @@ def test_an_agents_reply_grows_on_the_page_then_becomes_a_bot_message(server, br
 
 def test_edit_and_delete_in_place_reach_the_other_browser_and_work_without_javascript(server, browsers):
     conversation = new_conversation(server, "Edits", others=("bob",))
-    alice, bob = browsers(), browsers()
-    login(alice, server, "alice")
-    login(bob, server, "bob")
-    open_chat(alice, server, conversation)
-    open_chat(bob, server, conversation)
-    wait_live(alice, "ws")
-    wait_live(bob, "ws")
+    alice, bob = people_in(server, browsers, conversation, "alice", "bob")
     type_and_send(alice, "Lunch at noon")
     wait(bob, 10).until(lambda d: message_with_text(d, "Lunch at noon") is not None)
     mine = wait(alice, 10).until(lambda d: message_with_text(d, "Lunch at noon"))
@@ -480,13 +481,7 @@ def test_edit_and_delete_in_place_reach_the_other_browser_and_work_without_javas
 def test_reactions_from_the_picker_reach_the_other_browser_and_work_without_javascript(server, browsers):
     conversation = new_conversation(server, "Reactions", others=("bob",))
     httpx.post(server.base + "/api/chat/send", headers=api_token(server, "alice"), json={"conversationId": conversation, "content": "We shipped it"})
-    alice, bob = browsers(), browsers()
-    login(alice, server, "alice")
-    login(bob, server, "bob")
-    open_chat(alice, server, conversation)
-    open_chat(bob, server, conversation)
-    wait_live(alice, "ws")
-    wait_live(bob, "ws")
+    alice, bob = people_in(server, browsers, conversation, "alice", "bob")
     bubble = message_with_text(bob, "We shipped it")
     bubble.find_element(By.CSS_SELECTOR, ".react-link").send_keys(Keys.ENTER)
     picker = wait(bob, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, ".reaction-picker"))
