@@ -270,9 +270,7 @@ struct PageController {
         if MultipartForm.isMultipart(request) {
             // The composer with its file input (without JavaScript).
             let form = try await MultipartForm.read(request, limit: chat.limits.maxUploadBytes)
-            if principal.method == .session, !principal.acceptsCSRFToken(form.fields["_csrf"]) {
-                throw ChatError(.forbidden, "csrf_failed", "The form expired. Reload the page and try again.")
-            }
+            try Self.checkCSRF(principal, sent: form.fields["_csrf"], request: request)
             let (message, _) = try await chat.send(
                 principal, conversationId: conversationId, content: form.fields["content"] ?? "", threadParentId: nil,
                 clientMessageId: form.fields["clientMessageId"].flatMap { $0.isEmpty ? nil : $0 },
@@ -397,11 +395,15 @@ struct PageController {
     /// Reads the form and checks its `_csrf` field against the session's token.
     private func checkedForm(_ request: Request, _ principal: Principal) async throws -> FormBody {
         let form = try await FormBody.read(request, limit: maxBodyBytes)
-        if principal.method == .session {
-            guard principal.acceptsCSRFToken(form["_csrf"] ?? request.headers[.csrfToken])
-            else { throw ChatError(.forbidden, "csrf_failed", "The form expired. Reload the page and try again.") }
-        }
+        try Self.checkCSRF(principal, sent: form["_csrf"], request: request)
         return form
+    }
+
+    /// A cookie session's form must carry its CSRF token (the `_csrf` field, or the header scripts send).
+    static func checkCSRF(_ principal: Principal, sent: String?, request: Request) throws {
+        guard principal.method == .session else { return }
+        guard principal.acceptsCSRFToken(sent ?? request.headers[.csrfToken])
+        else { throw ChatError(.forbidden, "csrf_failed", "The form expired. Reload the page and try again.") }
     }
 
     private func layout(_ principal: Principal, page: String, title: String, cursor: Int64? = nil) async throws -> [String: Any] {
