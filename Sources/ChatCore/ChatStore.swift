@@ -81,9 +81,9 @@ public enum WriteOutcome: Sendable {
 /// A command's outcome together with the durable events it appended to the log.
 public struct AppliedWrite: Sendable {
     public var outcome: WriteOutcome
-    public var events: [ChatEvent]
+    public var events: [LoggedEvent]
 
-    public init(outcome: WriteOutcome, events: [ChatEvent]) {
+    public init(outcome: WriteOutcome, events: [LoggedEvent]) {
         self.outcome = outcome
         self.events = events
     }

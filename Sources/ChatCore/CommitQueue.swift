@@ -82,7 +82,7 @@ public final class CommitQueue: Sendable {
             return (taken, s.lastTicket)
         }
         var results: [Result<AppliedWrite, any Error>]
-        var events: [ChatEvent] = []
+        var logged: [LoggedEvent] = []
         do {
             let began = ContinuousClock.now
             let applied = try await store.apply([own] + others.map(\.command))
@@ -92,7 +92,7 @@ public final class CommitQueue: Sendable {
             ChatMetrics.commitDuration.recordNanoseconds(Int64(nanoseconds))
             ChatMetrics.commitBatchSize.record(others.count + 1)
             results = applied.map { $0.mapError { $0 as any Error } }
-            for case .success(let write) in applied { events += write.events }
+            for case .success(let write) in applied { logged += write.events }
         } catch {
             results = Array(repeating: .failure(error), count: others.count + 1)
         }
@@ -105,6 +105,8 @@ public final class CommitQueue: Sendable {
             return s.waiting.removeFirst()
         }
         next?.continuation.resume(returning: .lead)
+        // Framed here, while the next leader's transaction runs, not inside the writer's.
+        let events = logged.map(ChatEvent.init)
 
         // Publish in commit order: wait for the batch before this one.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -36,6 +36,28 @@ public enum EventType: String, Sendable, CaseIterable {
 }
 
 /// One realtime event, encoded once: every transport and every subscriber sends these same buffers.
+/// An event as a store's transaction appends it to the log: the row, not yet framed for any transport. Stores
+/// return these so that the one writer does not spend its time building transport bytes; the commit queue turns
+/// them into `ChatEvent`s after the next transaction has started.
+public struct LoggedEvent: Sendable {
+    public let type: EventType
+    public let eventId: Int64
+    public let tenantId: String
+    public let conversationId: String
+    public let data: [UInt8]
+    /// For conversation events: who participates, so that "all my conversations" streams learn of new ones.
+    public let participantIds: [String]?
+
+    public init(type: EventType, eventId: Int64, tenantId: String, conversationId: String, data: [UInt8], participantIds: [String]? = nil) {
+        self.type = type
+        self.eventId = eventId
+        self.tenantId = tenantId
+        self.conversationId = conversationId
+        self.data = data
+        self.participantIds = participantIds
+    }
+}
+
 public struct ChatEvent: Sendable {
     public let type: EventType
     /// Position in the event log; nil for ephemeral events.
@@ -56,6 +78,13 @@ public struct ChatEvent: Sendable {
     public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8], participantIds: [String]? = nil) {
         let envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
         self.init(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, envelope: envelope, participantIds: participantIds)
+    }
+
+    /// A logged event, framed for the transports.
+    public init(_ logged: LoggedEvent) {
+        self.init(
+            type: logged.type, eventId: logged.eventId, tenantId: logged.tenantId, conversationId: logged.conversationId, data: logged.data,
+            participantIds: logged.participantIds)
     }
 
     /// An event around an envelope encoded elsewhere (an ephemeral event relayed by another node).

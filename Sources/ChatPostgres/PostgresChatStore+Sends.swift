@@ -108,7 +108,7 @@ extension PostgresChatStore {
         // In order, as if one at a time: refusals, resends (also of a message earlier in this run), new messages.
         var results: [Result<AppliedWrite, ChatError>] = []
         results.reserveCapacity(sends.count)
-        var inserts: [(message: Message, event: ChatEvent, data: String)] = []
+        var inserts: [(message: Message, event: LoggedEvent, data: String)] = []
         var replies: [String: Int32] = [:]  // "tenant/root" -> new replies
         var files: [(message: Message, files: [NewFile])] = []
         for (index, (send, target)) in zip(sends, targets).enumerated() {
@@ -144,7 +144,7 @@ extension PostgresChatStore {
             if let clientMessageId = send.clientMessageId { existing[target + "/" + send.senderId + "/" + clientMessageId] = message }
             if let rootId { replies[send.tenantId + "/" + rootId, default: 0] += 1 }
             let data = JSONText.message(message)
-            let event = ChatEvent(
+            let event = LoggedEvent(
                 type: .newMessage, eventId: try counters.take(send.tenantId), tenantId: send.tenantId, conversationId: target, data: data)
             inserts.append((message, event, String(decoding: data, as: UTF8.self)))
             results.append(.success(AppliedWrite(outcome: .message(message, created: true), events: [event])))

@@ -335,13 +335,13 @@ extension PostgresChatStore {
     static func appendEvent(
         _ db: ConnectionRunner, type: EventType, tenantId: String, conversationId: String, data: [UInt8], counters: inout EventCounters,
         now: Timestamp, participantIds: [String]? = nil
-    ) async throws -> ChatEvent {
+    ) async throws -> LoggedEvent {
         let id = try counters.take(tenantId)
         try await db.run(
             """
             INSERT INTO events (tenant_id, id, conversation_id, type, data, created_at)
             VALUES (\(tenantId), \(id), \(conversationId), \(type.rawValue), \(String(decoding: data, as: UTF8.self)), \(now.milliseconds))
             """)
-        return ChatEvent(type: type, eventId: id, tenantId: tenantId, conversationId: conversationId, data: data, participantIds: participantIds)
+        return LoggedEvent(type: type, eventId: id, tenantId: tenantId, conversationId: conversationId, data: data, participantIds: participantIds)
     }
 }

@@ -17,6 +17,7 @@ public final class SQLiteChatStore: ChatStore {
 
     private let participantCache = ParticipantCache()
     private let pageCache = HistoryPageCache()
+    private let senders = UserCache()
 
     public init(path: String) throws {
         var config = Configuration()
@@ -325,14 +326,13 @@ public final class SQLiteChatStore: ChatStore {
     private func applyInTransaction(_ commands: [WriteCommand]) async throws -> [Result<AppliedWrite, ChatError>] {
         try await pool.write { db in
             let now = Timestamp.now()
-            var senders: [String: User] = [:]
             let indexedThrough = try Self.newestMessageRow(db)
             let results = try commands.map { command -> Result<AppliedWrite, ChatError> in
                 switch command {
                 case .sendMessage(let new):
                     // A send checks everything before its first write, so a refusal leaves nothing to roll back:
                     // no savepoint (two statements per message less in the writer).
-                    do { return .success(try Self.send(db, new, now: now, senders: &senders)) } catch let error as ChatError { return .failure(error) }
+                    do { return .success(try Self.send(db, new, now: now, senders: senders)) } catch let error as ChatError { return .failure(error) }
                 case .startConversation(let tenantId, let creatorId, let title, let participantIds):
                     return try Self.inSavepoint(db) {
                         try Self.startConversation(db, tenantId: tenantId, creatorId: creatorId, title: title, participantIds: participantIds, now: now)
@@ -413,7 +413,7 @@ public final class SQLiteChatStore: ChatStore {
         return AppliedWrite(outcome: .conversation(conversation), events: [event])
     }
 
-    private static func send(_ db: Database, _ new: NewMessage, now: Timestamp, senders: inout [String: User]) throws -> AppliedWrite {
+    private static func send(_ db: Database, _ new: NewMessage, now: Timestamp, senders: UserCache) throws -> AppliedWrite {
         let tenantId = new.tenantId
         var conversationId = new.conversationId
         var parent: Row? = nil
@@ -427,13 +427,13 @@ public final class SQLiteChatStore: ChatStore {
             conversationId = parent["conversation_id"]
         }
         guard let conversationId,
-              let state = try Row.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT c.closed_at, c.last_seq FROM conversations c
+              let state = try RawStatement(db, """
+                    SELECT c.rowid, c.closed_at IS NOT NULL, c.last_seq FROM conversations c
                     JOIN participants p ON p.conversation_id = c.id AND p.tenant_id = c.tenant_id
                     WHERE c.tenant_id = ? AND c.id = ? AND p.user_id = ?
-                    """),
-                arguments: [tenantId, conversationId, new.senderId])
+                    """).first(.text(tenantId), .text(conversationId), .text(new.senderId), read: {
+                        (row: $0.integer(0), closed: $0.integer(1) != 0, lastSeq: $0.integer(2))
+                    })
         else { throw ChatError.notFound(new.threadParentId == nil ? "conversation" : "message") }
 
         if let clientMessageId = new.clientMessageId,
@@ -443,34 +443,27 @@ public final class SQLiteChatStore: ChatStore {
         {
             return AppliedWrite(outcome: .message(message(existing), created: false), events: [])
         }
-        if (state["closed_at"] as Int64?) != nil { throw ChatError.conversationClosed }
+        if state.closed { throw ChatError.conversationClosed }
 
-        let senderKey = tenantId + "/" + new.senderId
-        let sender: User
-        if let cached = senders[senderKey] {
-            sender = cached
-        } else {
-            guard let fetched = try fetchUser(db, tenantId: tenantId, id: new.senderId) else { throw ChatError.notFound("user") }
-            senders[senderKey] = fetched
-            sender = fetched
-        }
+        guard let sender = try senders.user(tenantId: tenantId, id: new.senderId, orLoad: { try fetchUser(db, tenantId: tenantId, id: new.senderId) })
+        else { throw ChatError.notFound("user") }
         // Every refusal is above this line: the writes below either all succeed or fail the whole transaction.
         let rootId: String? = parent.map { ($0["thread_parent_id"] as String?) ?? $0["id"] }
-        let seq = (state["last_seq"] as Int64) + 1
+        let seq = state.lastSeq + 1
         let id = Identifier.make("msg", at: now)
-        try db.cachedStatement(sql: "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE id = ?")
-            .execute(arguments: [seq, now.milliseconds, now.milliseconds, conversationId])
+        try RawStatement(db, "UPDATE conversations SET last_seq = ?, last_message_at = ?, updated_at = ? WHERE rowid = ?")
+            .execute(.integer(seq), .integer(now.milliseconds), .integer(now.milliseconds), .integer(state.row))
         let mentions = try resolveMentions(db, tenantId: tenantId, conversationId: conversationId, content: new.content)
         let attachments = new.files.map { Attachment(id: Identifier.make("fil", at: now), name: $0.name, contentType: $0.contentType, size: $0.data.count) }
-        try db.cachedStatement(sql: """
+        try RawStatement(db, """
                 INSERT INTO messages (
                     id, tenant_id, conversation_id, sender_id, thread_parent_id, content, created_at, seq, client_message_id, mention_ids, attachments)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            .execute(arguments: [
-                id, tenantId, conversationId, new.senderId, rootId, new.content, now.milliseconds, seq, new.clientMessageId,
-                mentions.isEmpty ? nil : mentions.joined(separator: " "), FileRules.encode(attachments),
-            ])
+            .execute(
+                .text(id), .text(tenantId), .text(conversationId), .text(new.senderId), rootId.map(RawStatement.Value.text) ?? .null,
+                .text(new.content), .integer(now.milliseconds), .integer(seq), new.clientMessageId.map(RawStatement.Value.text) ?? .null,
+                mentions.isEmpty ? .null : .text(mentions.joined(separator: " ")), FileRules.encode(attachments).map(RawStatement.Value.text) ?? .null)
         if !new.files.isEmpty {
             try insertFiles(db, tenantId: tenantId, messageId: id, conversationId: conversationId, files: new.files, as: attachments, now: now)
         }
@@ -478,7 +471,8 @@ public final class SQLiteChatStore: ChatStore {
             try insertMentionRows(db, tenantId: tenantId, messageId: id, conversationId: conversationId, seq: seq, senderId: new.senderId, mentions: mentions)
         }
         if let rootId {
-            try db.cachedStatement(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?").execute(arguments: [rootId])
+            try db.cachedStatement(sql: "UPDATE messages SET reply_count = reply_count + 1 WHERE tenant_id = ? AND id = ?")
+                .execute(arguments: [tenantId, rootId])
         }
         var message = Message(
             id: id, tenantId: tenantId, conversationId: conversationId, senderId: new.senderId, sender: sender,
@@ -636,10 +630,10 @@ public final class SQLiteChatStore: ChatStore {
     static func appendEvent(
         _ db: Database, type: EventType, tenantId: String, conversationId: String, data: [UInt8], now: Timestamp,
         participantIds: [String]? = nil
-    ) throws -> ChatEvent {
-        try db.cachedStatement(sql: "INSERT INTO events (tenant_id, conversation_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [tenantId, conversationId, type.rawValue, String(decoding: data, as: UTF8.self), now.milliseconds])
-        return ChatEvent(
+    ) throws -> LoggedEvent {
+        try RawStatement(db, "INSERT INTO events (tenant_id, conversation_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)")
+            .execute(.text(tenantId), .text(conversationId), .text(type.rawValue), .bytes(data), .integer(now.milliseconds))
+        return LoggedEvent(
             type: type, eventId: db.lastInsertedRowID, tenantId: tenantId, conversationId: conversationId, data: data,
             participantIds: participantIds)
     }
