@@ -272,11 +272,11 @@ extension JSONText {
         appendRaw(#","conversationId":"#, to: &out)
         appendString(m.conversationId, to: &out)
         appendRaw(#","createdAt":"#, to: &out)
-        appendString(m.createdAt.description, to: &out)
+        timestamp(m.createdAt, to: &out)
         appendRaw(#","deletedAt":"#, to: &out)
-        optional(m.deletedAt?.description, to: &out)
+        timestamp(m.deletedAt, to: &out)
         appendRaw(#","editedAt":"#, to: &out)
-        optional(m.editedAt?.description, to: &out)
+        timestamp(m.editedAt, to: &out)
         appendRaw(#","id":"#, to: &out)
         appendString(m.id, to: &out)
         appendRaw(#","mentions":["#, to: &out)
@@ -333,15 +333,15 @@ extension JSONText {
     /// A conversation's JSON, written by hand for listings; the same bytes as the shared encoder (a test compares).
     public static func appendConversation(_ c: Conversation, to out: inout [UInt8]) {
         appendRaw(#"{"closedAt":"#, to: &out)
-        optional(c.closedAt?.description, to: &out)
+        timestamp(c.closedAt, to: &out)
         appendRaw(#","createdAt":"#, to: &out)
-        appendString(c.createdAt.description, to: &out)
+        timestamp(c.createdAt, to: &out)
         appendRaw(#","createdBy":"#, to: &out)
         appendString(c.createdBy, to: &out)
         appendRaw(#","id":"#, to: &out)
         appendString(c.id, to: &out)
         appendRaw(#","lastMessageAt":"#, to: &out)
-        optional(c.lastMessageAt?.description, to: &out)
+        timestamp(c.lastMessageAt, to: &out)
         appendRaw(#","lastSeq":"#, to: &out)
         appendInteger(c.lastSeq, to: &out)
         appendRaw(#","mentionCount":"#, to: &out)
@@ -360,7 +360,7 @@ extension JSONText {
         appendRaw(#","unreadCount":"#, to: &out)
         appendInteger(Int64(c.unreadCount), to: &out)
         appendRaw(#","updatedAt":"#, to: &out)
-        appendString(c.updatedAt.description, to: &out)
+        timestamp(c.updatedAt, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
@@ -399,6 +399,14 @@ extension JSONText {
 
     static func optional(_ text: String?, to out: inout [UInt8]) {
         if let text { appendString(text, to: &out) } else { appendRaw("null", to: &out) }
+    }
+
+    /// A quoted RFC 3339 time, or null. Its characters never need escaping.
+    static func timestamp(_ time: Timestamp?, to out: inout [UInt8]) {
+        guard let time else { return appendRaw("null", to: &out) }
+        out.append(UInt8(ascii: "\""))
+        time.appendRFC3339(to: &out)
+        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -1,3 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Random words for identifiers, read from the kernel 4 KiB at a time: asking it twice for each identifier was a
+/// visible share of the writer's time per message.
+private struct RandomWords {
+    private var words: [UInt64] = []
+
+    mutating func next() -> UInt64 {
+        if words.isEmpty { refill() }
+        return words.removeLast()
+    }
+
+    private mutating func refill() {
+        words = [UInt64](repeating: 0, count: 512)
+        #if canImport(Glibc)
+        let device = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        if device >= 0 {
+            defer { close(device) }
+            let filled = words.withUnsafeMutableBytes { read(device, $0.baseAddress, $0.count) }
+            if filled == words.count * 8 { return }
+        }
+        #endif
+        var system = SystemRandomNumberGenerator()
+        for index in words.indices { words[index] = system.next() }
+    }
+}
+
+private let randomWords = Mutex(RandomWords())
+
 /// Makes the opaque, time-sortable string identifiers used for every row (`msg_01JD…`).
 public enum Identifier {
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
@@ -15,10 +47,9 @@ public enum Identifier {
             t >>= 5
         }
         bytes.append(contentsOf: timeChars)
-        var rng = SystemRandomNumberGenerator()
-        var r = rng.next()
+        var (r, r2) = randomWords.withLock { ($0.next(), $0.next()) }
         for i in 0..<16 {
-            if i == 12 { r = rng.next() }
+            if i == 12 { r = r2 }
             bytes.append(alphabet[Int(r & 31)])
             r >>= 5
         }

@@ -26,16 +26,44 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     /// RFC 3339 text, always UTC, always three fractional digits.
     public var description: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendRFC3339(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `description`'s bytes (every message's JSON carries one or more: digits written in place, no strings).
+    public func appendRFC3339(to out: inout [UInt8]) {
         var ms = milliseconds
         var days = ms / 86_400_000
         ms -= days * 86_400_000
         if ms < 0 { ms += 86_400_000; days -= 1 }
         let (y, m, d) = Self.civil(fromDays: days)
-        let hour = ms / 3_600_000
-        let minute = (ms / 60_000) % 60
-        let second = (ms / 1000) % 60
-        let milli = ms % 1000
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(milli, 3))Z"
+        func digits(_ value: Int64, _ width: Int, then separator: UInt8?) {
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = value
+            if v < 0 || v >= divisor * 10 {
+                // Years before 0 or after 9999: all their digits, zero-padded to the width.
+                let text = String(v)
+                if text.utf8.count < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - text.utf8.count)) }
+                out.append(contentsOf: text.utf8)
+            } else {
+                while divisor > 0 {
+                    out.append(UInt8(48 + (v / divisor) % 10))
+                    v %= divisor
+                    divisor /= 10
+                }
+            }
+            if let separator { out.append(separator) }
+        }
+        digits(y, 4, then: UInt8(ascii: "-"))
+        digits(m, 2, then: UInt8(ascii: "-"))
+        digits(d, 2, then: UInt8(ascii: "T"))
+        digits(ms / 3_600_000, 2, then: UInt8(ascii: ":"))
+        digits((ms / 60_000) % 60, 2, then: UInt8(ascii: ":"))
+        digits((ms / 1000) % 60, 2, then: UInt8(ascii: "."))
+        digits(ms % 1000, 3, then: UInt8(ascii: "Z"))
     }
 
     /// Parses RFC 3339 text (`Z` or a numeric offset, optional fraction). Returns nil for anything else.
@@ -118,8 +146,3 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     }
 }
 
-@inline(__always)
-private func pad(_ value: Int64, _ width: Int) -> String {
-    let s = String(value)
-    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-}

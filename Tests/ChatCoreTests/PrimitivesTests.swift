@@ -7,6 +7,14 @@ import Testing
         #expect(Timestamp(milliseconds: 0).description == "1970-01-01T00:00:00.000Z")
         #expect(Timestamp(milliseconds: 1_795_608_000_123).description == "2026-11-25T12:00:00.123Z")
         #expect(Timestamp(milliseconds: 951_782_400_000).description == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp(milliseconds: -1).description == "1969-12-31T23:59:59.999Z")
+        #expect(Timestamp(milliseconds: 253_402_300_800_000).description == "10000-01-01T00:00:00.000Z")
+        // Every millisecond field and calendar day, over four centuries either side of 1970, reads back the same.
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let time = Timestamp(milliseconds: Int64.random(in: -12_000_000_000_000...12_000_000_000_000, using: &random))
+            #expect(Timestamp(rfc3339: time.description) == time, "\(time.milliseconds)")
+        }
     }
 
     @Test func timestampsParseBackIncludingOffsets() {
