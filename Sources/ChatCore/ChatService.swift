@@ -206,6 +206,18 @@ public struct ChatService: Sendable {
         _ caller: Principal, conversationId: String?, content: String, threadParentId: String?, clientMessageId: String?,
         files: [NewFile] = []
     ) async throws -> (Message, created: Bool) {
+        let sent = try await sendEncoded(
+            caller, conversationId: conversationId, content: content, threadParentId: threadParentId, clientMessageId: clientMessageId,
+            files: files)
+        return (sent.message, sent.created)
+    }
+
+    /// `send`, also returning the message's JSON as its `new_message` event carries it (nil for a resend, which
+    /// appends no event): a WebSocket ack reuses those bytes instead of encoding the message a second time.
+    public func sendEncoded(
+        _ caller: Principal, conversationId: String?, content: String, threadParentId: String?, clientMessageId: String?,
+        files: [NewFile] = []
+    ) async throws -> (message: Message, created: Bool, json: [UInt8]?) {
         guard files.count <= limits.files.maxFilesPerMessage else {
             throw ChatError.badRequest("At most \(limits.files.maxFilesPerMessage) files per message.", code: "too_many_files")
         }
@@ -220,7 +232,7 @@ public struct ChatService: Sendable {
             threadParentId: threadParentId, content: content, clientMessageId: clientMessageId, files: files)))
         guard case .message(let message, let created) = applied.outcome else { throw UnexpectedOutcome(applied.outcome) }
         sendObservers.notify(message)
-        return (message, created)
+        return (message, created, applied.events.first { $0.type == .newMessage }?.data)
     }
 
     public func setClosed(_ caller: Principal, conversationId: String, closed: Bool) async throws -> Conversation {

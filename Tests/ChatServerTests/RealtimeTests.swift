@@ -65,6 +65,15 @@ extension TestClientProtocol {
                     let socketEvent = try #require(await bobSocket.inbox.nextJSON())
                     #expect(socketEvent["data"]["id"].string == ack["message"]["id"].string)
                     #expect(socketEvent["data"]["content"].string == "over WebSocket")
+                    // The ack carries the message exactly as its event does.
+                    let acked = try #require(ack["message"].raw as? NSDictionary)
+                    #expect(acked == socketEvent["data"].raw as? NSDictionary)
+                    // A resend of the same clientMessageId is acknowledged with the first message and announces nothing
+                    // (Bob's next frame below is the typing event).
+                    aliceSocket.send(["type": "new_message", "conversationId": room, "content": "over WebSocket", "clientMessageId": "ws-1"])
+                    let again = try #require(await aliceSocket.inbox.nextJSON())
+                    #expect(again["type"].string == "ack")
+                    #expect(again["message"].raw as? NSDictionary == acked)
 
                     aliceSocket.send(["type": "typing", "conversationId": room])
                     let typing = try #require(await bobSocket.inbox.nextJSON())

@@ -264,11 +264,14 @@ enum ControlFrame {
         object([("type", "resync_required"), ("eventId", nil), ("conversationId", conversationId)])
     }
 
-    static func ack(clientMessageId: String?, message: Message) throws -> ByteBuffer {
-        var bytes: [UInt8] = Array(#"{"type":"ack","clientMessageId":"#.utf8)
-        if let clientMessageId { JSONText.appendString(clientMessageId, to: &bytes) } else { bytes += Array("null".utf8) }
-        bytes += Array(#","message":"#.utf8)
-        JSONText.appendMessage(message, to: &bytes)
+    /// `encoded`: the message's JSON when the caller has it already (the bytes of its `new_message` event).
+    static func ack(clientMessageId: String?, message: Message, encoded: [UInt8]? = nil) -> ByteBuffer {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + (clientMessageId?.utf8.count ?? 4) + (encoded?.count ?? 512))
+        bytes += #"{"type":"ack","clientMessageId":"#.utf8
+        if let clientMessageId { JSONText.appendString(clientMessageId, to: &bytes) } else { bytes += "null".utf8 }
+        bytes += #","message":"#.utf8
+        if let encoded { bytes += encoded } else { JSONText.appendMessage(message, to: &bytes) }
         bytes.append(UInt8(ascii: "}"))
         return ByteBuffer(bytes: bytes)
     }

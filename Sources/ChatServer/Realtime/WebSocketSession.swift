@@ -123,11 +123,11 @@ final class WebSocketSession: Sendable {
                 outbox.push(text: ControlFrame.left(conversationId: conversationId))
             case "new_message":
                 do {
-                    let (message, _) = try await chat.send(
+                    let sent = try await chat.sendEncoded(
                         principal, conversationId: try required(frame.conversationId, "conversationId"),
                         content: try required(frame.content, "content"), threadParentId: frame.threadParentId,
                         clientMessageId: frame.clientMessageId)
-                    outbox.push(text: try ControlFrame.ack(clientMessageId: frame.clientMessageId, message: message))
+                    outbox.push(text: ControlFrame.ack(clientMessageId: frame.clientMessageId, message: sent.message, encoded: sent.json))
                 } catch let error as ChatError {
                     outbox.push(text: ControlFrame.error(
                         code: error.code, message: error.message, conversationId: frame.conversationId, clientMessageId: frame.clientMessageId))
