@@ -43,6 +43,9 @@ public final class PresenceTracker: Sendable {
         public var remoteLifetime: Duration = .seconds(75)
         /// At most this many people hear of one person's change.
         public var maxRecipients = 10_000
+        /// How long a credential's "away" (said over HTTP) is remembered while none of its connections is open here;
+        /// after that a connection with it starts online again. Keeps the set bounded by the credentials in use.
+        public var awayMemory: Duration = .seconds(3600)
         public init() {}
     }
 
@@ -79,8 +82,11 @@ public final class PresenceTracker: Sendable {
         var nextId = 0
         /// This node's connections by person: connection id → whether that connection said "away".
         var connections: [Key: [Int: (credential: String, away: Bool)]] = [:]
-        /// Credentials whose holder said "away" through the HTTP API (clients without a WebSocket).
-        var awayCredentials: Set<String> = []
+        /// Credentials whose holder said "away" through the HTTP API (clients without a WebSocket), with when that
+        /// was said or when the credential's last connection here ended, whichever is later.
+        var awayCredentials: [String: ContinuousClock.Instant] = [:]
+        /// `awayCredentials` is swept of forgotten entries when it reaches this size (doubling: amortized).
+        var awaySweepAt = 64
         /// What this node last announced of each of its people (offline ones are dropped).
         var announced: [Key: PresenceStatus] = [:]
         var remote: [Key: [String: Remote]] = [:]
@@ -138,6 +144,7 @@ public final class PresenceTracker: Sendable {
         state.withLock { s in
             s.connections[connection.key]?[connection.id] = nil
             if s.connections[connection.key]?.isEmpty == true { s.connections[connection.key] = nil }
+            if s.awayCredentials[connection.credentialHash] != nil { s.awayCredentials[connection.credentialHash] = .now }
         }
         reconsider(connection.key)
     }
@@ -152,7 +159,12 @@ public final class PresenceTracker: Sendable {
     /// Another node relayed a credential's away/back.
     public func applyAway(credentialHash: String, _ away: Bool) {
         let keys = state.withLock { s -> [Key] in
-            if away { s.awayCredentials.insert(credentialHash) } else { s.awayCredentials.remove(credentialHash) }
+            if away {
+                s.awayCredentials[credentialHash] = .now
+                if s.awayCredentials.count >= s.awaySweepAt { forgetIdleAway(&s) }
+            } else {
+                s.awayCredentials[credentialHash] = nil
+            }
             // What the credential says now holds for each of its connections too.
             var keys: [Key] = []
             for (key, connections) in s.connections where connections.values.contains(where: { $0.credential == credentialHash }) {
@@ -215,7 +227,15 @@ public final class PresenceTracker: Sendable {
 
     private static func local(_ key: Key, _ s: State) -> PresenceStatus {
         guard let connections = s.connections[key], !connections.isEmpty else { return .offline }
-        return connections.values.contains { !$0.away && !s.awayCredentials.contains($0.credential) } ? .online : .away
+        return connections.values.contains { !$0.away && s.awayCredentials[$0.credential] == nil } ? .online : .away
+    }
+
+    /// Drops the away marks of credentials with no connection here for longer than `awayMemory`.
+    private func forgetIdleAway(_ s: inout State) {
+        let now = ContinuousClock.now
+        let connected = Set(s.connections.values.lazy.flatMap { $0.values.map(\.credential) })
+        s.awayCredentials = s.awayCredentials.filter { connected.contains($0.key) || now - $0.value < settings.awayMemory }
+        s.awaySweepAt = max(64, s.awayCredentials.count * 2)
     }
 
     /// The best of this node's announced view and the others' live views.

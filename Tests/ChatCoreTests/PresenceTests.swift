@@ -66,6 +66,43 @@ import Testing
         #expect(heard(daveHears).isEmpty)
     }
 
+    /// A credential that said "away" over HTTP and then went quiet is forgotten after `awayMemory`, so the marks stay
+    /// bounded by the credentials in use; its next connection starts online. Recent marks are kept.
+    @Test func awayMarksOfQuietCredentialsAreForgotten() async throws {
+        let f = try await CoreFixture(.sqlite)
+        defer { f.cleanUp() }
+        var settings = quick
+        settings.awayMemory = .milliseconds(300)
+        let tracker = PresenceTracker(store: f.store, broker: RoomHub(), settings: settings)
+        var phone = try await f.principal("acme", "alice")
+        phone.credentialHash = "alice-phone"
+        let bob = try await f.principal("acme", "bob")
+        func status(_ principal: Principal) -> PresenceStatus { tracker.status(tenantId: principal.tenantId, userId: principal.userId) }
+
+        await tracker.setAway(phone, true)
+        let poll = tracker.connect(phone)
+        #expect(status(phone) == .away)
+        poll.end()
+        let nextPoll = tracker.connect(phone)
+        #expect(status(phone) == .away, "remembered between polls")
+        nextPoll.end()
+        try await Task.sleep(for: .milliseconds(400))
+        // Other credentials say away: enough marks for a sweep, which forgets the quiet phone's.
+        for index in 0..<64 {
+            var other = bob
+            other.credentialHash = "bob-\(index)"
+            await tracker.setAway(other, true)
+        }
+        let later = tracker.connect(phone)
+        #expect(status(phone) == .online, "forgotten after awayMemory without a connection")
+        later.end()
+        var recent = bob
+        recent.credentialHash = "bob-7"
+        let bobsTab = tracker.connect(recent)
+        #expect(status(bob) == .away, "a recent mark is kept")
+        bobsTab.end()
+    }
+
     @Test(arguments: StoreKind.available) func severalNodesAgreeOnTheBestViewAndForgetADeadOne(_ kind: StoreKind) async throws {
         let f = try await CoreFixture(kind)
         defer { f.cleanUp() }
