@@ -55,14 +55,12 @@ struct RawStatement {
             let index = Int32(offset + 1)
             let code: Int32 = switch value {
             case .text(let text):
-                text.utf8.withContiguousStorageIfAvailable { bytes in
-                    sqlite3_bind_text(handle, index, bytes.baseAddress, Int32(bytes.count), SQLITE_TRANSIENT)
-                } ?? {
+                text.utf8.withContiguousStorageIfAvailable { bindText($0, at: index) } ?? {
                     var copy = text
-                    return copy.withUTF8 { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+                    return copy.withUTF8 { bindText($0, at: index) }
                 }()
             case .bytes(let bytes):
-                bytes.withUnsafeBufferPointer { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+                bytes.withUnsafeBufferPointer { bindText($0, at: index) }
             case .integer(let number):
                 sqlite3_bind_int64(handle, index, number)
             case .null:
@@ -70,6 +68,12 @@ struct RawStatement {
             }
             guard code == SQLITE_OK else { throw error(code) }
         }
+    }
+
+    /// UTF-8 text; an empty buffer may have no address, which SQLite would take for NULL, so it binds "" instead.
+    private func bindText(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int32) -> Int32 {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, SQLITE_TRANSIENT) }
+        return sqlite3_bind_text(handle, index, base, Int32(bytes.count), SQLITE_TRANSIENT)
     }
 
     private func error(_ code: Int32) -> DatabaseError {
