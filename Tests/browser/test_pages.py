@@ -62,6 +62,14 @@ def message_with_text(driver, text, container="#messages"):
     return None
 
 
+def in_message(driver, text, selector, container="#messages"):
+    """The element `selector` inside the message showing `text`, or None while either is not on the page
+    (a wait keeps polling through a form's page load instead of failing on the half-loaded page)."""
+    message = message_with_text(driver, text, container)
+    found = message.find_elements(By.CSS_SELECTOR, selector) if message is not None else []
+    return found[0] if found else None
+
+
 @pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
 def test_message_typed_by_one_appears_for_the_other_without_reload(server, browsers, transport):
     conversation = new_conversation(server, f"live {transport}")
@@ -342,7 +350,7 @@ def test_files_attach_show_as_previews_and_links_and_work_without_javascript(ser
     alice.find_element(By.ID, "attach-files").send_keys(str(png))
     alice.find_element(By.ID, "content").send_keys("The chart")
     alice.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
-    image = wait(bob, 10).until(lambda d: message_with_text(d, "The chart").find_element(By.CSS_SELECTOR, ".attachments img"))
+    image = wait(bob, 10).until(lambda d: in_message(d, "The chart", ".attachments img"))
     assert image.get_attribute("alt") == "chart.png"
     wait(bob, 10).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth === 1", image))
     screenshot(bob, "files-desktop")
@@ -352,7 +360,7 @@ def test_files_attach_show_as_previews_and_links_and_work_without_javascript(ser
     open_chat(plain, server, conversation)
     plain.find_element(By.ID, "attach-files").send_keys(str(notes))
     plain.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
-    link = wait(plain, 10).until(lambda d: message_with_text(d, "notes.txt").find_element(By.CSS_SELECTOR, ".attachment-file"))
+    link = wait(plain, 10).until(lambda d: in_message(d, "notes.txt", ".attachment-file"))
     assert link.text == "notes.txt" and link.get_attribute("download") is not None
     got = httpx.get(link.get_attribute("href"), headers=api_token(server, "alice"))
     assert got.text == "agenda: ship it\n" and got.headers["x-content-type-options"] == "nosniff"
@@ -491,10 +499,10 @@ def test_reactions_from_the_picker_reach_the_other_browser_and_work_without_java
     assert bob.switch_to.active_element.get_attribute("data-code") == "joy"
     bob.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
     bob.switch_to.active_element.send_keys(Keys.ENTER)  # tada
-    chip = wait(alice, 10).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"]'))
+    chip = wait(alice, 10).until(lambda d: in_message(d, "We shipped it", '.reaction[data-code="tada"]'))
     assert chip.text.replace(" ", "").endswith("1") and chip.get_attribute("aria-pressed") == "false"
     chip.click()
-    wait(bob, 10).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"] .count').text == "2")
+    wait(bob, 10).until(lambda d: getattr(in_message(d, "We shipped it", '.reaction[data-code="tada"] .count'), "text", None) == "2")
     assert message_with_text(alice, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"]').get_attribute("aria-pressed") == "true"
     screenshot(bob, "reactions-desktop")
 
@@ -504,11 +512,11 @@ def test_reactions_from_the_picker_reach_the_other_browser_and_work_without_java
     message_with_text(plain, "We shipped it").find_element(By.CSS_SELECTOR, ".react-link").click()
     wait(plain, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, ".reaction-choices"))
     plain.find_element(By.CSS_SELECTOR, '.reaction-choices button[value="rocket"]').click()
-    rocket = wait(plain, 5).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="rocket"]'))
+    rocket = wait(plain, 5).until(lambda d: in_message(d, "We shipped it", '.reaction[data-code="rocket"]'))
     assert rocket.get_attribute("aria-pressed") == "true"
     # Pressing her own chip takes the reaction back.
     message_with_text(plain, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"]').click()
-    wait(plain, 5).until(lambda d: message_with_text(d, "We shipped it").find_element(By.CSS_SELECTOR, '.reaction[data-code="tada"] .count').text == "1")
+    wait(plain, 5).until(lambda d: getattr(in_message(d, "We shipped it", '.reaction[data-code="tada"] .count'), "text", None) == "1")
 
 
 def test_the_search_box_finds_messages_with_highlights_and_works_without_javascript(server, browsers):
