@@ -113,7 +113,7 @@ final class StreamingHTTPClient: Sendable {
     let head = Mutex<String>("")
 
     /// Sends a GET and feeds each SSE message (the text between blank lines) into `inbox` until the server
-    /// closes or `body` returns.
+    /// ends the stream, closes, or `body` returns.
     static func stream(
         port: Int, path: String, headers: [(String, String)], _ body: @escaping @Sendable (StreamingHTTPClient) async throws -> Void
     ) async throws {
@@ -134,6 +134,7 @@ final class StreamingHTTPClient: Sendable {
                     for try await buffer in inbound {
                         for message in parser.feed(String(buffer: buffer)) { client.inbox.append(message) }
                         if let head = parser.head { client.head.withLock { $0 = head } }
+                        if parser.isFinished { break }
                     }
                 }
                 group.addTask { try await body(client) }
@@ -147,6 +148,8 @@ final class StreamingHTTPClient: Sendable {
 /// Splits an HTTP/1.1 chunked SSE response into its head and its messages.
 struct SSEParser {
     var head: String?
+    /// True once the last (empty) chunk arrived: the server ended the stream, whether or not it closes the connection.
+    private(set) var isFinished = false
     private var raw = ""
     private var body = ""
 
@@ -160,6 +163,7 @@ struct SSEParser {
         // De-chunk: "<hex size>\r\n<data>\r\n" repeated.
         while let lineEnd = raw.range(of: "\r\n") {
             guard let size = Int(raw[..<lineEnd.lowerBound], radix: 16) else { break }
+            if size == 0 { isFinished = true }
             let dataStart = lineEnd.upperBound
             guard raw.utf8.distance(from: dataStart, to: raw.endIndex) >= size + 2 else { break }
             let dataEnd = raw.utf8.index(dataStart, offsetBy: size)

@@ -367,6 +367,34 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func anSSEStreamSendsHeartbeatsAndEndsWhenItsSessionExpires() async throws {
+        var config = testConfiguration()
+        config.realtime.sseHeartbeatSeconds = 1
+        try await withApp(.live, config: config) { client, deps in
+            let bob = try #require(try await deps.store.loginRecord(tenantSlug: "acme", username: "bob")?.user)
+            let secret = Secret.make()
+            let now = Timestamp.now()
+            try await deps.store.insertCredential(Credential(
+                hash: SHA256.hex(secret), tenantId: bob.tenantId, userId: bob.id, method: .token, csrfToken: nil,
+                createdAt: now, expiresAt: now.adding(seconds: 4)))
+            try await StreamingHTTPClient.stream(
+                port: client.port!, path: "/api/chat/events", headers: [("Authorization", "Bearer \(secret)")]
+            ) { stream in
+                // A quiet stream still carries a comment every heartbeat, so proxies keep it open.
+                var keepalives = 0
+                while keepalives < 2, let text = await stream.inbox.next(timeout: .seconds(3)) {
+                    if text == ": keepalive" { keepalives += 1 }
+                }
+                #expect(keepalives == 2)
+                #expect(!stream.inbox.isClosed)
+                // Once the token expires the server ends the stream by itself.
+                for _ in 0..<200 where !stream.inbox.isClosed { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(stream.inbox.isClosed)
+                #expect(Timestamp.now().milliseconds >= now.milliseconds + 4000)
+            }
+        }
+    }
+
     @Test func aWebSocketThatStopsReadingIsClosedWhileOthersKeepReceiving() async throws {
         var config = testConfiguration()
         config.realtime.queueCapacity = 32

@@ -95,19 +95,20 @@ struct RealtimeController {
                                 let preamble = ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n")
                                 do { try await feed.start(after: cursor) { queue.push(preamble) } } catch { queue.close(.finished) }
                             }
-                            group.addTask {
-                                while !Task.isCancelled {
-                                    try? await Task.sleep(for: .seconds(settings.sseHeartbeatSeconds))
-                                    if Task.isCancelled || !queue.push(ByteBuffer(string: ": keepalive\n\n")) { break }
-                                }
+                            // Heartbeat and session expiry are timers on the stream's event loop, not sleeping tasks:
+                            // thousands of open streams then cost no task stacks for them.
+                            let heartbeat = TimeAmount.seconds(Int64(settings.sseHeartbeatSeconds))
+                            let keepalive = channel.eventLoop.scheduleRepeatedTask(initialDelay: heartbeat, delay: heartbeat) { task in
+                                if !queue.push(ByteBuffer(string: ": keepalive\n\n")) { task.cancel() }
                             }
-                            group.addTask {
-                                let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
-                                try? await Task.sleep(for: .milliseconds(max(0, remaining)))
-                                if !Task.isCancelled { queue.close(.expired) }
+                            let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
+                            let expiry = channel.eventLoop.scheduleTask(in: .milliseconds(max(0, remaining))) { queue.close(.expired) }
+                            defer {
+                                keepalive.cancel()
+                                expiry.cancel()
+                                group.cancelAll()
                             }
                             // The writer: everything queued goes out in one write (one flush), until the queue closes.
-                            defer { group.cancelAll() }
                             while true {
                                 let (items, closed) = await queue.take()
                                 if !items.isEmpty {
