@@ -367,6 +367,30 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func aSessionExpiringSeveralPingPeriodsLaterClosesItsWebSocketOnTime() async throws {
+        // Pinged every second, the socket is seen by its loop's clock several times before its token expires at 3.5 s;
+        // it closes then, not at a ping before, and not a period late.
+        var config = testConfiguration()
+        config.realtime.pingSeconds = 1
+        try await withApp(.live, config: config) { client, deps in
+            let bob = try #require(try await deps.store.loginRecord(tenantSlug: "acme", username: "bob")?.user)
+            let secret = Secret.make()
+            let now = Timestamp.now()
+            try await deps.store.insertCredential(Credential(
+                hash: SHA256.hex(secret), tenantId: bob.tenantId, userId: bob.id, method: .token, csrfToken: nil,
+                createdAt: now, expiresAt: Timestamp(milliseconds: now.milliseconds + 3_500)))
+            let close = try await withWebSocket(client, headers: [.authorization: "Bearer \(secret)"]) { socket in
+                socket.send(["type": "join_all"])
+                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
+                for _ in 0..<600 where !socket.inbox.isClosed { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(socket.inbox.isClosed)
+                let closedAfter = Timestamp.now().milliseconds - now.milliseconds
+                #expect(closedAfter >= 3_400 && closedAfter < 4_400, "closed after \(closedAfter) ms")
+            }
+            #expect(close?.closeCode == .unknown(4001))
+        }
+    }
+
     @Test func anSSEStreamSendsHeartbeatsAndEndsWhenItsSessionExpires() async throws {
         var config = testConfiguration()
         config.realtime.sseHeartbeatSeconds = 1

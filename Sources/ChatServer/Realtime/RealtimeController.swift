@@ -30,7 +30,8 @@ struct RealtimeController {
             }
             let outbox = WebSocketOutbox(capacity: settings.queueCapacity, maxBytes: settings.queueBytes, eventLoop: context.channel.eventLoop)
             let session = WebSocketSession(
-                chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel, logger: context.logger)
+                chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel,
+                requestId: context.logger[metadataKey: "request_id"].map { "\($0)" })
             slot.accept(WebSocketAcceptance(session: session, settings: settings, connections: connections, revocations: auth.revocations))
             return Response(status: .ok)
         }

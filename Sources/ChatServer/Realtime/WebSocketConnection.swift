@@ -33,7 +33,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     private var writable = true
     private var closeSent = false
     private var timers: [Scheduled<Void>] = []
-    private var pinger: RepeatedTask?
+    /// The loop's clock pings this socket and watches its session's expiry; `slot` is where it sits on it.
+    private var clock: ConnectionClock?
+    private var slot = 0
+    private var expiryScheduled = false
     private var revocation: Subscription?
 
     init(session: WebSocketSession, settings: RealtimeSettings, connections: LiveConnections, revocations: RevocationCenter) {
@@ -49,20 +52,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         self.context = context
         wire = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         writable = context.channel.isWritable
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         outbox.attach(self)
         connections.add(outbox)
         let outbox = self.outbox
         revocation = revocations.watch(credentialHash: session.principal.credentialHash) { outbox.close(.revoked) }
-        // The session's expiry: a timer on the loop.
-        let remaining = max(0, session.principal.expiresAt.milliseconds - Timestamp.now().milliseconds)
-        timers.append(context.eventLoop.scheduleTask(in: .milliseconds(remaining)) { outbox.close(.expired) })
-        // Pings at a random phase within the period: 10,000 sockets opened in the same second do not all ping in the
-        // same second ever after.
-        let period = Int64(settings.pingSeconds) * 1_000
-        pinger = context.eventLoop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(Int64.random(in: period / 2...period)), delay: .milliseconds(period)
-        ) { _ in handler.value.ping() }
+        let clock = ConnectionClock.of(context.eventLoop, periodSeconds: settings.pingSeconds)
+        slot = clock.add(self)
+        self.clock = clock
+        scheduleExpiryIfDue()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -83,8 +80,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         connections.remove(outbox)
         revocation?.cancel()
         revocation = nil
-        pinger?.cancel()
-        pinger = nil
+        clock?.remove(self, slot: slot)
+        clock = nil
         for timer in timers { timer.cancel() }
         timers = []
     }
@@ -214,6 +211,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         sendClose(code: code, reason: reason)
         outbox.close(.finished)
         context?.close(promise: nil)
+    }
+
+    /// The clock's visit, once per ping period.
+    func clockVisit() {
+        ping()
+        scheduleExpiryIfDue()
+    }
+
+    /// The session's expiry becomes an exact timer once it is less than a period (and the clock's second) away.
+    private func scheduleExpiryIfDue() {
+        guard !expiryScheduled, let context, let clock else { return }
+        let remaining = session.principal.expiresAt.milliseconds - Timestamp.now().milliseconds
+        guard remaining <= Int64(clock.periodSeconds + 1) * 1_000 else { return }
+        expiryScheduled = true
+        let outbox = self.outbox
+        timers.append(context.eventLoop.scheduleTask(in: .milliseconds(max(0, remaining))) { outbox.close(.expired) })
     }
 
     /// Every ping period: a peer that did not answer the previous ping is gone.

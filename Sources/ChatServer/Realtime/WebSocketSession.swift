@@ -21,7 +21,10 @@ final class WebSocketSession: Sendable {
     let principal: Principal
     let settings: RealtimeSettings
     let outbox: WebSocketOutbox
-    let logger: Logger
+    /// The upgrade request's id, for the rare log line: the request's own logger (its metadata dictionary and storage,
+    /// ~800 bytes) is not kept for the life of every socket.
+    let requestId: String?
+    private static let logger = Logger(label: "chat-server.websocket")
     /// The connection: its reading is paused while too many frames wait (a slow store must not queue a client's
     /// frames without bound; TCP then pushes back on the client).
     let channel: any Channel
@@ -31,13 +34,13 @@ final class WebSocketSession: Sendable {
     static let inboxHigh = 32
     static let inboxLow = 8
 
-    init(chat: ChatService, principal: Principal, settings: RealtimeSettings, outbox: WebSocketOutbox, channel: any Channel, logger: Logger) {
+    init(chat: ChatService, principal: Principal, settings: RealtimeSettings, outbox: WebSocketOutbox, channel: any Channel, requestId: String?) {
         self.chat = chat
         self.principal = principal
         self.settings = settings
         self.outbox = outbox
         self.channel = channel
-        self.logger = logger
+        self.requestId = requestId
         self.presence = chat.presence.connect(principal)
     }
 
@@ -147,7 +150,7 @@ final class WebSocketSession: Sendable {
             if frame.type == "join_room", let id = frame.conversationId { leave(id) }
             outbox.push(text: ControlFrame.error(code: error.code, message: error.message, conversationId: frame.conversationId))
         } catch {
-            logger.error("websocket frame failed", metadata: ["error": "\(error)"])
+            Self.logger.error("websocket frame failed", metadata: ["error": "\(error)", "request_id": .string(requestId ?? "")])
             outbox.push(text: ControlFrame.error(code: "internal_error", message: "Something went wrong on the server.", conversationId: frame.conversationId))
         }
     }

@@ -44,6 +44,11 @@ struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            // Each connection keeps its receive buffer between reads; NIO's first one is 2 KiB. 1 KiB holds a
+            // browser's upgrade request and a chat frame, and halves what 10,000 idle sockets keep (the buffer still
+            // doubles, up to 64 KiB, for a request or upload that fills it).
+            try channel.syncOptions?.setOption(
+                ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
             let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let accepted = NIOLockedValueBox<WebSocketAcceptance?>(nil)
             let logger = logger.with(metadataKey: "hb.request.id", value: .stringConvertible(RequestID()))
