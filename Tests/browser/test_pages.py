@@ -482,8 +482,9 @@ def test_edit_and_delete_in_place_reach_the_other_browser_and_work_without_javas
     fixed = wait(plain, 5).until(lambda d: message_with_text(d, "typo here"))
     assert fixed.find_element(By.CSS_SELECTOR, ".edited").is_displayed()
     fixed.find_element(By.CSS_SELECTOR, ".delete-form button").click()
-    wait(plain, 5).until(lambda d: message_with_text(d, "typo here") is None)
-    assert len([li for li in plain.find_elements(By.CSS_SELECTOR, "#messages li.message.deleted")]) == 2
+    # Waits for the page after the delete: the message gone and both deleted ones shown (a half-loaded page has neither).
+    wait(plain, 5).until(lambda d: message_with_text(d, "typo here") is None
+                         and len(d.find_elements(By.CSS_SELECTOR, "#messages li.message.deleted")) == 2)
 
 
 def test_reactions_from_the_picker_reach_the_other_browser_and_work_without_javascript(server, browsers):
