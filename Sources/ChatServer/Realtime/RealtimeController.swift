@@ -32,7 +32,7 @@ struct RealtimeController {
             let session = WebSocketSession(
                 chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel,
                 requestId: context.logger[metadataKey: "request_id"].map { "\($0)" })
-            slot.accept(WebSocketAcceptance(session: session, settings: settings, connections: connections, revocations: auth.revocations))
+            slot.accept(WebSocketAcceptance(session: session, connections: connections, revocations: auth.revocations))
             return Response(status: .ok)
         }
         router.get("api/chat/events", use: events)
@@ -44,10 +44,11 @@ struct RealtimeController {
     @Sendable func events(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try connections.admitNewConnection()
-        let conversationId = request.uri.queryParameters.get("conversationId")
+        let query = request.uri.queryParameters
+        let conversationId = query.get("conversationId")
         let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
         if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }
-        let cursorText = request.headers[.lastEventID] ?? request.uri.queryParameters.get("lastEventId")
+        let cursorText = request.headers[.lastEventID] ?? query.get("lastEventId")
         let cursor = try cursorText.map(Self.parseCursor)
 
         let settings = self.settings
@@ -137,17 +138,19 @@ struct RealtimeController {
     @Sendable func poll(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         try connections.admitNewConnection()
-        let conversationId = request.uri.queryParameters.get("conversationId")
+        // Parsed once: `queryParameters` splits the query string again at every use.
+        let query = request.uri.queryParameters
+        let conversationId = query.get("conversationId")
         let scope: EventFeed.Scope = conversationId.map { .conversation($0) } ?? .allConversations
         var timeout = settings.pollDefaultTimeoutSeconds
-        if let text = request.uri.queryParameters.get("timeout") {
+        if let text = query.get("timeout") {
             guard let value = Int(text), value >= 0, value <= settings.pollMaxTimeoutSeconds else {
                 throw ChatError.badRequest(
                     "`timeout` must be a whole number of seconds from 0 to \(settings.pollMaxTimeoutSeconds).", code: "invalid_timeout")
             }
             timeout = value
         }
-        guard let cursorText = request.uri.queryParameters.get("cursor") else {
+        guard let cursorText = query.get("cursor") else {
             // No cursor: the current position, so the next poll starts from now. (With a cursor, the feed checks
             // participation itself.)
             if let conversationId { try await chat.requireParticipant(principal, conversationId: conversationId) }

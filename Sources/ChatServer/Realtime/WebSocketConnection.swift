@@ -18,7 +18,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
 
     private let session: WebSocketSession
     private let outbox: WebSocketOutbox
-    private let settings: RealtimeSettings
+    /// The session's (not a second copy per socket).
+    private var settings: RealtimeSettings { session.settings }
     private let connections: LiveConnections
     private let revocations: RevocationCenter
 
@@ -39,13 +40,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     private var expiryScheduled = false
     private var revocation: Subscription?
 
-    init(session: WebSocketSession, settings: RealtimeSettings, connections: LiveConnections, revocations: RevocationCenter) {
+    init(session: WebSocketSession, connections: LiveConnections, revocations: RevocationCenter) {
         self.session = session
         self.outbox = session.outbox
-        self.settings = settings
         self.connections = connections
         self.revocations = revocations
-        self.limiter = FrameRateLimiter(rate: settings.framesPerSecond, burst: settings.frameBurst)
+        self.limiter = FrameRateLimiter(rate: session.settings.framesPerSecond, burst: session.settings.frameBurst)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -150,12 +150,11 @@ struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
 /// An accepted upgrade: the session and what its connection handler needs, made on the loop after the 101.
 struct WebSocketAcceptance: Sendable {
     let session: WebSocketSession
-    let settings: RealtimeSettings
     let connections: LiveConnections
     let revocations: RevocationCenter
 
     func makeHandler() -> WebSocketConnectionHandler {
-        WebSocketConnectionHandler(session: session, settings: settings, connections: connections, revocations: revocations)
+        WebSocketConnectionHandler(session: session, connections: connections, revocations: revocations)
     }
 }
 
