@@ -58,10 +58,15 @@ final class ServerProcess: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         FileManager.default.createFile(atPath: directory.appendingPathComponent("server.log").path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("server.log"))
+        // A server left over from an earlier run would answer in this one's place (with none of its tokens).
+        if (try? await HTTPClient.get(port: port, path: "/health")) != nil {
+            throw BenchError("port \(port) is already served by another process (a server left from an earlier run?); stop it first")
+        }
         try process.run()
         self.process = process
         for _ in 0..<400 {
             if (try? await HTTPClient.get(port: port, path: "/health").status) == 200 { return }
+            guard process.isRunning else { throw BenchError("the server exited at start; see \(directory.path)/server.log") }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw BenchError("the server did not start; see \(directory.path)/server.log")
