@@ -18,6 +18,8 @@ public struct ChatRequestContext: RequestContext {
     public var remoteAddress: String? { client.address }
     /// The connection, so that a stuck realtime stream can be closed from outside its writer.
     public let channel: any Channel
+    /// The id on this request's log lines and in its `X-Request-Id` answer; set by `ForwardedHeadersMiddleware`.
+    var requestId: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -369,33 +369,22 @@ extension TestClientProtocol {
         }
     }
 
-    @Test func anExpiringSessionClosesItsWebSocket() async throws {
-        try await withApp(.live) { client, deps in
-            let (secret, _) = try await bobsToken(deps, expiringIn: 2_000)
-            let close = try await withWebSocket(client, headers: [.authorization: "Bearer \(secret)"]) { socket in
-                socket.send(["type": "join_all"])
-                #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
-                for _ in 0..<300 where !socket.inbox.isClosed { try await Task.sleep(for: .milliseconds(20)) }
-                #expect(socket.inbox.isClosed)
-            }
-            #expect(close?.closeCode == .unknown(4001))
-        }
-    }
-
-    @Test func aSessionExpiringSeveralPingPeriodsLaterClosesItsWebSocketOnTime() async throws {
-        // Pinged every second, the socket is seen by its loop's clock several times before its token expires at 3.5 s;
-        // it closes then, not at a ping before, and not a period late.
+    /// The session's end closes its WebSocket with 4001 on time: an expiry near at connect gets its exact timer at once
+    /// (30 s pings); one several ping periods away is found by the loop's clock (1 s pings: seen three times before),
+    /// and closes then, not at a ping before, and not a period late.
+    @Test(arguments: zip([30, 1], [2_000, 3_500] as [Int64]))
+    func anExpiringSessionClosesItsWebSocketOnTime(pingSeconds: Int, expiresIn: Int64) async throws {
         var config = testConfiguration()
-        config.realtime.pingSeconds = 1
+        config.realtime.pingSeconds = pingSeconds
         try await withApp(.live, config: config) { client, deps in
-            let (secret, now) = try await bobsToken(deps, expiringIn: 3_500)
+            let (secret, now) = try await bobsToken(deps, expiringIn: expiresIn)
             let close = try await withWebSocket(client, headers: [.authorization: "Bearer \(secret)"]) { socket in
                 socket.send(["type": "join_all"])
                 #expect(await socket.inbox.nextJSON()?["type"].string == "joined")
                 for _ in 0..<600 where !socket.inbox.isClosed { try await Task.sleep(for: .milliseconds(10)) }
                 #expect(socket.inbox.isClosed)
                 let closedAfter = Timestamp.now().milliseconds - now.milliseconds
-                #expect(closedAfter >= 3_400 && closedAfter < 4_400, "closed after \(closedAfter) ms")
+                #expect(closedAfter >= expiresIn - 100 && closedAfter < expiresIn + 900, "closed after \(closedAfter) ms")
             }
             #expect(close?.closeCode == .unknown(4001))
         }

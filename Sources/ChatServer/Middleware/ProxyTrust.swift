@@ -124,6 +124,7 @@ struct ForwardedHeadersMiddleware: RouterMiddleware {
         // One id per request on every log line and in the answer: the trusted proxy's `X-Request-Id` (so its logs
         // and ours line up), else the id Hummingbird made.
         let requestId = context.client.viaTrustedProxy ? request.headers[.xRequestId].flatMap(Self.plausibleId) ?? context.id : context.id
+        context.requestId = requestId
         context.logger[metadataKey: "request_id"] = .string(requestId)
         if let address = context.client.address { context.logger[metadataKey: "client_address"] = .string(address) }
         var response = try await next(request, context)

@@ -30,8 +30,7 @@ struct RealtimeController {
             }
             let outbox = WebSocketOutbox(capacity: settings.queueCapacity, maxBytes: settings.queueBytes, eventLoop: context.channel.eventLoop)
             let session = WebSocketSession(
-                chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel,
-                requestId: context.logger[metadataKey: "request_id"].map { "\($0)" })
+                chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel, requestId: context.requestId)
             slot.accept(WebSocketAcceptance(session: session, connections: connections, revocations: auth.revocations))
             return Response(status: .ok)
         }
