@@ -72,8 +72,9 @@ public struct ChatEvent: Sendable {
     /// The envelope as one complete WebSocket text frame, header included. A server's frames are unmasked, so these
     /// bytes are the same for every recipient: written as they are to each socket, never framed again.
     public let webSocketFrame: ByteBuffer
-    /// The same envelope as one Server-Sent Events message (`id:`, `event:`, `data:` lines and a blank line).
-    public let sseMessage: ByteBuffer
+    /// The `id:` and `event:` lines and `data: ` that begin this event's Server-Sent Events message. Only these few
+    /// bytes are SSE's own: the message is them, the shared envelope and a blank line (see `sseMessage`).
+    public let ssePrefix: ByteBuffer
 
     public init(type: EventType, eventId: Int64?, tenantId: String, conversationId: String, data: [UInt8], participantIds: [String]? = nil) {
         let envelope = EventEnvelope.encode(type: type, eventId: eventId, tenantId: tenantId, conversationId: conversationId, data: data)
@@ -97,17 +98,47 @@ public struct ChatEvent: Sendable {
         let frame = WebSocketFraming.frame(opcode: WebSocketFraming.text, payload: envelope)
         self.webSocketFrame = frame
         self.envelope = frame.getSlice(at: frame.readerIndex + frame.readableBytes - envelope.count, length: envelope.count)!
-        var sse = ByteBuffer()
-        sse.reserveCapacity(envelope.count + 48)
-        if let eventId { sse.writeString("id: \(eventId)\n") }
-        sse.writeString("event: \(type.rawValue)\ndata: ")
-        sse.writeBytes(envelope)
-        sse.writeString("\n\n")
-        self.sseMessage = sse
+        var prefix = ByteBuffer()
+        prefix.reserveCapacity(48)
+        if let eventId { prefix.writeString("id: \(eventId)\n") }
+        prefix.writeString("event: \(type.rawValue)\ndata: ")
+        self.ssePrefix = prefix
     }
+
+    /// The event as one Server-Sent Events message, built from bytes the event already holds.
+    public var sseMessage: SSEMessage { SSEMessage(head: ssePrefix, data: envelope) }
 
     /// `tenantId:conversationId`, the room every transport and the hub key on.
     public var room: String { RoomKey.make(tenantId: tenantId, conversationId: conversationId) }
+}
+
+/// One Server-Sent Events message as the stream writes it: `head`, then (when there is one) the `data` line's value
+/// and the blank line that ends the message. An event's message keeps its envelope where the WebSocket frame has
+/// it, so the log's recent events hold each envelope once (a copy per transport was ~1 KB per event in W1).
+public struct SSEMessage: Sendable {
+    public let head: ByteBuffer
+    public let data: ByteBuffer?
+
+    public init(head: ByteBuffer, data: ByteBuffer?) {
+        self.head = head
+        self.data = data
+    }
+
+    /// Bytes of the stream's own (a comment, the `retry:` preamble), written as they are.
+    public init(raw: ByteBuffer) {
+        self.init(head: raw, data: nil)
+    }
+
+    public var byteCount: Int { head.readableBytes + (data.map { $0.readableBytes + 2 } ?? 0) }
+
+    public func write(to buffer: inout ByteBuffer) {
+        var head = head
+        buffer.writeBuffer(&head)
+        if var data {
+            buffer.writeBuffer(&data)
+            buffer.writeStaticString("\n\n")
+        }
+    }
 }
 
 /// Server-to-client WebSocket frames (RFC 6455 section 5.2): FIN set, no mask, the payload after a 2-, 4- or

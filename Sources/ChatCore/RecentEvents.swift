@@ -113,6 +113,6 @@ public final class RecentEvents: Sendable {
     }
 
     fileprivate static func size(of event: ChatEvent) -> Int {
-        event.webSocketFrame.readableBytes + event.sseMessage.readableBytes + 128
+        event.webSocketFrame.readableBytes + event.ssePrefix.readableBytes + 128
     }
 }

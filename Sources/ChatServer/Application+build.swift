@@ -61,7 +61,7 @@ public func buildApplication(_ config: AppConfiguration, dependencies: ChatDepen
     // WebSocket upgrades go through the same router (auth, Origin, the `api/chat/ws` route), then live on as channel
     // handlers.
     let upgradeResponder = router.buildResponder()
-    var server = ChatServerChannel.builder(maxFrameBytes: config.realtime.maxFrameBytes) { request, channel, logger in
+    var server = ChatServerChannel.builder { request, channel, logger in
         var context = ChatRequestContext(source: .init(channel: channel, logger: logger))
         let slot = UpgradeSlot()
         context.upgradeSlot = slot

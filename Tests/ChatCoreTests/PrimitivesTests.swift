@@ -54,8 +54,10 @@ import Testing
         let event = ChatEvent(type: .newMessage, eventId: 42, tenantId: "t", conversationId: "c\"x", data: Array(#"{"a":1}"#.utf8))
         #expect(String(buffer: event.envelope)
             == #"{"type":"new_message","eventId":"42","room":"t:c\"x","conversationId":"c\"x","data":{"a":1}}"#)
-        #expect(String(buffer: event.sseMessage).hasPrefix("id: 42\nevent: new_message\ndata: {"))
-        #expect(String(buffer: event.sseMessage).hasSuffix("}\n\n"))
+        var sse = ByteBuffer()
+        event.sseMessage.write(to: &sse)
+        #expect(String(buffer: sse) == "id: 42\nevent: new_message\ndata: " + String(buffer: event.envelope) + "\n\n")
+        #expect(event.sseMessage.byteCount == sse.readableBytes)
         let typing = ChatEvent(type: .typing, eventId: nil, tenantId: "t", conversationId: "c", data: Array("{}".utf8))
         #expect(String(buffer: typing.envelope).contains(#""eventId":null"#))
     }

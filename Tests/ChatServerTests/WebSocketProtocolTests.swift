@@ -33,6 +33,32 @@ import Testing
         }
     }
 
+    @Test func anUnmaskedFrameIsAProtocolErrorClosedWith1002() async throws {
+        try await withApp(.live) { client, _ in
+            let token = try await client.tokenSignIn("acme", "alice")
+            let socket = try await FrameSocket.open(port: client.port!, headers: headerPairs(token))
+            try await socket.sendRaw([0x81, 0x02, 0x7B, 0x7D])
+            #expect(try await socket.nextClose() == 1002)
+            #expect(try await socket.readUntilClosed(timeout: .seconds(2)))
+        }
+    }
+
+    /// TCP may cut frames anywhere: a frame that arrives a byte at a time, and two frames in one segment, are read.
+    @Test func framesAreReadHoweverTCPCutsThem() async throws {
+        try await withApp(.live) { client, _ in
+            let token = try await client.tokenSignIn("acme", "alice")
+            let socket = try await FrameSocket.open(port: client.port!, headers: headerPairs(token))
+            let leave = Array(FrameSocket.maskedFrame(opcode: 0x1, Array(#"{"type":"leave_room","conversationId":"c1"}"#.utf8)).readableBytesView)
+            for byte in leave { try await socket.sendRaw([byte]) }
+            #expect(try await socket.nextText() == #"{"type":"left","conversationId":"c1"}"#)
+            let two = FrameSocket.maskedFrame(opcode: 0x9, [5]).readableBytesView + leave
+            try await socket.sendRaw(Array(two))
+            let pong = try #require(try await socket.nextFrame())
+            #expect(pong.opcode == 0xA && pong.payload == [5])
+            #expect(try await socket.nextText() == #"{"type":"left","conversationId":"c1"}"#)
+        }
+    }
+
     @Test func fragmentsAreJoinedAndBinaryFramesRefusedWithoutClosing() async throws {
         try await withApp(.live) { client, _ in
             let token = try await client.tokenSignIn("acme", "alice")
@@ -180,6 +206,11 @@ final class FrameSocket: @unchecked Sendable {
             guard var more = try await socket.iterator.next() else { throw TestFailure("closed during the handshake") }
             socket.buffer.writeBuffer(&more)
         }
+    }
+
+    /// Bytes as they are, in one write.
+    func sendRaw(_ bytes: [UInt8]) async throws {
+        try await channel.channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
     func send(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) async throws {

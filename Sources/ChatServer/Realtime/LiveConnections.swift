@@ -45,9 +45,9 @@ public final class LiveConnections: Sendable {
     /// connection itself is closed after a short grace, since a writer blocked on such a client cannot close it.
     func withClientQueue<T>(
         capacity: Int, maxBytes: Int, channel: any Channel, principal: Principal, revocations: RevocationCenter,
-        _ body: (OutboundQueue<ByteBuffer>) async throws -> T
+        _ body: (OutboundQueue<SSEMessage>) async throws -> T
     ) async rethrows -> T {
-        let queue = OutboundQueue<ByteBuffer>(capacity: capacity, maxWeight: maxBytes, weigh: { $0.readableBytes }, onClose: { reason in
+        let queue = OutboundQueue<SSEMessage>(capacity: capacity, maxWeight: maxBytes, weigh: { $0.byteCount }, onClose: { reason in
             if reason == .overflow { ChatMetrics.slowConsumersDropped.increment() }
             if reason == .overflow || reason == .revoked {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }

@@ -72,11 +72,8 @@ struct RealtimeController {
                     switch item {
                     case .event(let event): return queue.push(event.sseMessage)
                     case .resyncRequired(let id):
-                        var message = ByteBuffer(string: "event: resync_required\ndata: ")
-                        var frame = ControlFrame.resyncRequired(conversationId: id)
-                        message.writeBuffer(&frame)
-                        message.writeString("\n\n")
-                        return queue.push(message)
+                        return queue.push(SSEMessage(
+                            head: ByteBuffer(string: "event: resync_required\ndata: "), data: ControlFrame.resyncRequired(conversationId: id)))
                     case .overflow:
                         queue.close(.overflow)
                         return false
@@ -93,14 +90,14 @@ struct RealtimeController {
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
                                 // The preamble goes out once the stream is subscribed: nothing committed later is missed.
-                                let preamble = ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n")
+                                let preamble = SSEMessage(raw: ByteBuffer(string: "retry: \(settings.sseRetryMilliseconds)\n: connected\n\n"))
                                 do { try await feed.start(after: cursor) { queue.push(preamble) } } catch { queue.close(.finished) }
                             }
                             // Heartbeat and session expiry are timers on the stream's event loop, not sleeping tasks:
                             // thousands of open streams then cost no task stacks for them.
                             let heartbeat = TimeAmount.seconds(Int64(settings.sseHeartbeatSeconds))
                             let keepalive = channel.eventLoop.scheduleRepeatedTask(initialDelay: heartbeat, delay: heartbeat) { task in
-                                if !queue.push(ByteBuffer(string: ": keepalive\n\n")) { task.cancel() }
+                                if !queue.push(SSEMessage(raw: ByteBuffer(string: ": keepalive\n\n"))) { task.cancel() }
                             }
                             let remaining = principal.expiresAt.milliseconds - Timestamp.now().milliseconds
                             let expiry = channel.eventLoop.scheduleTask(in: .milliseconds(max(0, remaining))) { queue.close(.expired) }
@@ -114,8 +111,8 @@ struct RealtimeController {
                                 let (items, closed) = await queue.take()
                                 if !items.isEmpty {
                                     var batch = ByteBuffer()
-                                    batch.reserveCapacity(items.reduce(0) { $0 + $1.readableBytes })
-                                    for var item in items { batch.writeBuffer(&item) }
+                                    batch.reserveCapacity(items.reduce(0) { $0 + $1.byteCount })
+                                    for item in items { item.write(to: &batch) }
                                     try await writer.write(batch)
                                 }
                                 if closed != nil { break }

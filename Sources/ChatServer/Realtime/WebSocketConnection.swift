@@ -1,17 +1,17 @@
 import ChatCore
 import Logging
 import NIOCore
-import NIOWebSocket
 
-/// One upgraded WebSocket, as a channel handler on its event loop: no Swift task per connection (an idle socket
-/// costs its channel and this handler). Reads frames, enforces the limits, answers pings, pings the client, and
-/// writes the outbox's frames as they are (pre-framed bytes, written beneath NIO's frame encoder).
+/// One upgraded WebSocket, as the one channel handler of its connection, on its event loop: no Swift task per
+/// connection (an idle socket costs its channel and this handler). Reads frames from the socket's bytes, enforces
+/// the limits, answers pings, pings the client, and writes the outbox's frames as they are (pre-framed bytes).
 ///
 /// Close codes: 1000 normal; 1001 server shutting down; 1002 protocol error; 1007 a text frame that is not UTF-8;
 /// 1008 flooding; 1009 message too big; 4001 the session ended (logout or expiry); 4008 the client read too slowly
 /// and its send queue overflowed (resume with `since`).
 final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     static let sessionEnded: UInt16 = 4001
     static let slowConsumer: UInt16 = 4008
@@ -24,8 +24,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     private let revocations: RevocationCenter
 
     private var context: ChannelHandlerContext?
-    /// The frame encoder's context: pre-framed bytes written here go straight to the socket.
-    private var wire: ChannelHandlerContext?
+    private var reader: WebSocketFrameReader
+    /// The client broke the protocol: nothing more it sends is read.
+    private var failed = false
     private var limiter: FrameRateLimiter
     private var violations = 0
     private var awaitingPong = false
@@ -46,11 +47,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         self.connections = connections
         self.revocations = revocations
         self.limiter = FrameRateLimiter(rate: session.settings.framesPerSecond, burst: session.settings.frameBurst)
+        self.reader = WebSocketFrameReader(maxMessageBytes: session.settings.maxFrameBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        wire = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         writable = context.channel.isWritable
         outbox.attach(self)
         connections.add(outbox)
@@ -65,7 +66,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     func handlerRemoved(context: ChannelHandlerContext) {
         tearDown()
         self.context = nil
-        wire = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -89,60 +89,61 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     // MARK: Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text, .binary:
-            guard !closeSent else { return }
-            guard limiter.allow() else {
-                violations += 1
-                if violations > settings.floodTolerance {
-                    outbox.close(.policy)
-                } else {
-                    ChatMetrics.framesRateLimited.increment()
-                    outbox.push(text: ControlFrame.error(code: "rate_limited", message: "Too many frames; slow down."))
-                }
-                return
+        guard !failed else { return }
+        do {
+            try reader.read(unwrapInboundIn(data)) { message in handle(message, context: context) }
+        } catch {
+            failed = true
+            let reason = switch error {
+            case .protocolError(let detail): "protocol error: " + detail
+            case .tooBig: "message too big"
+            case .notUTF8: "text frames must be UTF-8"
             }
-            guard frame.opcode == .text else {
-                outbox.push(text: ControlFrame.error(code: "invalid_frame", message: "Send JSON text frames."))
-                return
-            }
-            guard let text = String(validating: frame.unmaskedData.readableBytesView, as: UTF8.self) else {
-                closeNow(code: 1007, reason: "text frames must be UTF-8")
-                return
-            }
-            session.receive(text)
-        case .ping:
-            guard !closeSent else { return }
-            write(WebSocketFraming.frame(opcode: WebSocketFraming.pong, payload: frame.unmaskedData), flush: true)
-        case .pong:
-            awaitingPong = false
-        case .connectionClose:
-            var data = frame.unmaskedData
-            if !closeSent {
-                // Echo the client's code (RFC 6455 5.5.1), then close the TCP connection: the server closes first.
-                let code = data.readInteger(as: UInt16.self) ?? 1000
-                sendClose(code: code, reason: "")
-            }
-            outbox.close(.finished)
-            context.close(promise: nil)
-        default:
-            break
+            closeNow(code: error.closeCode, reason: reason)
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        switch error {
-        case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge:
-            closeNow(code: 1009, reason: "message too big")
-        case is NIOWebSocketFrameAggregator.Error:
-            closeNow(code: 1002, reason: "bad fragmentation")
-        case is NIOWebSocketError:
-            // NIO's protocol error handler already sent the close frame (1009 for an oversized frame, else 1002).
+    /// One message from the client; false when nothing after it is to be read (the connection is closing).
+    private func handle(_ message: WebSocketFrameReader.Message, context: ChannelHandlerContext) -> Bool {
+        // After the server's close frame only the client's close matters (RFC 6455 5.5.1).
+        switch message {
+        case .text(let text):
+            if !closeSent, admit() { session.receive(text) }
+        case .binary:
+            if !closeSent, admit() { outbox.push(text: ControlFrame.error(code: "invalid_frame", message: "Send JSON text frames.")) }
+        case .ping(let payload):
+            if !closeSent { write(WebSocketFraming.frame(opcode: WebSocketFraming.pong, payload: payload), flush: true) }
+        case .pong:
+            awaitingPong = false
+        case .close(let code):
+            if !closeSent {
+                // Echo the client's code (RFC 6455 5.5.1), then close the TCP connection: the server closes first.
+                sendClose(code: code ?? 1000, reason: "")
+            }
             outbox.close(.finished)
-        default:
             context.close(promise: nil)
+            return false
         }
+        return true
+    }
+
+    /// The flood limit for data frames: over the rate, an error; past the tolerance, 1008.
+    private func admit() -> Bool {
+        guard limiter.allow() else {
+            violations += 1
+            if violations > settings.floodTolerance {
+                outbox.close(.policy)
+            } else {
+                ChatMetrics.framesRateLimited.increment()
+                outbox.push(text: ControlFrame.error(code: "rate_limited", message: "Too many frames; slow down."))
+            }
+            return false
+        }
+        return true
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -170,16 +171,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         if let closed, !closeSent {
             close(for: closed)
         } else if !frames.isEmpty {
-            wire?.flush()
+            context?.flush()
         }
     }
 
     private func write(_ bytes: ByteBuffer, flush: Bool) {
-        guard let wire else { return }
+        guard let context else { return }
         if flush {
-            wire.writeAndFlush(NIOAny(bytes), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
         } else {
-            wire.write(NIOAny(bytes), promise: nil)
+            context.write(wrapOutboundOut(bytes), promise: nil)
         }
     }
 

@@ -15,7 +15,7 @@ import NIOWebSocket
 /// An upgrade request goes through the same router as every request (auth, Origin check, draining, the
 /// `api/chat/ws` route), which answers 200 and leaves the connection's session in the context's upgrade slot. Any
 /// other answer refuses the upgrade (400, as NIO's upgrader does). After the 101, the connection's pipeline holds
-/// NIO's frame codec, a fragment aggregator and a `WebSocketConnectionHandler`; the task that ran the handshake ends.
+/// one `WebSocketConnectionHandler`, which reads the frames itself; the task that ran the handshake ends.
 struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case webSocket
@@ -33,12 +33,11 @@ struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let http1: HTTP1Channel.Configuration
-    let maxFrameBytes: Int
     let accept: Accept
 
-    static func builder(http1: HTTP1Channel.Configuration = .init(), maxFrameBytes: Int, accept: @escaping Accept) -> HTTPServerBuilder {
+    static func builder(http1: HTTP1Channel.Configuration = .init(), accept: @escaping Accept) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            ChatServerChannel(responder: upgradeAwareResponder(responder), http1: http1, maxFrameBytes: maxFrameBytes, accept: accept)
+            ChatServerChannel(responder: upgradeAwareResponder(responder), http1: http1, accept: accept)
         }
     }
 
@@ -53,10 +52,7 @@ struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
             let accepted = NIOLockedValueBox<WebSocketAcceptance?>(nil)
             let logger = logger.with(metadataKey: "hb.request.id", value: .stringConvertible(RequestID()))
             let accept = self.accept
-            let maxFrameBytes = self.maxFrameBytes
-            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
-                maxFrameSize: maxFrameBytes,
-                enableAutomaticErrorHandling: true,
+            let handshake = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 shouldUpgrade: { channel, head in
                     upgradeAttempted.value = true
                     let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
@@ -69,16 +65,15 @@ struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
                     }
                     return promise.futureResult
                 },
-                upgradePipelineHandler: { channel, _ in
-                    channel.eventLoop.makeCompletedFuture {
-                        guard let acceptance = accepted.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
-                        // Fragments of a message are joined up to the same limit as one frame.
-                        try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: maxFrameBytes))
-                        try channel.pipeline.syncOperations.addHandler(acceptance.makeHandler())
-                        return UpgradeResult.webSocket
-                    }
-                })
+                // Never called: `WebSocketHandshake` builds the pipeline itself.
+                upgradePipelineHandler: { channel, _ in channel.eventLoop.makeFailedFuture(ChannelError.inappropriateOperationForState) })
+            let upgrader = WebSocketHandshake(nio: handshake) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let acceptance = accepted.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+                    try channel.pipeline.syncOperations.addHandler(acceptance.makeHandler())
+                    return UpgradeResult.webSocket
+                }
+            }
             let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
@@ -144,6 +139,28 @@ struct ChatServerChannel: ServerChildChannel, HTTPChannelHandler {
             try await writer.writeResponse(HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
             throw RedirectedUpgrade()
         }
+    }
+}
+
+/// NIO's WebSocket handshake (it checks the key and version and builds the 101), followed by a pipeline of one
+/// handler of ours that reads the frames itself. NIO's own upgrade would add its frame decoder, encoder and
+/// protocol-error handler, and the fragment aggregator after them: four more handlers and contexts, ~1 KB of every
+/// open socket.
+struct WebSocketHandshake: NIOTypedHTTPServerProtocolUpgrader {
+    typealias UpgradeResult = ChatServerChannel.UpgradeResult
+
+    let nio: NIOTypedWebSocketServerUpgrader<UpgradeResult>
+    let pipeline: @Sendable (any Channel) -> EventLoopFuture<UpgradeResult>
+
+    var supportedProtocol: String { nio.supportedProtocol }
+    var requiredUpgradeHeaders: [String] { nio.requiredUpgradeHeaders }
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        nio.buildUpgradeResponse(channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+    }
+
+    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<UpgradeResult> {
+        pipeline(channel)
     }
 }
 
