@@ -48,7 +48,7 @@ public final class EventFeed: EventSubscriber {
     private let sink: @Sendable (FeedItem) -> Bool
     private let pace: (@Sendable () async -> Void)?
     private let maxBuffer: Int
-    private let pageSize = 500
+    private static let pageSize = 500
     private let state = Mutex(State())
 
     /// `sink` receives items in order, under the feed's lock: it must only enqueue. Returning false stops the feed.
@@ -103,7 +103,7 @@ public final class EventFeed: EventSubscriber {
         if let recent = recentEvents(after: cursor) {
             var start = 0
             repeat {
-                let end = min(start + pageSize, recent.count)
+                let end = min(start + Self.pageSize, recent.count)
                 guard await emitPage(recent[start..<end]) else { return false }
                 start = end
             } while start < recent.count
@@ -119,9 +119,9 @@ public final class EventFeed: EventSubscriber {
         var after = cursor
         while true {
             if state.withLock({ $0.stopped }) { return false }
-            let page = try await chat.events(principal, after: after, conversationId: scope.conversationId, limit: pageSize)
+            let page = try await chat.events(principal, after: after, conversationId: scope.conversationId, limit: Self.pageSize)
             guard await emitPage(page) else { return false }
-            guard page.count == pageSize, let last = page.last?.eventId else { return true }
+            guard page.count == Self.pageSize, let last = page.last?.eventId else { return true }
             after = last
         }
     }

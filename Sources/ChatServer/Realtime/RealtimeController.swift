@@ -16,6 +16,7 @@ struct RealtimeController {
     let connections: LiveConnections
 
     func addRoutes(to router: Router<ChatRequestContext>) {
+        let shared = WebSocketServices(chat: chat, settings: settings, connections: connections, revocations: auth.revocations)
         // Reached by an upgrade request (through the router, from `ChatServerChannel`) and by a plain GET.
         router.get("api/chat/ws") { request, context -> Response in
             let principal = try context.requirePrincipal()
@@ -29,9 +30,8 @@ struct RealtimeController {
                 throw ChatError(.forbidden, "origin_rejected", "Cross-site WebSocket upgrades are not allowed.")
             }
             let outbox = WebSocketOutbox(capacity: settings.queueCapacity, maxBytes: settings.queueBytes, eventLoop: context.channel.eventLoop)
-            let session = WebSocketSession(
-                chat: chat, principal: principal, settings: settings, outbox: outbox, channel: context.channel, requestId: context.requestId)
-            slot.accept(WebSocketAcceptance(session: session, connections: connections, revocations: auth.revocations))
+            let session = WebSocketSession(shared: shared, principal: principal, outbox: outbox, channel: context.channel, requestId: context.requestId)
+            slot.accept(WebSocketAcceptance(session: session))
             return Response(status: .ok)
         }
         router.get("api/chat/events", use: events)

@@ -20,8 +20,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     private let outbox: WebSocketOutbox
     /// The session's (not a second copy per socket).
     private var settings: RealtimeSettings { session.settings }
-    private let connections: LiveConnections
-    private let revocations: RevocationCenter
+    private var connections: LiveConnections { session.shared.connections }
 
     private var context: ChannelHandlerContext?
     private var reader: WebSocketFrameReader
@@ -39,13 +38,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
     private var clock: ConnectionClock?
     private var slot = 0
     private var expiryScheduled = false
-    private var revocation: Subscription?
 
-    init(session: WebSocketSession, connections: LiveConnections, revocations: RevocationCenter) {
+    init(session: WebSocketSession) {
         self.session = session
         self.outbox = session.outbox
-        self.connections = connections
-        self.revocations = revocations
         self.limiter = FrameRateLimiter(rate: session.settings.framesPerSecond, burst: session.settings.frameBurst)
         self.reader = WebSocketFrameReader(maxMessageBytes: session.settings.maxFrameBytes)
     }
@@ -55,8 +51,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         writable = context.channel.isWritable
         outbox.attach(self)
         connections.add(outbox)
-        let outbox = self.outbox
-        revocation = revocations.watch(credentialHash: session.principal.credentialHash) { outbox.close(.revoked) }
+        session.shared.revocations.add(outbox, credentialHash: session.principal.credentialHash)
         let clock = ConnectionClock.of(context.eventLoop, periodSeconds: settings.pingSeconds)
         slot = clock.add(self)
         self.clock = clock
@@ -78,8 +73,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
         outbox.close(.finished)
         outbox.attach(nil)
         connections.remove(outbox)
-        revocation?.cancel()
-        revocation = nil
+        session.shared.revocations.remove(outbox, credentialHash: session.principal.credentialHash)
         clock?.remove(self, slot: slot)
         clock = nil
         for timer in timers { timer.cancel() }

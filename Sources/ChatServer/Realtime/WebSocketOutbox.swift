@@ -6,7 +6,7 @@ import Synchronization
 /// task), written on the channel's event loop by its connection handler. No task waits on it: the loop drains it
 /// when frames arrive and again when the socket becomes writable. Bounded by count and bytes like every realtime
 /// client's queue: a client that stops reading fills it and is closed with 4008 (it resumes from its last eventId).
-final class WebSocketOutbox: RealtimeClient {
+final class WebSocketOutbox: RealtimeClient, RevocationWatcher {
     private struct State {
         var frames: [ByteBuffer] = []
         var bytes = 0
@@ -98,6 +98,9 @@ final class WebSocketOutbox: RealtimeClient {
             eventLoop.execute { self.runDrain() }
         }
     }
+
+    /// Signed out: the socket gets 4001.
+    func credentialRevoked() { close(.revoked) }
 
     var closeReason: CloseReason? { state.withLock { $0.closed } }
 

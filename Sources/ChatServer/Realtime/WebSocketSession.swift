@@ -4,6 +4,22 @@ import Logging
 import NIOCore
 import Synchronization
 
+/// What every WebSocket of the server shares, held by reference: a copy of the settings alone was ~100 bytes of
+/// every socket.
+final class WebSocketServices: Sendable {
+    let chat: ChatService
+    let settings: RealtimeSettings
+    let connections: LiveConnections
+    let revocations: RevocationCenter
+
+    init(chat: ChatService, settings: RealtimeSettings, connections: LiveConnections, revocations: RevocationCenter) {
+        self.chat = chat
+        self.settings = settings
+        self.connections = connections
+        self.revocations = revocations
+    }
+}
+
 /// The chat side of one WebSocket: joined rooms (one `EventFeed` each) and the client's frames, handled one at a time
 /// and in order, on a task that exists only while frames wait: an idle socket holds no task (memory per connection).
 /// Everything it sends goes through the connection's outbox.
@@ -14,12 +30,20 @@ final class WebSocketSession: Sendable {
         var paused = false
         var running = false
         var stopped = false
-        var rooms: [String: EventFeed] = [:]
+        /// Joined rooms by key (a conversation id, or "*" for all): a short list, as most sockets join one room
+        /// (a dictionary of one entry was ~120 bytes of every socket).
+        var rooms: [(key: String, feed: EventFeed)] = []
+
+        mutating func removeRoom(_ key: String) -> EventFeed? {
+            guard let index = rooms.firstIndex(where: { $0.key == key }) else { return nil }
+            return rooms.remove(at: index).feed
+        }
     }
 
-    let chat: ChatService
+    let shared: WebSocketServices
+    var chat: ChatService { shared.chat }
+    var settings: RealtimeSettings { shared.settings }
     let principal: Principal
-    let settings: RealtimeSettings
     let outbox: WebSocketOutbox
     /// The upgrade request's id, for the rare log line: the request's own logger (its metadata dictionary and storage,
     /// ~800 bytes) is not kept for the life of every socket.
@@ -34,14 +58,13 @@ final class WebSocketSession: Sendable {
     static let inboxHigh = 32
     static let inboxLow = 8
 
-    init(chat: ChatService, principal: Principal, settings: RealtimeSettings, outbox: WebSocketOutbox, channel: any Channel, requestId: String?) {
-        self.chat = chat
+    init(shared: WebSocketServices, principal: Principal, outbox: WebSocketOutbox, channel: any Channel, requestId: String?) {
+        self.shared = shared
         self.principal = principal
-        self.settings = settings
         self.outbox = outbox
         self.channel = channel
         self.requestId = requestId
-        self.presence = chat.presence.connect(principal)
+        self.presence = shared.chat.presence.connect(principal)
     }
 
     /// Takes a text frame from the connection (on its event loop); frames are handled in arrival order.
@@ -81,8 +104,8 @@ final class WebSocketSession: Sendable {
             if !s.stopped { presence.end() }
             s.stopped = true
             s.inbox = []
-            defer { s.rooms = [:] }
-            return Array(s.rooms.values)
+            defer { s.rooms = [] }
+            return s.rooms.map(\.feed)
         }
         for feed in feeds { feed.stop() }
     }
@@ -161,7 +184,8 @@ final class WebSocketSession: Sendable {
     private func enter(_ key: String, _ feed: EventFeed) -> Bool {
         let kept = state.withLock { s -> Bool in
             guard !s.stopped else { return false }
-            s.rooms[key] = feed
+            _ = s.removeRoom(key)
+            s.rooms.append((key, feed))
             return true
         }
         if !kept { feed.stop() }
@@ -170,11 +194,11 @@ final class WebSocketSession: Sendable {
 
     /// Drops a room whose feed has already stopped (called under the feed's lock: must not stop it again).
     private func forget(_ key: String) {
-        state.withLock { _ = $0.rooms.removeValue(forKey: key) }
+        state.withLock { _ = $0.removeRoom(key) }
     }
 
     private func leave(_ key: String) {
-        state.withLock { $0.rooms.removeValue(forKey: key) }?.stop()
+        state.withLock { $0.removeRoom(key) }?.stop()
     }
 
     private func makeFeed(scope: EventFeed.Scope) -> EventFeed {

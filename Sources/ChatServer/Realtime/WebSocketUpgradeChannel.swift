@@ -164,14 +164,12 @@ struct WebSocketHandshake: NIOTypedHTTPServerProtocolUpgrader {
     }
 }
 
-/// An accepted upgrade: the session and what its connection handler needs, made on the loop after the 101.
+/// An accepted upgrade: the session, whose connection handler is made on the loop after the 101.
 struct WebSocketAcceptance: Sendable {
     let session: WebSocketSession
-    let connections: LiveConnections
-    let revocations: RevocationCenter
 
     func makeHandler() -> WebSocketConnectionHandler {
-        WebSocketConnectionHandler(session: session, connections: connections, revocations: revocations)
+        WebSocketConnectionHandler(session: session)
     }
 }
 
