@@ -8,9 +8,12 @@ swift build --build-tests
 
 # A throwaway PostgreSQL on a loopback port for the PostgreSQL half of the tests; stopped however this script ends.
 pg_dir="$(mktemp -d /tmp/chat-test-pg.XXXXXX)"
-pg_port="${CHAT_TEST_POSTGRES_PORT:-55439}"
+# Below Linux's ephemeral range (32768-60999): a port there can be held by any client socket, such as a benchmark's.
+pg_port="${CHAT_TEST_POSTGRES_PORT:-25439}"
 trap 'scripts/postgres.sh stop "$pg_dir/data" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
-export CHAT_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir/data" "$pg_port")"
+# Assigned apart from `export`, so that a PostgreSQL that does not start stops the run here (set -e).
+CHAT_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$pg_dir/data" "$pg_port")"
+export CHAT_TEST_POSTGRES_URL
 # The cluster test stops and restarts this server to check that nodes ride out a database outage.
 export CHAT_TEST_POSTGRES_DIR="$pg_dir/data" CHAT_TEST_POSTGRES_PORT="$pg_port"
 echo "== PostgreSQL for the tests: $CHAT_TEST_POSTGRES_URL"

@@ -66,7 +66,7 @@ async def wait_for(condition, seconds):
 
 def postgres(command, pg_dir):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "postgres.sh")
-    port = os.environ.get("CHAT_TEST_POSTGRES_PORT", "55439")
+    port = os.environ.get("CHAT_TEST_POSTGRES_PORT", "25439")
     subprocess.run([script, command, pg_dir, port], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
