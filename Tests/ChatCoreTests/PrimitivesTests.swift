@@ -69,7 +69,26 @@ import Testing
         #expect(EventCursor.parse("99999999999999999999") == nil)
     }
 
-
+    @Test func revocationReachesEachWatcherOfTheCredentialOnceAndRemovedOnesNever() {
+        final class Watcher: RevocationWatcher, @unchecked Sendable {
+            // @unchecked: touched by this test's one thread.
+            var heard = 0
+            func credentialRevoked() { heard += 1 }
+        }
+        let center = RevocationCenter()
+        let (a, b, other) = (Watcher(), Watcher(), Watcher())
+        center.add(a, credentialHash: "h1")
+        center.add(b, credentialHash: "h1")
+        center.add(other, credentialHash: "h2")
+        center.remove(b, credentialHash: "h1")
+        center.remove(b, credentialHash: "h1")  // a connection may end twice (inactive, then removed)
+        #expect(Set(center.watchedCredentialHashes) == ["h1", "h2"])
+        center.revoke(credentialHash: "h1")
+        center.revoke(credentialHash: "h1")
+        #expect((a.heard, b.heard, other.heard) == (1, 0, 0))
+        center.remove(other, credentialHash: "h2")
+        #expect(center.watchedCredentialHashes.isEmpty)
+    }
 }
 
 extension PrimitivesTests {

@@ -151,12 +151,18 @@ import Testing
     }
 
     @Test func theClientsCloseIsEchoedAndTheServerHangsUp() async throws {
-        try await withApp(.live) { client, _ in
+        try await withApp(.live) { client, dependencies in
             let token = try await client.tokenSignIn("acme", "alice")
             let socket = try await FrameSocket.open(port: client.port!, headers: headerPairs(token))
+            #expect(dependencies.auth.revocations.watchedCredentialHashes.count == 1)
             try await socket.send(opcode: 0x8, [0x0F, 0xA0])  // 4000
             #expect(try await socket.nextClose() == 4000)
             #expect(try await socket.readUntilClosed(timeout: .seconds(2)))
+            // Nothing of the connection stays behind: not its revocation watch, not its place among live connections.
+            let deadline = ContinuousClock.now + .seconds(2)
+            while dependencies.connections.count > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(dependencies.connections.count == 0)
+            #expect(dependencies.auth.revocations.watchedCredentialHashes.isEmpty)
         }
     }
 }
