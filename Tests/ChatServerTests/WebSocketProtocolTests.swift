@@ -154,17 +154,26 @@ import Testing
         try await withApp(.live) { client, dependencies in
             let token = try await client.tokenSignIn("acme", "alice")
             let socket = try await FrameSocket.open(port: client.port!, headers: headerPairs(token))
-            #expect(dependencies.auth.revocations.watchedCredentialHashes.count == 1)
+            // The handler joins the pipeline just after the 101 goes out: wait for it to register.
+            let watched = { dependencies.auth.revocations.watchedCredentialHashes.count }
+            #expect(try await eventually { watched() == 1 && dependencies.connections.count == 1 })
             try await socket.send(opcode: 0x8, [0x0F, 0xA0])  // 4000
             #expect(try await socket.nextClose() == 4000)
             #expect(try await socket.readUntilClosed(timeout: .seconds(2)))
             // Nothing of the connection stays behind: not its revocation watch, not its place among live connections.
-            let deadline = ContinuousClock.now + .seconds(2)
-            while dependencies.connections.count > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(dependencies.connections.count == 0)
-            #expect(dependencies.auth.revocations.watchedCredentialHashes.isEmpty)
+            #expect(try await eventually { watched() == 0 && dependencies.connections.count == 0 })
         }
     }
+}
+
+/// Whether `condition` holds within two seconds (checked every 20 ms).
+func eventually(_ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(2)
+    while !condition() {
+        guard ContinuousClock.now < deadline else { return false }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return true
 }
 
 /// A WebSocket client at the frame level: masked frames out, frames parsed in, pings answered unless told not to.
