@@ -87,6 +87,17 @@ import Testing
         #expect(Self.read([Self.frame(0x1, Array(repeating: UInt8(ascii: "x"), count: 1024))]).failure == nil)
     }
 
+    @Test func closeFramesCarryACodeAnEndpointMaySendAndAUTF8Reason() {
+        for code: UInt16 in [1000, 1001, 1003, 1007, 1011, 1014, 3000, 4000, 4999] {
+            #expect(Self.read([Self.frame(0x8, [UInt8(code >> 8), UInt8(code & 0xFF)] + Array("bye".utf8))]).messages == ["close:\(code)"])
+        }
+        #expect(Self.read([Self.frame(0x8, [])]).messages == ["close:-"])
+        for code: UInt16 in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            #expect(Self.read([Self.frame(0x8, [UInt8(code >> 8), UInt8(code & 0xFF)])]).failure?.closeCode == 1002, "\(code)")
+        }
+        #expect(Self.read([Self.frame(0x8, [0x03, 0xE8, 0xFF])]).failure?.closeCode == 1007)
+    }
+
     @Test func textThatIsNotUTF8IsRefusedWith1007() {
         #expect(Self.read([Self.frame(0x1, [0x7B, 0xFF, 0x7D])]).failure?.closeCode == 1007)
         #expect(Self.read([Self.frame(0x1, [0xE2], fin: false) + Self.frame(0x0, [0x41])]).failure?.closeCode == 1007)

@@ -7,7 +7,7 @@ import NIOCore
 ///
 /// It enforces what RFC 6455 asks of a server: client frames are masked; no RSV bit (no extension is negotiated);
 /// known opcodes only; control frames unfragmented and at most 125 bytes; continuations only inside a fragmented
-/// message; text is UTF-8. A message (one frame, or its fragments joined) is at most `maxMessageBytes`.
+/// message; text and close reasons are UTF-8; a close code is one an endpoint may send. A message (one frame, or its fragments joined) is at most `maxMessageBytes`.
 struct WebSocketFrameReader {
     enum Message {
         case text(String)
@@ -116,7 +116,10 @@ struct WebSocketFrameReader {
         switch first & 0x0F {
         case 0x8:
             guard payload.readableBytes != 1 else { throw .protocolError("close payload of one byte") }
-            return .close(payload.getInteger(at: payload.readerIndex, as: UInt16.self))
+            guard let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self) else { return .close(nil) }
+            guard Self.isSendable(closeCode: code) else { throw .protocolError("close code \(code) may not be sent") }
+            guard String(validating: payload.readableBytesView.dropFirst(2), as: UTF8.self) != nil else { throw .notUTF8 }
+            return .close(code)
         case 0x9:
             return .ping(payload)
         case 0xA:
@@ -141,6 +144,16 @@ struct WebSocketFrameReader {
             guard payload.readableBytes > 0 else { throw .protocolError("empty fragment") }
             fragmented = (first & 0x0F, payload, 1)
             return nil
+        }
+    }
+
+    /// Codes an endpoint may put in a close frame (RFC 6455 7.4): the defined ones except 1004 (reserved) and
+    /// 1005/1006/1015 (only ever reported locally), and the ranges for libraries (3000-3999) and applications (4000-4999).
+    /// The server echoes the client's code, so it must not echo one of the others.
+    static func isSendable(closeCode code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
         }
     }
 
