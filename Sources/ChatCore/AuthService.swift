@@ -185,8 +185,8 @@ public protocol RevocationWatcher: AnyObject, Sendable {
 
 /// Tells live connections that the credential they were opened with is gone (logout, expiry).
 public final class RevocationCenter: Sendable {
-    /// Watchers by credential: a short list each (a person's few tabs and devices), held as they are rather than as
-    /// a closure and a cancel handle per connection (~130 bytes of every open WebSocket).
+    /// Watchers by credential: a short list each (a person's few tabs and devices). The connections' send queues
+    /// are the watchers themselves: no closure and cancel handle per connection (~130 bytes of every open WebSocket).
     private let watchers = Mutex<[String: [any RevocationWatcher]]>([:])
     private let remote = Mutex<(@Sendable (String) async -> Void)?>(nil)
 
@@ -219,22 +219,9 @@ public final class RevocationCenter: Sendable {
         }
     }
 
-    /// Calls `action` once when `credentialHash` is revoked. Cancel the returned subscription when the connection ends.
-    public func watch(credentialHash: String, action: @escaping @Sendable () -> Void) -> Subscription {
-        let watcher = ActionWatcher(action)
-        add(watcher, credentialHash: credentialHash)
-        return Subscription { [weak self] in self?.remove(watcher, credentialHash: credentialHash) }
-    }
-
     public func revoke(credentialHash: String) {
         let revoked = watchers.withLock { $0.removeValue(forKey: credentialHash) } ?? []
         for watcher in revoked { watcher.credentialRevoked() }
-    }
-
-    private final class ActionWatcher: RevocationWatcher {
-        let action: @Sendable () -> Void
-        init(_ action: @escaping @Sendable () -> Void) { self.action = action }
-        func credentialRevoked() { action() }
     }
 }
 

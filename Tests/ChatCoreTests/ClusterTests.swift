@@ -207,12 +207,16 @@ struct ClusterTests {
         let b = try await Node(url: f.databaseURL!)
         defer { a.stop(); b.stop() }
         try await Task.sleep(for: .milliseconds(300))
-        let closed = Mutex(false)
-        let watch = b.revocations.watch(credentialHash: "hash-1") { closed.withLock { $0 = true } }
-        defer { watch.cancel() }
+        final class Connection: RevocationWatcher {
+            let closed = Mutex(false)
+            func credentialRevoked() { closed.withLock { $0 = true } }
+        }
+        let connection = Connection()
+        b.revocations.add(connection, credentialHash: "hash-1")
+        defer { b.revocations.remove(connection, credentialHash: "hash-1") }
         a.revocations.forward { hash in await PostgresClusterBus(store: a.store).broadcastRevoked(credentialHash: hash) }
         await a.revocations.revokeEverywhere(credentialHash: "hash-1")
-        #expect(try await eventually { closed.withLock { $0 } })
+        #expect(try await eventually { connection.closed.withLock { $0 } })
         // Two nodes seeding one empty database at once: one seeds, the other finds it seeded.
         let (empty, url, pool, drop) = try await TestPostgres.freshStore()
         defer { pool.cancel(); drop() }

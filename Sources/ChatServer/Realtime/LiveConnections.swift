@@ -8,7 +8,10 @@ protocol RealtimeClient: AnyObject, Sendable {
     func close(_ reason: CloseReason)
 }
 
-extension OutboundQueue: RealtimeClient {}
+extension OutboundQueue: RealtimeClient, RevocationWatcher {
+    /// Signed out: the stream ends (and its connection closes after a short grace, see `withClientQueue`).
+    public func credentialRevoked() { close(.revoked) }
+}
 
 /// Every open WebSocket and SSE stream, so that shutdown can tell each of them first.
 public final class LiveConnections: Sendable {
@@ -53,10 +56,10 @@ public final class LiveConnections: Sendable {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
         })
-        let revocation = revocations.watch(credentialHash: principal.credentialHash) { queue.close(.revoked) }
+        revocations.add(queue, credentialHash: principal.credentialHash)
         add(queue)
         defer {
-            revocation.cancel()
+            revocations.remove(queue, credentialHash: principal.credentialHash)
             remove(queue)
         }
         return try await body(queue)
