@@ -88,12 +88,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler, RemovableChannelH
             try reader.read(unwrapInboundIn(data)) { message in handle(message, context: context) }
         } catch {
             failed = true
-            let reason = switch error {
-            case .protocolError(let detail): "protocol error: " + detail
-            case .tooBig: "message too big"
-            case .notUTF8: "text frames must be UTF-8"
-            }
-            closeNow(code: error.closeCode, reason: reason)
+            closeNow(code: error.closeCode, reason: error.reason)
         }
     }
 

@@ -34,6 +34,15 @@ struct WebSocketFrameReader {
             case .notUTF8: 1007
             }
         }
+
+        /// The close frame's reason, for the client's developer.
+        var reason: String {
+            switch self {
+            case .protocolError(let detail): "protocol error: " + detail
+            case .tooBig: "message too big"
+            case .notUTF8: "text must be UTF-8"
+            }
+        }
     }
 
     /// At most this many frames make one message (NIO's aggregator had the same bound): fragments are cheap to send.
