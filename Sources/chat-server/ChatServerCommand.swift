@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
         config.publicDirectory = resourceFolder.appendingPathComponent("Public").path
         switch logFormat {
         case "json": LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
-        case "text": break
+        case "text": LoggingSystem.bootstrap { label in TextLogHandler(label: label) }
         default: throw ValidationError("--log-format must be text or json")
         }
         var logger = Logger(label: "chat-server")

@@ -2,6 +2,7 @@
 JSON object, a request's lines carry its request id (a trusted proxy's X-Request-Id, else a generated one, returned
 in the answer), and no password, token, session cookie or CSRF token appears anywhere in the output."""
 import json
+import re
 import subprocess
 import sys
 
@@ -72,5 +73,26 @@ if not any(p.get("request_id") == "edge-42" and p.get("client_address") == "203.
 for secret in secrets:
     if secret in output:
         failures.append(f"a secret ({len(secret)} characters) appears in the logs")
-print(f"logs test: {len(parsed)} JSON lines, {len(request_lines)} of requests, {len(secrets)} secrets checked", flush=True)
+
+# The default text format: the same metadata on a request's lines, as `key=value` between the label and the source.
+text_server = Server(database=server.database, extra=["--trusted-proxy", "127.0.0.1", "--log-level", "trace"])
+text_server.start(demo=False)
+try:
+    with httpx.Client(base_url=text_server.base) as client:
+        client.post("/api/auth/login", json={"tenant": "initech", "username": "peter", "password": PASSWORD},
+                    headers={"X-Request-Id": "edge-43", "X-Forwarded-For": "203.0.113.6"})
+finally:
+    text_server.terminate()
+with open(text_server.log.name, encoding="utf-8", errors="replace") as f:
+    text_lines = [line for line in f.read().splitlines() if " [Hummingbird" in line or " [Chat" in line]
+if not text_lines:
+    failures.append("no request was logged at trace level in the text format")
+if not any(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (trace|debug|info) chat-server: .*\bclient_address=203\.0\.113\.6\b.*"
+                    r"\brequest_id=edge-43\b.* \[\w+\] \S", line) for line in text_lines):
+    failures.append(f"no text line carries the request's metadata in swift-log's layout: {text_lines[:3]}")
+if PASSWORD in "\n".join(text_lines):
+    failures.append("the password appears in the text logs")
+
+print(f"logs test: {len(parsed)} JSON lines, {len(request_lines)} of requests, {len(secrets)} secrets checked, "
+      f"{len(text_lines)} text lines", flush=True)
 sys.exit(report("logs_test", failures))
