@@ -89,7 +89,11 @@ struct BenchCommand: AsyncParsableCommand {
                 : try await runner.durableSends(senders: durableSenders, inFlight: 2, seconds: seconds)
         }
         if selected.contains("commit") {
-            results.commitProbe = try await runner.commitProbe(batchSize: smoke ? 10 : 1000, batches: smoke ? 2 : Int(ProcessInfo.processInfo.environment["CHAT_BENCH_COMMIT_BATCHES"] ?? "") ?? 30)
+            let environment = ProcessInfo.processInfo.environment
+            let size = smoke ? 10 : Int(environment["CHAT_BENCH_COMMIT_SIZE"] ?? "") ?? 1000
+            results.commitProbe = try await runner.commitProbe(
+                batchSize: size, batches: smoke ? 2 : Int(environment["CHAT_BENCH_COMMIT_BATCHES"] ?? "") ?? 30,
+                rooms: Int(environment["CHAT_BENCH_COMMIT_ROOMS"] ?? ""))
         }
         if selected.contains("w3") {
             results.w3 = smoke
@@ -220,7 +224,7 @@ struct BenchCommand: AsyncParsableCommand {
             lines.append(Self.target("durable sends (SQLite, synchronous=FULL)", "\(Int(d.acknowledgedPerSecond)) acks/s", ">= 20,000 acks/s", d.acknowledgedPerSecond >= 20_000))
         }
         if let c = r.commitProbe {
-            lines.append("Writer alone: \(c.batches) transactions of \(c.batchSize) sends applied to the store | \(f(c.microsPerRow)) µs per row (commit and fsync included)")
+            lines.append("Writer alone: \(c.batches) transactions of \(c.batchSize) sends (\(c.rooms) conversations in turn) applied to the store | \(f(c.microsPerRow)) µs per row (commit and fsync included)")
         }
         if let w3 = r.w3 {
             lines.append("W3 big room: broadcasts/s | time to last recipient p50 ms | p99 ms | complete/sent | gaps/dups/reorders")

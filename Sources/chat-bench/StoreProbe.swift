@@ -8,16 +8,19 @@ extension Runner {
     struct CommitProbeResult: Codable {
         var batchSize: Int
         var batches: Int
+        var rooms: Int
         var microsPerRow: Double
     }
 
-    func commitProbe(batchSize: Int, batches: Int) async throws -> CommitProbeResult {
+    /// `rooms` conversations are written in turn, `batchSize` per transaction: with small batches over many rooms
+    /// (as W5 commits them) each transaction pays its fixed cost for few rows.
+    func commitProbe(batchSize: Int, batches: Int, rooms roomCount: Int? = nil) async throws -> CommitProbeResult {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-probe-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteChatStore(path: directory.appendingPathComponent("probe.sqlite").path)
         defer { try? store.close() }
-        let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 0, membersPerRoom: 0, soloRooms: batchSize, prefix: "probe")
+        let fixture = try await Fixture.build(store: store, tenants: 1, roomsPerTenant: 0, membersPerRoom: 0, soloRooms: max(batchSize, roomCount ?? 0), prefix: "probe")
         let rooms = fixture.soloRooms
         // As in the server: WAL checkpoints on their own connection in the background, not inside commits.
         let checkpoints = Task {
@@ -29,7 +32,7 @@ extension Runner {
         defer { checkpoints.cancel() }
         var total: Duration = .zero
         for batch in 0..<batches {
-            let commands = rooms.map { room in
+            let commands = (0..<batchSize).map { rooms[(batch * batchSize + $0) % rooms.count] }.map { room in
                 WriteCommand.sendMessage(NewMessage(
                     tenantId: room.tenantId, senderId: room.members[0].userId, conversationId: room.conversationId,
                     threadParentId: nil, content: "b|\(batch)|" + String(repeating: "m", count: 60), clientMessageId: nil))
@@ -40,6 +43,6 @@ extension Runner {
             precondition(results.allSatisfy { if case .success = $0 { true } else { false } })
         }
         let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
-        return CommitProbeResult(batchSize: batchSize, batches: batches, microsPerRow: seconds / Double(batchSize * batches) * 1e6)
+        return CommitProbeResult(batchSize: batchSize, batches: batches, rooms: rooms.count, microsPerRow: seconds / Double(batchSize * batches) * 1e6)
     }
 }
