@@ -92,6 +92,10 @@ public final class PresenceTracker: Sendable {
         var remote: [Key: [String: Remote]] = [:]
         /// The status last published to local subscribers.
         var published: [Key: PresenceStatus] = [:]
+        /// When each person's last connection here ended, while their "offline" waits out the grace.
+        var lastEnded: [Key: ContinuousClock.Instant] = [:]
+        /// People with a task waiting to announce them offline (at most one each).
+        var awaitingOffline: Set<Key> = []
     }
 
     public let node: String
@@ -143,7 +147,10 @@ public final class PresenceTracker: Sendable {
     func end(_ connection: Connection) {
         state.withLock { s in
             s.connections[connection.key]?[connection.id] = nil
-            if s.connections[connection.key]?.isEmpty == true { s.connections[connection.key] = nil }
+            if s.connections[connection.key]?.isEmpty == true {
+                s.connections[connection.key] = nil
+                s.lastEnded[connection.key] = .now
+            }
             if s.awayCredentials[connection.credentialHash] != nil { s.awayCredentials[connection.credentialHash] = .now }
         }
         reconsider(connection.key)
@@ -247,15 +254,34 @@ public final class PresenceTracker: Sendable {
 
     /// Announces a change of this node's view of a person: at once, except going offline, which waits the grace.
     private func reconsider(_ key: Key) {
-        let (current, previous) = state.withLock { s in (Self.local(key, s), s.announced[key] ?? .offline) }
+        let (current, previous, waiting) = state.withLock { s -> (PresenceStatus, PresenceStatus, Bool) in
+            let current = Self.local(key, s)
+            let previous = s.announced[key] ?? .offline
+            guard current == .offline, current != previous else { return (current, previous, false) }
+            return (current, previous, !s.awaitingOffline.insert(key).inserted)
+        }
         guard current != previous else { return }
         if current == .offline {
-            let grace = settings.offlineGrace
-            Task {
-                try? await Task.sleep(for: grace)
-                self.settle(key)
-            }
+            if !waiting { Task { await self.settleOfflineAfterGrace(key) } }
             return
+        }
+        settle(key)
+    }
+
+    /// One task per person going offline, however often their connections come and go meanwhile (a long-poll client
+    /// ends a connection per poll): it waits until the grace has passed since the last connection ended, and
+    /// announces offline only if none came back.
+    private func settleOfflineAfterGrace(_ key: Key) async {
+        let grace = settings.offlineGrace
+        while true {
+            let due = state.withLock { s -> ContinuousClock.Instant? in
+                if s.connections[key] == nil, let ended = s.lastEnded[key], ended + grace > .now { return ended + grace }
+                s.awaitingOffline.remove(key)
+                s.lastEnded[key] = nil
+                return nil
+            }
+            guard let due else { break }
+            try? await Task.sleep(until: due, clock: .continuous)
         }
         settle(key)
     }

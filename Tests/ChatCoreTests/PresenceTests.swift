@@ -66,6 +66,37 @@ import Testing
         #expect(heard(daveHears).isEmpty)
     }
 
+    /// A long-poll client opens a connection per poll: its person stays online however the gaps between polls fall
+    /// (the grace counts from the last connection's end, not from each one's), and goes offline one grace after the
+    /// last poll.
+    @Test func aPollerBetweenPollsStaysOnlineUntilAGraceAfterItsLastPoll() async throws {
+        let f = try await CoreFixture(.sqlite)
+        defer { f.cleanUp() }
+        let alice = try await f.principal("acme", "alice")
+        let bob = try await f.principal("acme", "bob")
+        let hub = RoomHub()
+        let tracker = PresenceTracker(store: f.store, broker: hub, settings: quick)
+        let bobHears = Recorder()
+        let subscription = hub.subscribe(bobHears, to: .user(tenantId: bob.tenantId, userId: bob.userId))
+        defer { subscription.cancel() }
+        let a = alice.userId
+
+        // 1.5 s of polls held 30 ms with 30 ms between them: half of any instant falls between two polls, and the
+        // grace (200 ms) passes seven times over.
+        let churnEnds = ContinuousClock.now + .milliseconds(1500)
+        while ContinuousClock.now < churnEnds {
+            let poll = tracker.connect(alice)
+            try await Task.sleep(for: .milliseconds(30))
+            poll.end()
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        let lastEnded = ContinuousClock.now - .milliseconds(30)
+        #expect(heard(bobHears) == ["\(a):online"], "no offline between polls")
+        #expect(try await eventually { heard(bobHears).last == "\(a):offline" })
+        #expect(ContinuousClock.now - lastEnded >= .milliseconds(200), "offline only once the grace has passed")
+        #expect(heard(bobHears) == ["\(a):online", "\(a):offline"])
+    }
+
     /// A credential that said "away" over HTTP and then went quiet is forgotten after `awayMemory`, so the marks stay
     /// bounded by the credentials in use; its next connection starts online. Recent marks are kept.
     @Test func awayMarksOfQuietCredentialsAreForgotten() async throws {
