@@ -14,18 +14,18 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    // swiftlint:disable:next function_parameter_count
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
+    func log(event: LogEvent) {
         var fields: [String: Any] = [
-            "ts": ISO8601DateFormatter.withMilliseconds.string(from: Date()), "level": level.rawValue, "label": label,
-            "message": message.description, "source": source,
+            "ts": ISO8601DateFormatter.withMilliseconds.string(from: Date()), "level": event.level.rawValue, "label": label,
+            "message": event.message.description, "source": event.source,
         ]
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
-        if let extra { all.merge(extra) { $1 } }
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let error = event.error {
+            all["error.message"] = "\(error)"
+            all["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
         for (key, value) in all { fields[key] = Self.plain(value) }
         guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)

@@ -24,20 +24,20 @@ struct TextLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    // swiftlint:disable:next function_parameter_count
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
+    func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
-        if let extra { all.merge(extra) { $1 } }
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let error = event.error {
+            all["error.message"] = "\(error)"
+            all["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
         var text = Self.timestamp()
-        text += " \(level)"
+        text += " \(event.level)"
         if !label.isEmpty { text += " \(label)" }
         text += ":"
         for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
-        text += " [\(source)] \(message)\n"
+        text += " [\(event.source)] \(event.message)\n"
         FileHandle.standardError.write(Data(text.utf8))
     }
 
