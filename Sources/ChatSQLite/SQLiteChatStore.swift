@@ -646,19 +646,18 @@ public final class SQLiteChatStore: ChatStore {
 
     public func events(tenantId: String, viewerId: String, after: Int64, conversationId: String?, limit: Int) async throws -> [ChatEvent] {
         try read { db in
-            var sql = """
-                SELECT e.id, e.conversation_id, e.type, e.data FROM events e
-                WHERE e.tenant_id = ? AND e.id > ?
-                  AND e.conversation_id IN (SELECT conversation_id FROM participants WHERE tenant_id = ? AND user_id = ?)
-                """
-            var arguments: StatementArguments = [tenantId, after, tenantId, viewerId]
+            // Cached statements: a poll or a resume older than the ring of recent events runs this on every request,
+            // and compiling it each time (SQLite's parser and GRDB's authorizer) was most of such a poll's CPU.
+            let statement: Statement
+            let arguments: StatementArguments
             if let conversationId {
-                sql += " AND e.conversation_id = ?"
-                _ = arguments.append(contentsOf: [conversationId])
+                statement = try db.cachedStatement(sql: Self.eventsSelect + " AND e.conversation_id = ? ORDER BY e.id LIMIT ?")
+                arguments = [tenantId, after, tenantId, viewerId, conversationId, limit]
+            } else {
+                statement = try db.cachedStatement(sql: Self.eventsSelect + " ORDER BY e.id LIMIT ?")
+                arguments = [tenantId, after, tenantId, viewerId, limit]
             }
-            sql += " ORDER BY e.id LIMIT ?"
-            _ = arguments.append(contentsOf: [limit])
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row -> ChatEvent? in
+            return try Row.fetchAll(statement, arguments: arguments).compactMap { row -> ChatEvent? in
                 guard let type = EventType(rawValue: row["type"]) else { return nil }
                 let data: String = row["data"]
                 return ChatEvent(type: type, eventId: row["id"], tenantId: tenantId, conversationId: row["conversation_id"], data: Array(data.utf8))
@@ -669,8 +668,8 @@ public final class SQLiteChatStore: ChatStore {
     public func eventLogBounds(tenantId: String) async throws -> (latest: Int64, pruned: Int64) {
         try read { db in
             // sqlite_sequence keeps the highest id ever issued, even when the newest rows were pruned.
-            let latest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
-            let pruned = try Int64.fetchOne(db, sql: "SELECT pruned_through FROM event_log_state WHERE singleton = 1") ?? 0
+            let latest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'")) ?? 0
+            let pruned = try Int64.fetchOne(db.cachedStatement(sql: "SELECT pruned_through FROM event_log_state WHERE singleton = 1")) ?? 0
             return (latest, pruned)
         }
     }
@@ -688,6 +687,12 @@ public final class SQLiteChatStore: ChatStore {
             return (count, through)
         }
     }
+
+    static let eventsSelect = """
+        SELECT e.id, e.conversation_id, e.type, e.data FROM events e
+        WHERE e.tenant_id = ? AND e.id > ?
+          AND e.conversation_id IN (SELECT conversation_id FROM participants WHERE tenant_id = ? AND user_id = ?)
+        """
 
     // MARK: Row mapping
 
