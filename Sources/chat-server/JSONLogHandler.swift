@@ -19,14 +19,7 @@ struct JSONLogHandler: LogHandler {
             "ts": ISO8601DateFormatter.withMilliseconds.string(from: Date()), "level": event.level.rawValue, "label": label,
             "message": event.message.description, "source": event.source,
         ]
-        var all = metadata
-        if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
-        if let extra = event.metadata { all.merge(extra) { $1 } }
-        if let error = event.error {
-            all["error.message"] = "\(error)"
-            all["error.type"] = "\(String(reflecting: type(of: error)))"
-        }
-        for (key, value) in all { fields[key] = Self.plain(value) }
+        for (key, value) in Logger.Metadata.line(event, handler: metadata, provider: metadataProvider) { fields[key] = Self.plain(value) }
         guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
         FileHandle.standardError.write(data)

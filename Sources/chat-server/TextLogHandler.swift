@@ -25,13 +25,7 @@ struct TextLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var all = metadata
-        if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
-        if let extra = event.metadata { all.merge(extra) { $1 } }
-        if let error = event.error {
-            all["error.message"] = "\(error)"
-            all["error.type"] = "\(String(reflecting: type(of: error)))"
-        }
+        let all = Logger.Metadata.line(event, handler: metadata, provider: metadataProvider)
         var text = Self.timestamp()
         text += " \(event.level)"
         if !label.isEmpty { text += " \(label)" }
@@ -49,5 +43,20 @@ struct TextLogHandler: LogHandler {
         var buffer = [CChar](repeating: 0, count: 64)
         let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension Logger.Metadata {
+    /// The metadata of one line, for both handlers: the logger's, then the provider's, then the call's, then the
+    /// error's (named as `StreamLogHandler` names them); later ones win.
+    static func line(_ event: LogEvent, handler: Logger.Metadata, provider: Logger.MetadataProvider?) -> Logger.Metadata {
+        var all = handler
+        if let provided = provider?.get() { all.merge(provided) { $1 } }
+        if let extra = event.metadata { all.merge(extra) { $1 } }
+        if let error = event.error {
+            all["error.message"] = "\(error)"
+            all["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
+        return all
     }
 }
