@@ -35,6 +35,8 @@ struct BenchCommand: AsyncParsableCommand {
         var w2: Runner.CapacityResult?
         var w4: Runner.TransportsResult?
         var commitProbe: Runner.CommitProbeResult?
+        /// The writer at W5's commit size: 10 rows per transaction over 2,000 conversations.
+        var smallCommitProbe: Runner.CommitProbeResult?
         var postgres: [ClusterFigures]?
     }
 
@@ -94,6 +96,7 @@ struct BenchCommand: AsyncParsableCommand {
             results.commitProbe = try await runner.commitProbe(
                 batchSize: size, batches: smoke ? 2 : Int(environment["CHAT_BENCH_COMMIT_BATCHES"] ?? "") ?? 30,
                 rooms: Int(environment["CHAT_BENCH_COMMIT_ROOMS"] ?? ""))
+            results.smallCommitProbe = try await runner.commitProbe(batchSize: smoke ? 2 : 10, batches: smoke ? 2 : 1000, rooms: smoke ? 4 : 2000)
         }
         if selected.contains("w3") {
             results.w3 = smoke
@@ -223,7 +226,7 @@ struct BenchCommand: AsyncParsableCommand {
             lines.append("Durable sends: \(d.senders) senders | \(Int(d.acknowledgedPerSecond)) acks/s | \(f(d.rowsPerCommit)) rows/commit | ack p50 \(f(d.ackP50ms)) ms, p99 \(f(d.ackP99ms)) ms | writer busy \(f(d.writerBusyPercent)) % | server CPU \(f(d.serverCPUMicrosPerAck)) µs/ack")
             lines.append(Self.target("durable sends (SQLite, synchronous=FULL)", "\(Int(d.acknowledgedPerSecond)) acks/s", ">= 20,000 acks/s", d.acknowledgedPerSecond >= 20_000))
         }
-        if let c = r.commitProbe {
+        for c in [r.commitProbe, r.smallCommitProbe].compactMap({ $0 }) {
             lines.append("Writer alone: \(c.batches) transactions of \(c.batchSize) sends (\(c.rooms) conversations in turn) applied to the store | \(f(c.microsPerRow)) µs per row (commit and fsync included)")
         }
         if let w3 = r.w3 {
