@@ -2,7 +2,8 @@
 # The benchmark: builds release binaries, starts the server on fresh temporary databases, creates tenants, users and
 # conversations, runs W1 (rooms; the Node ws peer of bench/node-room-server.js runs the same steps), W5 (a workspace
 # of 10,000 people online), W6 (a tenant of 20,000 people: directory, conversation and member listings, page sizes),
-# durable sends, W3 (one big room), W4 (transports + history reads) and W2 (capacity), stops everything, prints a table
+# durable sends, W3 (one big room), W4 (transports; history, poll and /health requests beside bare Hummingbird, SwiftNIO
+# and Node servers) and W2 (capacity), stops everything, prints a table
 # with each target beside its figure, and writes the figures to bench-results.json. The pg workloads (durable sends
 # and W1 on PostgreSQL with one node and with two) run on a throwaway PostgreSQL that this script starts and stops.
 # Extra arguments go to chat-bench (e.g. --workloads w1,w3 --step-seconds 5, or --smoke).

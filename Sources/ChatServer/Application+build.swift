@@ -106,7 +106,7 @@ func buildRoutes(_ config: AppConfiguration, dependencies: ChatDependencies) asy
     // Method and path of every request at debug level; never a header (they carry cookies and tokens).
     router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .none))
     // Requests by route, method and status, and their durations (only with a metrics backend: they cost per request).
-    if config.metricsEnabled { router.add(middleware: MetricsMiddleware()) }
+    if config.metricsEnabled { router.add(middleware: RequestMetricsMiddleware()) }
     router.add(middleware: AuthMiddleware(auth: dependencies.auth, cookieName: config.sessionCookieName))
 
     // Cross-site and CSRF checks by route group: the JSON API wants the session's token in a header (signing in

@@ -19,6 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
     var nodePeer = "bench/node-room-server.js"
     @Option(help: "Seconds per rate step.") var stepSeconds = 8
     @Option(help: "Concurrent senders in the durable-send workload (each its own WebSocket and conversation).") var durableSenders = 1500
+    @Option(help: .hidden) var serveFloor: HTTPFloor.Stack?
+    @Option(help: .hidden) var floorPort = 18_999
 
     struct Results: Codable {
         var machine: String
@@ -49,6 +51,10 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let serveFloor {
+            // The bench runs itself as the bare-stack server of W4's request floors.
+            return try await HTTPFloor.serve(serveFloor, port: floorPort)
+        }
         var logger = Logger(label: "chat-bench")
         logger.logLevel = .info
         var runner = Runner(binary: server, smoke: smoke, logger: logger)
@@ -241,6 +247,10 @@ struct BenchCommand: AsyncParsableCommand {
                 lines.append("  \(name) | \(t.clients) | \(Int(t.deliveriesPerSecond)) | \(f(t.latency.p50ms)) | \(f(t.latency.p99ms)) | \(t.latency.gaps)/\(t.latency.duplicates)/\(t.latency.reorders)")
             }
             lines.append("  SSE/WebSocket \(f(w4.sseToWebSocketRatio * 100, 0))% | \(Int(w4.completedPollsPerSecond)) polls/s | gzip ratio \(f(w4.pollGzipRatio, 2)) over \(w4.gzippedPolls) polls, \(f(w4.catchUpGzipRatio, 2)) for a 500-event catch-up | history reads \(w4.historyRequestsPerSecond.map { String(Int($0)) } ?? "-") req/s (\(w4.historyTool))")
+            if let costs = w4.requestCosts, !costs.isEmpty {
+                lines.append("HTTP requests under wrk -t2 -c64, one at a time: request | req/s | server CPU µs per request (from /proc)")
+                for c in costs { lines.append("  \(c.name) | \(Int(c.requestsPerSecond)) | \(f(c.serverCPUMicrosPerRequest))") }
+            }
             lines.append(Self.target(
                 "long-polls", "\(Int(w4.completedPollsPerSecond))/s in the mixed step (at most one per message per client), \(w4.pollCapacityPerSecond.map { String(Int($0)) } ?? "-")/s answered at once under wrk",
                 ">= 15,000/s", max(w4.completedPollsPerSecond, w4.pollCapacityPerSecond ?? 0) >= 15_000))
@@ -280,3 +290,5 @@ struct BenchCommand: AsyncParsableCommand {
         return "\(cores) cores, \(memory) GiB, \(model)"
     }
 }
+
+extension HTTPFloor.Stack: ExpressibleByArgument {}

@@ -17,15 +17,22 @@ final class ServerProcess: @unchecked Sendable {
     let database: String
     /// A core to pin the server to (`taskset`), so that two nodes each get one where the machine allows.
     let cpu: Int?
-    /// Set for the Node `ws` peer: the script run instead of chat-server (it keeps no database).
-    let nodeScript: String?
+    /// What runs: chat-server, or in its place the Node `ws` peer (it keeps no database) or a bare HTTP stack.
+    let program: Program
     private var process: Process?
 
-    init(binary: String, port: Int, database: String? = nil, cpu: Int? = nil, nodeScript: String? = nil) throws {
+    enum Program {
+        case chatServer
+        case node(script: String)
+        /// This bench binary serving `/health` on a bare stack (`--serve-floor`).
+        case floor(HTTPFloor.Stack)
+    }
+
+    init(binary: String, port: Int, database: String? = nil, cpu: Int? = nil, program: Program = .chatServer) throws {
         self.binary = binary
         self.port = port
         self.cpu = cpu
-        self.nodeScript = nodeScript
+        self.program = program
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.database = database ?? directory.appendingPathComponent("bench.sqlite").path
@@ -41,18 +48,24 @@ final class ServerProcess: @unchecked Sendable {
             "serve", "--host", "127.0.0.1", "--port", String(port), "--database", database, "--log-level", "error", "--drain-seconds", "0",
             "--metrics-address", "127.0.0.1:\(metricsPort)",
         ]
-        var program = binary
-        if let nodeScript {
-            program = "/usr/bin/env"
-            arguments = ["node", nodeScript, String(port)]
+        var executable = binary
+        switch self.program {
+        case .chatServer:
+            break
+        case .node(let script):
+            executable = "/usr/bin/env"
+            arguments = ["node", script, String(port)]
             process.environment = NodePeer.environment
+        case .floor(let stack):
+            executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            arguments = ["--serve-floor", stack.rawValue, "--floor-port", String(port)]
         }
         if let cpu, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") {
             // taskset execs the server in its place: the pid stays the server's.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-            process.arguments = ["-c", String(cpu), program] + arguments
+            process.arguments = ["-c", String(cpu), executable] + arguments
         } else {
-            process.executableURL = URL(fileURLWithPath: program)
+            process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
         }
         process.standardOutput = FileHandle.nullDevice

@@ -6,7 +6,8 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// W4: one load split between WebSocket, SSE and long-poll clients, then history reads under wrk.
+/// W4: one load split between WebSocket, SSE and long-poll clients, then history reads, polls and `/health` under wrk,
+/// and `/health` on bare HTTP stacks (HTTPFloor).
 extension Runner {
     struct TransportFigures: Codable {
         var clients: Int
@@ -31,6 +32,9 @@ extension Runner {
         /// Long-polls that find one event waiting, answered at once (gzip), under wrk: the poll endpoint's own
         /// capacity, which the mixed step above cannot show (there a client completes at most one poll per message).
         var pollCapacityPerSecond: Double? = nil
+        /// History, poll and `/health` on chat-server beside `/health` on bare stacks (HTTPFloor), each with the
+        /// server's CPU per request; empty without wrk.
+        var requestCosts: [RequestCost]? = nil
     }
 
     func transports(tenants: Int, roomsPerTenant: Int, perTransport: Int, rate: Double, seconds: Int, wrkSeconds: Int) async throws -> TransportsResult {
@@ -115,9 +119,22 @@ extension Runner {
                         return TransportFigures(clients: rooms.count * perTransport, deliveriesPerSecond: Double(snapshot.deliveries) / Double(seconds), latency: snapshot)
                     }
                     let catchUp = await Self.catchUpRatio(port: port, token: rooms[0].members[0].token, conversationId: rooms[0].conversationId)
-                    let (historyRate, tool) = await Self.historyReads(port: port, token: reader.token, conversationId: history.id, seconds: wrkSeconds)
+                    let pid = server.pid
+                    // The server can still be working through the step's backlog; the request figures start once
+                    // the idle clients are all it serves (pings, heartbeats, polls that time out).
+                    var idleCPU = 1.0
+                    for _ in 0..<30 where idleCPU > 0.15 {
+                        let before = ProcessStats.cpuSeconds(pid: pid)
+                        try await Task.sleep(for: .seconds(1))
+                        idleCPU = ProcessStats.cpuSeconds(pid: pid) - before
+                    }
+                    logger.info("w4: server CPU with the clients idle: \(Int(idleCPU * 100)) % of a core")
+                    let health = Self.wrk(name: "chat-server /health", port: port, pid: pid, path: "/health", seconds: wrkSeconds)
+                    let historyCost = Self.wrk(
+                        name: "chat-server history (50 messages)", port: port, pid: pid, path: "/api/chat/\(history.id)/messages?limit=50",
+                        headers: ["Authorization: Bearer \(reader.token)"], seconds: wrkSeconds)
                     let pollCapacity = await Self.pollCapacity(
-                        port: port, token: rooms[0].members[0].token, conversationId: rooms[0].conversationId, seconds: wrkSeconds)
+                        port: port, pid: pid, token: rooms[0].members[0].token, conversationId: rooms[0].conversationId, seconds: wrkSeconds)
                     let wsFigures = figures(ws), sseFigures = figures(sse)
                     return TransportsResult(
                         offeredMessagesPerSecond: rate, webSocket: wsFigures, serverSentEvents: sseFigures, longPoll: figures(poll),
@@ -125,7 +142,9 @@ extension Runner {
                         completedPollsPerSecond: Double(pollCount) / elapsed,
                         pollGzipRatio: plainBytes.value > 0 ? Double(gzipBytes.value) / Double(plainBytes.value) : 0,
                         gzippedPolls: gzipped.value, catchUpGzipRatio: catchUp,
-                        historyRequestsPerSecond: historyRate, historyTool: tool, pollCapacityPerSecond: pollCapacity)
+                        historyRequestsPerSecond: historyCost?.requestsPerSecond,
+                        historyTool: historyCost == nil ? "wrk not installed or failed" : "wrk -t2 -c64 -d\(wrkSeconds)s, 50 messages per response",
+                        pollCapacityPerSecond: pollCapacity?.requestsPerSecond, requestCosts: [health, historyCost, pollCapacity].compactMap { $0 })
                 }
             }
             var result: TransportsResult? = nil
@@ -135,7 +154,11 @@ extension Runner {
                     server.stop()  // ends the SSE streams and polls
                 }
             }
-            return result!
+            guard var result else { throw BenchError("w4 ended without figures") }
+            if result.requestCosts?.isEmpty == false {
+                result.requestCosts? += try await httpFloors(seconds: wrkSeconds)
+            }
+            return result
         }
     }
 
@@ -150,15 +173,8 @@ extension Runner {
         return Double(compressed) / Double(plain.readableBytes)
     }
 
-    /// History reads (`GET …/messages`) under wrk when it is installed.
-    static func historyReads(port: Int, token: String, conversationId: String, seconds: Int) async -> (Double?, String) {
-        guard let rate = wrk(port: port, path: "/api/chat/\(conversationId)/messages?limit=50", headers: ["Authorization: Bearer \(token)"], seconds: seconds)
-        else { return (nil, "wrk not installed or failed") }
-        return (rate, "wrk -t2 -c64 -d\(seconds)s, 50 messages per response")
-    }
-
     /// Polls from the cursor before a conversation's newest event: each answer carries that one event, gzip-encoded.
-    static func pollCapacity(port: Int, token: String, conversationId: String, seconds: Int) async -> Double? {
+    static func pollCapacity(port: Int, pid: Int32, token: String, conversationId: String, seconds: Int) async -> RequestCost? {
         let headers = [("Authorization", "Bearer \(token)")]
         guard let response = try? await HTTPClient.get(port: port, path: "/api/chat/poll?cursor=0&conversationId=\(conversationId)&timeout=0", headers: headers)
         else { return nil }
@@ -166,22 +182,7 @@ extension Runner {
         let ids = text.components(separatedBy: #""eventId":""#).dropFirst().compactMap { Int64($0.prefix { $0.isNumber }) }
         guard ids.count >= 2 else { return nil }
         return wrk(
-            port: port, path: "/api/chat/poll?cursor=\(ids[ids.count - 2])&conversationId=\(conversationId)&timeout=0",
+            name: "chat-server long-poll, one event waiting (gzip)", port: port, pid: pid, path: "/api/chat/poll?cursor=\(ids[ids.count - 2])&conversationId=\(conversationId)&timeout=0",
             headers: ["Authorization: Bearer \(token)", "Accept-Encoding: gzip"], seconds: seconds)
-    }
-
-    /// Requests per second wrk measured (2 threads, 64 connections), or nil without wrk.
-    static func wrk(port: Int, path: String, headers: [String], seconds: Int) -> Double? {
-        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: wrk)
-        process.arguments = ["-t2", "-c64", "-d\(seconds)s"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)\(path)"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        guard (try? process.run()) != nil else { return nil }
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let line = output.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") }
-        return line.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 }

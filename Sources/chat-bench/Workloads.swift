@@ -35,7 +35,9 @@ struct Runner {
 
     func freshServer(pinned: Bool = false, nodeScript: String? = nil) async throws -> ServerProcess {
         ServerPort.next += 1
-        return try ServerProcess(binary: binary, port: ServerPort.base + ServerPort.next, cpu: pinned ? Self.serverCore : nil, nodeScript: nodeScript)
+        return try ServerProcess(
+            binary: binary, port: ServerPort.base + ServerPort.next, cpu: pinned ? Self.serverCore : nil,
+            program: nodeScript.map { .node(script: $0) } ?? .chatServer)
     }
 
     /// A new server on a fresh database holding the fixture, started. For the Node peer the fixture only names the

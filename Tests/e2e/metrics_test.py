@@ -22,17 +22,37 @@ try:
         last = httpx.post(server.base + "/api/auth/token", json={"tenant": "acme", "username": "bob", "password": "wrong"})
     if last.status_code != 429:
         failures.append(f"the sign-in limit did not trip ({last.status_code})")
-    with ws_client.connect(f"ws://127.0.0.1:{server.port}/api/chat/ws", additional_headers=auth(tok)) as ws:
-        ws.send(json.dumps({"type": "join_room", "conversationId": conversation}))
-        ws.recv(timeout=5)
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
+    def scrape():
+        found = {}
+        for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text):
+            for sample in family.samples:
+                found.setdefault(sample.name, []).append(sample)
+        return found
 
     def value(name, **labels):
         return sum(s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
+
+    # An SSE stream is a request in progress until it ends: counted active while open, timed when it closes.
+    with httpx.stream("GET", server.base + "/api/chat/events", headers=auth(tok), timeout=10) as stream:
+        lines = stream.iter_lines()  # held: a dropped iterator closes the response
+        next(lines)
+        samples = scrape()
+        if value("http_server_active_requests", http_request_method="GET") != 1:
+            failures.append(f"an open SSE stream is not one active request: {value('http_server_active_requests', http_request_method='GET')}")
+        if value("http_server_request_duration_count", http_route="/api/chat/events") != 0:
+            failures.append("an SSE stream was timed before it ended")
+    with ws_client.connect(f"ws://127.0.0.1:{server.port}/api/chat/ws", additional_headers=auth(tok)) as ws:
+        ws.send(json.dumps({"type": "join_room", "conversationId": conversation}))
+        ws.recv(timeout=5)
+        samples = scrape()
+    if value("http_server_active_requests") != 0:
+        failures.append(f"requests that ended are still counted active: {value('http_server_active_requests')}")
+    if value("http_server_request_duration_count", http_route="/api/chat/events") != 1:
+        failures.append("the SSE stream's duration was not recorded when it ended")
+    if value("http_server_request_duration_count", http_route="/api/chat/send", http_response_status_code="201") != 5:
+        failures.append("the five sends are not timed by route and status")
+    if value("hb_request_errors_total", http_route="/api/auth/token") < 10:
+        failures.append(f"refused sign-ins are not counted as errors: {samples.get('hb_request_errors_total')}")
 
     if value("chat_live_connections") < 1:
         failures.append("chat_live_connections does not count the open WebSocket")
