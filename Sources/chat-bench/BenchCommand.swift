@@ -233,7 +233,7 @@ struct BenchCommand: AsyncParsableCommand {
             lines.append(Self.target("durable sends (SQLite, synchronous=FULL)", "\(Int(d.acknowledgedPerSecond)) acks/s", ">= 20,000 acks/s", d.acknowledgedPerSecond >= 20_000))
         }
         for c in [r.commitProbe, r.smallCommitProbe].compactMap({ $0 }) {
-            lines.append("Writer alone: \(c.batches) transactions of \(c.batchSize) sends (\(c.rooms) conversations in turn) applied to the store | \(f(c.microsPerRow)) µs per row (commit and fsync included)")
+            lines.append("Writer alone: \(c.batches) transactions of \(c.batchSize) sends (\(c.rooms) conversations in turn) applied to the store | \(f(c.microsPerRow)) µs per row (commit and fsync included), \(c.cpuMicrosPerRow.map { f($0) } ?? "-") µs of CPU")
         }
         if let w3 = r.w3 {
             lines.append("W3 big room: broadcasts/s | time to last recipient p50 ms | p99 ms | complete/sent | gaps/dups/reorders")

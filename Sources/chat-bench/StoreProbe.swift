@@ -10,6 +10,9 @@ extension Runner {
         var batches: Int
         var rooms: Int
         var microsPerRow: Double
+        /// This process's CPU (user and system: the transactions, their writes, the checkpoints) per row: what the
+        /// writer takes from a server's cores, where the time above also counts waiting for the disk.
+        var cpuMicrosPerRow: Double? = nil
     }
 
     /// `rooms` conversations are written in turn, `batchSize` per transaction: with small batches over many rooms
@@ -31,6 +34,7 @@ extension Runner {
         }
         defer { checkpoints.cancel() }
         var total: Duration = .zero
+        let cpuBefore = ProcessStats.cpuSeconds(pid: getpid())
         for batch in 0..<batches {
             let commands = (0..<batchSize).map { rooms[(batch * batchSize + $0) % rooms.count] }.map { room in
                 WriteCommand.sendMessage(NewMessage(
@@ -42,7 +46,10 @@ extension Runner {
             total += ContinuousClock.now - began
             precondition(results.allSatisfy { if case .success = $0 { true } else { false } })
         }
+        let cpu = ProcessStats.cpuSeconds(pid: getpid()) - cpuBefore
         let seconds = Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18
-        return CommitProbeResult(batchSize: batchSize, batches: batches, rooms: rooms.count, microsPerRow: seconds / Double(batchSize * batches) * 1e6)
+        let rows = Double(batchSize * batches)
+        return CommitProbeResult(
+            batchSize: batchSize, batches: batches, rooms: rooms.count, microsPerRow: seconds / rows * 1e6, cpuMicrosPerRow: cpu / rows * 1e6)
     }
 }
